@@ -1,0 +1,165 @@
+"""Domain models shared by the engine, the services and the CLI.
+
+These are the *domain* shapes: the DynamoDB item shapes of the lender's Loans and Borrowers tables are
+the same fields (documented in the README), parsed by ``dunning.items``; the project's own state items
+have their own mapping in ``dunning.adapters.state``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+# "US", "US-MA", "US-NY-NYC", "CN", "CA-ON", ...: ISO 3166-1 alpha-2, then subdivisions.
+JurisdictionCode = Annotated[str, Field(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,4}){0,2}$")]
+
+
+def _aware_utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("timestamp must carry a time zone (UTC)")
+    return value.astimezone(UTC)
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(_aware_utc)]
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    PUSH = "push"
+
+
+class LoanStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    PAID = "PAID"
+    CLOSED = "CLOSED"
+    CHARGED_OFF = "CHARGED_OFF"
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Dispute(Frozen):
+    """A dispute pauses collection; without ``until`` it holds until the lender clears it."""
+
+    opened_on: date
+    until: date | None = None
+
+
+class PromiseToPay(Frozen):
+    until: date
+    grace_days: Annotated[int, Field(ge=0, le=60)] = 0
+
+
+class LoanFlags(Frozen):
+    dispute: Dispute | None = None
+    promise_to_pay: PromiseToPay | None = None
+    hardship_until: date | None = None
+    cease_and_desist: bool = False
+    bankruptcy: bool = False
+    deceased: bool = False
+    attorney_represented: bool = False
+
+
+class Loan(Frozen):
+    loan_id: Id
+    borrower_id: Id
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    amount_due: Annotated[Decimal, Field(ge=0, le=Decimal("1000000000"), max_digits=14, decimal_places=2)]
+    due_date: date
+    status: LoanStatus = LoanStatus.ACTIVE
+    product: Annotated[str, Field(min_length=1, max_length=64)] = "default"
+    jurisdiction: JurisdictionCode
+    flags: LoanFlags = LoanFlags()
+
+
+class PushEndpoint(Frozen):
+    arn: Annotated[str, Field(pattern=r"^arn:aws[a-z\-]*:sns:[a-z0-9\-]+:\d{12}:endpoint/.+$", max_length=512)]
+    platform: Literal["APNS", "APNS_SANDBOX", "GCM"]
+
+
+class Address(Frozen):
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+    region: Annotated[str, Field(max_length=8)] | None = None
+
+
+class Consent(Frozen):
+    """Prior express consent per channel, as the lender recorded it."""
+
+    sms: bool = False
+    push: bool = False
+
+
+class Borrower(Frozen):
+    borrower_id: Id
+    first_name: Annotated[str, Field(max_length=64)] = ""
+    locale: Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] = "en-US"
+    # Kept as given: an invalid zone is the engine's business (conservative), not a load error.
+    time_zone: Annotated[str, Field(max_length=64)] | None = None
+    address: Address | None = None
+    # Kept as given, validated by the engine with phonenumbers: a bad number makes SMS unusable,
+    # it does not make the borrower unreadable (push may still be usable).
+    phone: Annotated[str, Field(max_length=32)] | None = None
+    push_endpoints: tuple[PushEndpoint, ...] = ()
+    consent: Consent = Consent()
+    opt_outs: frozenset[Channel] = frozenset()
+    # Contact points (E.164 numbers or endpoint ARNs) known not to work.
+    invalid_contacts: frozenset[str] = frozenset()
+
+
+class SendRecord(Frozen):
+    at: UtcDateTime
+    channel: Channel
+    loan_id: Id
+    step: str
+
+
+class ContactState(Frozen):
+    """What we know about contacting one borrower: the unit of compliance (windows and caps are per person).
+
+    Assembled from the project's state table: the borrower's contact item (sends, claims, pause,
+    unusable points) and the consent registry item of the borrower's phone number.
+    """
+
+    borrower_id: Id
+    version: int = 0
+    sends: tuple[SendRecord, ...] = ()
+    # "<loan_id>#<step>" for every cadence step ever claimed: at most one send per loan and step.
+    claims: frozenset[str] = frozenset()
+    paused_until: UtcDateTime | None = None
+    sms_opted_out: bool = False
+    unusable: frozenset[str] = frozenset()
+
+    @staticmethod
+    def claim_key(loan_id: str, step: str) -> str:
+        return f"{loan_id}#{step}"
+
+
+class DecisionKind(StrEnum):
+    SEND = "SEND"
+    DEFER = "DEFER"
+    STOP = "STOP"
+
+
+class Decision(Frozen):
+    """The engine's answer for one loan at one instant, with the rule and the reason for the audit trail."""
+
+    kind: DecisionKind
+    loan_id: str
+    borrower_id: str
+    at: UtcDateTime
+    rule_id: str
+    reason: str
+    citation: str | None = None
+    channel: Channel | None = None
+    step: str | None = None
+    template: str | None = None
+    not_before: UtcDateTime | None = None
+    # For a SEND: when the next cadence step falls due (None after the last step).
+    follow_up_at: UtcDateTime | None = None
+    skipped_steps: tuple[str, ...] = ()
