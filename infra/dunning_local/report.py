@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ def _svg_bars(counts: dict[str, int], *, highlight: set[str] | None = None) -> s
     return "".join(parts)
 
 
-def _table(counts: dict[str, int]) -> str:
+def _table(counts: Mapping[str, float]) -> str:
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:,}</td></tr>" for k, v in counts.items())
     return f"<table>{rows}</table>"
 

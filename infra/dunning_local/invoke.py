@@ -1,0 +1,264 @@
+"""Offline ``sam local invoke``: run a function of template.yaml in this process against a local stack.
+
+:func:`invoke` reads the function's ``Handler``, ``CodeUri``, ``Timeout`` and environment from the
+template (Globals merged), sets that environment resolved against the local stack, imports the handler
+module afresh from its file (a cold start every call), and calls the handler with the event and a
+Lambda-like context. The event files in events/ name the default-prefix resources
+(``dunning-local-…``); for a stack built with another prefix they are rewritten to it.
+
+``invoke_main(argv)`` is the command line behind ``dunning invoke FUNCTION --event FILE`` and
+``python -m dunning_local.invoke``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from dunning_local.cfn import REPO_ROOT
+from dunning_local.stack import DEFAULT_PREFIX, DEFAULT_REGION, LocalStack
+
+
+@dataclass
+class LambdaContext:
+    """What a Python handler's ``context`` offers (the attributes Powertools reads)."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    invoked_function_arn: str
+    timeout_seconds: float
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+    identity: Any = None
+    client_context: Any = None
+    _deadline: float = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_seconds
+        self.log_group_name = self.log_group_name or f"/aws/lambda/{self.function_name}"
+        self.log_stream_name = (
+            self.log_stream_name or f"local/[$LATEST]{self.aws_request_id.replace('-', '')}"
+        )
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@dataclass(frozen=True)
+class FunctionCode:
+    """Where a function's handler lives, from its template properties."""
+
+    logical_id: str
+    code_dir: Path
+    module_file: Path
+    handler_name: str
+
+
+def function_code(stack: LocalStack, function: str, repo_root: Path | None = None) -> FunctionCode:
+    """The handler file and function name of ``function`` (logical id, folder or function name)."""
+    repo_root = REPO_ROOT if repo_root is None else repo_root
+    logical_id = stack.function_logical_id(function)
+    props = stack.function_properties(logical_id)
+    module_path, _, handler_name = str(props["Handler"]).rpartition(".")
+    code_dir = (repo_root / str(props["CodeUri"])).resolve()
+    return FunctionCode(
+        logical_id, code_dir, code_dir / (module_path.replace(".", "/") + ".py"), handler_name
+    )
+
+
+def load_event(event: str | Path | Mapping[str, Any], stack: LocalStack) -> Any:
+    """The event from a file (or as given), with default-prefix resource names moved to the stack's prefix."""
+    text = Path(event).read_text(encoding="utf-8") if isinstance(event, str | Path) else json.dumps(event)
+    if stack.prefix != DEFAULT_PREFIX:
+        text = text.replace(f"{DEFAULT_PREFIX}-", f"{stack.prefix}-")
+    return json.loads(text)
+
+
+def invoke(
+    function: str,
+    event: str | Path | Mapping[str, Any],
+    stack: LocalStack,
+    *,
+    env_overrides: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+    repo_root: Path | None = None,
+) -> Any:
+    """Call ``function``'s handler with ``event`` as Lambda would, against ``stack``; return its result.
+
+    ``function`` is a logical id (``SenderFunction``), a CodeUri folder (``sender``) or a function
+    name. ``now`` installs a fixed clock (``dunning.clock``) for the call. The environment is the
+    template's, plus the variables the Lambda runtime sets; the process environment is restored after.
+    Exceptions from the handler propagate, as an invocation error would.
+    """
+    code = function_code(stack, function, repo_root)
+    if not code.module_file.is_file():
+        raise FileNotFoundError(f"{code.logical_id}: no handler module at {code.module_file}")
+    props = stack.function_properties(code.logical_id)
+    function_name = str(stack.ref(code.logical_id))
+    context = LambdaContext(
+        function_name=function_name,
+        memory_limit_in_mb=int(stack.resolve(props.get("MemorySize", 128))),
+        invoked_function_arn=str(stack.get_att(code.logical_id, "Arn")),
+        timeout_seconds=float(stack.resolve(props.get("Timeout", 3))),
+    )
+    environment = {
+        **_runtime_environment(stack, context, props),
+        **stack.function_environment(code.logical_id),
+        **(env_overrides or {}),
+    }
+    payload = load_event(event, stack)
+    with _environment(environment), _code_on_path(code.code_dir), _clock(now):
+        module = _fresh_module(code)
+        handler = getattr(module, code.handler_name)
+        return handler(payload, context)
+
+
+def _runtime_environment(
+    stack: LocalStack, context: LambdaContext, props: Mapping[str, Any]
+) -> dict[str, str]:
+    return {
+        "AWS_REGION": stack.region,
+        "AWS_DEFAULT_REGION": stack.region,
+        "AWS_LAMBDA_FUNCTION_NAME": context.function_name,
+        "AWS_LAMBDA_FUNCTION_VERSION": context.function_version,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(context.memory_limit_in_mb),
+        "AWS_LAMBDA_LOG_GROUP_NAME": context.log_group_name,
+        "AWS_LAMBDA_LOG_STREAM_NAME": context.log_stream_name,
+        "_HANDLER": str(props["Handler"]),
+        # No X-Ray daemon here: the Tracer would only warn about missing segments.
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+
+
+@contextlib.contextmanager
+def _environment(variables: Mapping[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def _code_on_path(code_dir: Path) -> Iterator[None]:
+    """The function folder is the task root, importable as in Lambda; its modules are forgotten after."""
+    before = set(sys.modules)
+    sys.path.insert(0, str(code_dir))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(code_dir))
+        for name in set(sys.modules) - before:
+            file = getattr(sys.modules[name], "__file__", None) or ""
+            if file.startswith(str(code_dir)):
+                del sys.modules[name]
+
+
+@contextlib.contextmanager
+def _clock(now: datetime | None) -> Iterator[None]:
+    if now is None:
+        yield
+        return
+    from dunning import clock
+
+    with clock.use(lambda: now):
+        yield
+
+
+def _fresh_module(code: FunctionCode) -> Any:
+    name = f"_dunning_fn_{code.code_dir.name}_{uuid.uuid4().hex[:8]}"
+    spec = importlib.util.spec_from_file_location(name, code.module_file)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {code.module_file}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def batch_item_failures(result: Any) -> list[str]:
+    """The message/sequence ids a partial-batch response reports as failed ([] for any other result)."""
+    if isinstance(result, Mapping):
+        return [str(item.get("itemIdentifier")) for item in result.get("batchItemFailures", [])]
+    return []
+
+
+# ---------------------------------------------------------------------------------------------------
+# dunning invoke FUNCTION --event FILE
+
+
+def invoke_main(argv: Sequence[str] | None = None) -> int:
+    """``dunning invoke``: 0 when the handler returned without reporting failed batch items."""
+    parser = argparse.ArgumentParser(
+        prog="dunning invoke",
+        description="Run a function's handler in this process with an event file, against moto: "
+        "moto_server when --endpoint (or AWS_ENDPOINT_URL) is given, otherwise a fresh in-process moto "
+        "with the template's resources, empty.",
+    )
+    parser.add_argument("function", help="logical id (SenderFunction), folder (sender) or function name")
+    parser.add_argument(
+        "--event", required=True, help="event JSON file, e.g. events/sender/sms_jobs_sqs.json"
+    )
+    parser.add_argument("--endpoint", default=os.environ.get("AWS_ENDPOINT_URL") or None)
+    parser.add_argument("--region", default=DEFAULT_REGION)
+    parser.add_argument("--prefix", default=DEFAULT_PREFIX)
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="override a variable"
+    )
+    parser.add_argument("--now", help="fixed clock for the call, ISO-8601 (e.g. 2026-03-02T14:05:00Z)")
+    args = parser.parse_args(argv)
+
+    overrides = dict(item.split("=", 1) for item in args.env)
+    now = datetime.fromisoformat(args.now.replace("Z", "+00:00")) if args.now else None
+    result = _run(args, overrides, now)
+    json.dump(result, sys.stdout, indent=2, default=str)
+    print()
+    failures = batch_item_failures(result)
+    if failures:
+        print(f"{len(failures)} batch item(s) failed: {', '.join(failures)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run(args: argparse.Namespace, overrides: dict[str, str], now: datetime | None) -> Any:
+    from dunning_local.stack import build_local_stack, local_clients
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    if args.endpoint:
+        stack = build_local_stack(local_clients(args.endpoint, args.region), prefix=args.prefix)
+        overrides = {"AWS_ENDPOINT_URL": args.endpoint, **overrides}
+        return invoke(args.function, args.event, stack, env_overrides=overrides, now=now)
+
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        stack = build_local_stack(boto3.Session(region_name=args.region), prefix=args.prefix)
+        return invoke(args.function, args.event, stack, env_overrides=overrides, now=now)
+
+
+if __name__ == "__main__":
+    raise SystemExit(invoke_main())
