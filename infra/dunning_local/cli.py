@@ -52,7 +52,9 @@ def cmd_decide(args: argparse.Namespace) -> int:
     try:
         loan = items.loan_from_item(_read_json(args.loan, "loan"))
         borrower = items.borrower_from_item(_read_json(args.borrower, "borrower"))
-        history = _read_json(args.history, "history") if args.history else {"borrower_id": borrower.borrower_id}
+        history = (
+            _read_json(args.history, "history") if args.history else {"borrower_id": borrower.borrower_id}
+        )
         state = ContactState.model_validate(history)
     except items.ItemError as exc:
         raise UsageError(str(exc)) from exc
@@ -83,7 +85,9 @@ def cmd_lint(args: argparse.Namespace) -> int:
 def cmd_invoke(args: argparse.Namespace) -> int:
     from dunning_local.invoke import invoke_main
 
-    return invoke_main([args.function, "--event", args.event, *(["--endpoint", args.endpoint] if args.endpoint else [])])
+    return invoke_main(
+        [args.function, "--event", args.event, *(["--endpoint", args.endpoint] if args.endpoint else [])]
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -141,7 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     commands: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
         "demo": (cmd_demo, "seed a synthetic book and run a simulated period on embedded AWS, then report"),
-        "seed": (cmd_seed, "create the stack from template.yaml and seed a synthetic book (needs --endpoint)"),
+        "seed": (
+            cmd_seed,
+            "create the stack from template.yaml and seed a synthetic book (needs --endpoint)",
+        ),
         "simulate": (cmd_simulate, "run simulated ticks against an existing seeded stack (needs --endpoint)"),
         "plan": (cmd_plan, "what a tick would do, and why, without doing it"),
         "explain": (cmd_explain, "the full trail of decisions, messages and receipts for a loan"),
@@ -167,7 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     subs["decide"].add_argument("--history", help="contact state JSON (sends, claims, opt-outs)")
     subs["decide"].add_argument("--at", required=True, help="the instant, e.g. 2026-03-02T14:00:00Z")
     subs["invoke"].add_argument("function", help="logical id (PlannerFunction) or folder (planner)")
-    subs["invoke"].add_argument("--event", required=True, help="event JSON file, e.g. events/planner/scheduled_tick.json")
+    subs["invoke"].add_argument(
+        "--event", required=True, help="event JSON file, e.g. events/planner/scheduled_tick.json"
+    )
     return parser
 
 
@@ -182,8 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dunning {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # the one-line promise holds for the unexpected too
-        print(f"dunning {args.command}: {type(exc).__name__}: {exc} (run with DUNNING_DEBUG=1 for a traceback)",
-              file=sys.stderr)
+        print(
+            f"dunning {args.command}: {type(exc).__name__}: {exc} (run with DUNNING_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
         if os.environ.get("DUNNING_DEBUG"):
             raise
         return 2

@@ -38,8 +38,12 @@ def sqs_event(messages: Iterable[Mapping[str, Any]], queue_arn: str) -> dict[str
     records = []
     for m in messages:
         attrs = {
-            k: {"stringValue": v.get("StringValue"), "dataType": v.get("DataType", "String"),
-                "stringListValues": [], "binaryListValues": []}
+            k: {
+                "stringValue": v.get("StringValue"),
+                "dataType": v.get("DataType", "String"),
+                "stringListValues": [],
+                "binaryListValues": [],
+            }
             for k, v in (m.get("MessageAttributes") or {}).items()
         }
         records.append(
@@ -48,7 +52,9 @@ def sqs_event(messages: Iterable[Mapping[str, Any]], queue_arn: str) -> dict[str
                 "receiptHandle": m["ReceiptHandle"],
                 "body": m["Body"],
                 "attributes": {
-                    "ApproximateReceiveCount": str((m.get("Attributes") or {}).get("ApproximateReceiveCount", "1")),
+                    "ApproximateReceiveCount": str(
+                        (m.get("Attributes") or {}).get("ApproximateReceiveCount", "1")
+                    ),
                     "SentTimestamp": str((m.get("Attributes") or {}).get("SentTimestamp", "0")),
                     "SenderId": ACCOUNT,
                     "ApproximateFirstReceiveTimestamp": str(
@@ -56,7 +62,7 @@ def sqs_event(messages: Iterable[Mapping[str, Any]], queue_arn: str) -> dict[str
                     ),
                 },
                 "messageAttributes": attrs,
-                "md5OfBody": m.get("MD5OfBody") or hashlib.md5(m["Body"].encode()).hexdigest(),  # noqa: S324
+                "md5OfBody": m.get("MD5OfBody") or hashlib.md5(m["Body"].encode()).hexdigest(),
                 "eventSource": "aws:sqs",
                 "eventSourceARN": queue_arn,
                 "awsRegion": REGION,
@@ -110,7 +116,9 @@ def logs_subscription_event(
     return {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(data).encode())).decode()}}
 
 
-def sms_delivery_record(message_id: str, destination: str, at: datetime, *, success: bool, price: float) -> dict[str, Any]:
+def sms_delivery_record(
+    message_id: str, destination: str, at: datetime, *, success: bool, price: float
+) -> dict[str, Any]:
     """One SNS SMS delivery-status log record (shape of DirectPublishToPhoneNumber[/Failure])."""
     delivery: dict[str, Any] = {
         "destination": destination,
@@ -119,9 +127,13 @@ def sms_delivery_record(message_id: str, destination: str, at: datetime, *, succ
         "dwellTimeMs": 412,
     }
     if success:
-        delivery |= {"phoneCarrier": "Example Carrier", "mcc": 310, "mnc": 260,
-                     "providerResponse": "Message has been accepted by phone carrier",
-                     "dwellTimeMsUntilDeviceAck": 1877}
+        delivery |= {
+            "phoneCarrier": "Example Carrier",
+            "mcc": 310,
+            "mnc": 260,
+            "providerResponse": "Message has been accepted by phone carrier",
+            "dwellTimeMsUntilDeviceAck": 1877,
+        }
     else:
         delivery |= {"mcc": 0, "mnc": 0, "providerResponse": "Unknown error attempting to reach phone"}
     return {
@@ -131,7 +143,9 @@ def sms_delivery_record(message_id: str, destination: str, at: datetime, *, succ
     }
 
 
-def push_delivery_record(message_id: str, endpoint_arn: str, at: datetime, *, success: bool) -> dict[str, Any]:
+def push_delivery_record(
+    message_id: str, endpoint_arn: str, at: datetime, *, success: bool
+) -> dict[str, Any]:
     """One SNS mobile push delivery-status log record."""
     return {
         "status": "SUCCESS" if success else "FAILURE",
@@ -140,7 +154,8 @@ def push_delivery_record(message_id: str, endpoint_arn: str, at: datetime, *, su
             "statusCode": 200 if success else 8,
             "dwellTimeMs": 903,
             "attempts": 1,
-            "providerResponse": "{\"sent\":true}" if success
+            "providerResponse": '{"sent":true}'
+            if success
             else "NotificationErrorResponse(command=8, status=InvalidToken, id=1, cause=null)",
             "destination": endpoint_arn,
         },

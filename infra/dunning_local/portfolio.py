@@ -19,9 +19,14 @@ from typing import Any
 _MARKETS: dict[str, dict[str, Any]] = {
     "US": {
         "weight": 16,
-        "addresses": [("US", "NY", "America/New_York", ["518", "585"]), ("US", "IL", "America/Chicago", ["312"]),
-                      ("US", "CO", "America/Denver", ["303"]), ("US", "TX", "America/Chicago", ["512", "214"]),
-                      ("US", "FL", "America/New_York", ["305"]), ("US", "AZ", "America/Phoenix", ["602"])],
+        "addresses": [
+            ("US", "NY", "America/New_York", ["518", "585"]),
+            ("US", "IL", "America/Chicago", ["312"]),
+            ("US", "CO", "America/Denver", ["303"]),
+            ("US", "TX", "America/Chicago", ["512", "214"]),
+            ("US", "FL", "America/New_York", ["305"]),
+            ("US", "AZ", "America/Phoenix", ["602"]),
+        ],
         "locales": [("en-US", 85), ("zh-CN", 5), ("es-US", 10)],
     },
     "US-CA": {
@@ -173,8 +178,10 @@ def generate(loans: int, *, seed: int, as_of: date, scenario: Scenario | None = 
             book.push_tokens[borrower_id] = (platform, token)
             # Replaced by a real platform endpoint ARN when the demo creates it on the local stack.
             push_endpoints.append(
-                {"arn": f"arn:aws:sns:us-east-1:123456789012:endpoint/{platform}/DunningApp/{token[:8]}",
-                 "platform": platform}
+                {
+                    "arn": f"arn:aws:sns:us-east-1:123456789012:endpoint/{platform}/DunningApp/{token[:8]}",
+                    "platform": platform,
+                }
             )
         if push_only:
             phone = None
@@ -201,7 +208,12 @@ def generate(loans: int, *, seed: int, as_of: date, scenario: Scenario | None = 
 
 
 def _loan(
-    rng: random.Random, n: int, borrower_id: str, jurisdiction: str, market: dict[str, Any], as_of: date,
+    rng: random.Random,
+    n: int,
+    borrower_id: str,
+    jurisdiction: str,
+    market: dict[str, Any],
+    as_of: date,
     sc: Scenario,
 ) -> dict[str, Any]:
     days_past_due = rng.randint(-3, 60)
@@ -212,19 +224,27 @@ def _loan(
     flags: dict[str, Any] = {}
     roll = rng.random()
     edges = [
-        ("dispute", sc.dispute), ("promise_to_pay", sc.promise_to_pay), ("hardship", sc.hardship),
-        ("bankruptcy", sc.bankruptcy), ("deceased", sc.deceased), ("cease_and_desist", sc.cease_and_desist),
+        ("dispute", sc.dispute),
+        ("promise_to_pay", sc.promise_to_pay),
+        ("hardship", sc.hardship),
+        ("bankruptcy", sc.bankruptcy),
+        ("deceased", sc.deceased),
+        ("cease_and_desist", sc.cease_and_desist),
         ("attorney_represented", sc.attorney),
     ]
     for name, share in edges:
         if roll < share:
             if name == "dispute":
                 until = as_of + timedelta(days=rng.randint(1, 20))
-                flags["dispute"] = {"opened_on": (as_of - timedelta(days=2)).isoformat(),
-                                    **({"until": until.isoformat()} if rng.random() < 0.5 else {})}
+                flags["dispute"] = {
+                    "opened_on": (as_of - timedelta(days=2)).isoformat(),
+                    **({"until": until.isoformat()} if rng.random() < 0.5 else {}),
+                }
             elif name == "promise_to_pay":
-                flags["promise_to_pay"] = {"until": (as_of + timedelta(days=rng.randint(0, 4))).isoformat(),
-                                           "grace_days": rng.choice([0, 1, 2])}
+                flags["promise_to_pay"] = {
+                    "until": (as_of + timedelta(days=rng.randint(0, 4))).isoformat(),
+                    "grace_days": rng.choice([0, 1, 2]),
+                }
             elif name == "hardship":
                 flags["hardship_until"] = (as_of + timedelta(days=rng.randint(1, 30))).isoformat()
             else:
@@ -244,7 +264,9 @@ def _loan(
     }
 
 
-def payments(book: Portfolio, *, seed: int, share: float, start: datetime, hours: int) -> list[tuple[datetime, str]]:
+def payments(
+    book: Portfolio, *, seed: int, share: float, start: datetime, hours: int
+) -> list[tuple[datetime, str]]:
     """Loans paid during the run: (instant, loan_id), sorted. Deterministic for a seed."""
     rng = random.Random(seed + 1)
     chosen = rng.sample([loan["loan_id"] for loan in book.loans], int(len(book.loans) * share))

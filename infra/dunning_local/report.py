@@ -45,7 +45,9 @@ def terminal(summary: dict[str, Any]) -> str:
         *_bars(dict(sorted(summary["deferred"].items(), key=lambda kv: -kv[1])[:14])),
         "",
         "Stopped or suppressed by rule",
-        *_bars(dict(sorted({**summary["stopped"], **summary["suppressed"]}.items(), key=lambda kv: -kv[1])[:14])),
+        *_bars(
+            dict(sorted({**summary["stopped"], **summary["suppressed"]}.items(), key=lambda kv: -kv[1])[:14])
+        ),
         "",
         f"Opt-outs: {summary['opt_outs']}   cap hits: {summary['cap_hits']}   "
         f"inbound replies: {sum(summary['inbound'].values())} {summary['inbound']}",
@@ -106,17 +108,18 @@ def write_html(summary: dict[str, Any], path: Path) -> Path:
 <style>body{{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#222}}
 td{{padding:2px 12px}} .pass{{color:#1e8449}} .fail{{color:#c0392b}} h2{{margin-top:1.6em}}</style>
 <h1>Dunning demo report</h1>
-<p>{run['loans']:,} loans, {run['borrowers']:,} borrowers, {run['hours']} hours of {run['tick_minutes']}-minute
-ticks, seed {run['seed']}, fault rate {run['fault_rate']:.0%}, from {html.escape(run['start'])}.</p>
+<p>{run["loans"]:,} loans, {run["borrowers"]:,} borrowers,
+{run["hours"]} hours of {run["tick_minutes"]}-minute ticks, seed {run["seed"]},
+fault rate {run["fault_rate"]:.0%}, from {html.escape(run["start"])}.</p>
 <h2>Invariants</h2><ul>{invariants}</ul>
 <h2>Sends by borrower-local hour of day</h2>
 <p>Every send, placed at the hour it was in the borrower's own time zone. Red would mean a send in
 the hours no rulebook allows (before 07:00 or from 22:00).</p>{_svg_bars(hours, highlight=quiet)}
-<h2>Sent by channel</h2>{_table(summary['sent'])}
-<h2>Delivery</h2>{_table(summary['delivery'])}
-<h2>Deferred by rule</h2>{_table(summary['deferred'])}
-<h2>Stopped and suppressed by rule</h2>{_table({**summary['stopped'], **summary['suppressed']})}
-<h2>Cost estimate</h2>{_table({k: v for k, v in summary['cost'].items() if isinstance(v, int | float)})}
+<h2>Sent by channel</h2>{_table(summary["sent"])}
+<h2>Delivery</h2>{_table(summary["delivery"])}
+<h2>Deferred by rule</h2>{_table(summary["deferred"])}
+<h2>Stopped and suppressed by rule</h2>{_table({**summary["stopped"], **summary["suppressed"]})}
+<h2>Cost estimate</h2>{_table({k: v for k, v in summary["cost"].items() if isinstance(v, int | float)})}
 </html>"""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")

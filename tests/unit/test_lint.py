@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from dunning.lint import LintProblem, lint_templates, load_lint_policy, lock_screen_amount_leaks
 from dunning.render import DEFAULT_TEMPLATES_DIR, CatalogError, TemplateCatalog, load_templates
 

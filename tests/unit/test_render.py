@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from dunning.models import Borrower, Channel, Decision, DecisionKind, Loan
 from dunning.render import (
     DEFAULT_TEMPLATES_DIR,

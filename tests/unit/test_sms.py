@@ -1,6 +1,7 @@
 """SMS encoding and segment counting at the exact boundaries carriers bill by."""
 
 import pytest
+
 from dunning.sms import (
     gsm_transliterate,
     non_gsm_characters,

@@ -79,7 +79,9 @@ class Loan(Frozen):
 
 
 class PushEndpoint(Frozen):
-    arn: Annotated[str, Field(pattern=r"^arn:aws[a-z\-]*:sns:[a-z0-9\-]+:\d{12}:endpoint/.+$", max_length=512)]
+    arn: Annotated[
+        str, Field(pattern=r"^arn:aws[a-z\-]*:sns:[a-z0-9\-]+:\d{12}:endpoint/.+$", max_length=512)
+    ]
     platform: Literal["APNS", "APNS_SANDBOX", "GCM"]
 
 

@@ -1,0 +1,38 @@
+"""InboundFunction: two-way SMS replies from the InboundTopic → consent registry, replies, attention.
+
+The work is in ``dunning.inbound``; message bodies are never logged.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Metrics, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dunning.inbound import InboundService, build_inbound
+from dunning.observability import MetricsRecorder, function_logger
+from dunning.settings import InboundSettings
+
+logger = function_logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@lru_cache(maxsize=1)
+def _inbound(settings: InboundSettings) -> InboundService:
+    return build_inbound(settings)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    inbound = _inbound(InboundSettings.from_env())
+    logger.set_correlation_id(context.aws_request_id)
+    recorder = MetricsRecorder()
+    try:
+        return {"handled": inbound.process(event, recorder)}
+    finally:
+        recorder.publish(metrics)

@@ -1,0 +1,39 @@
+"""IndexerFunction: DynamoDB stream records of Loans and Borrowers → the loans' cadence items.
+
+Returns partial batch failures for records that cannot be read. The work is in ``dunning.indexer``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Metrics, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dunning.indexer import Indexer, build_indexer
+from dunning.observability import MetricsRecorder, function_logger
+from dunning.settings import IndexerSettings
+
+logger = function_logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@lru_cache(maxsize=1)
+def _indexer(settings: IndexerSettings) -> Indexer:
+    return build_indexer(settings)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    indexer = _indexer(IndexerSettings.from_env())
+    logger.set_correlation_id(context.aws_request_id)
+    recorder = MetricsRecorder()
+    try:
+        failures = indexer.process(event.get("Records", []), recorder)
+        return {"batchItemFailures": [{"itemIdentifier": s} for s in failures]}
+    finally:
+        recorder.publish(metrics)

@@ -1,0 +1,53 @@
+"""PlannerFunction: the Scheduler tick fans out one task per shard; each PlanQueue task plans a shard.
+
+Two event shapes: the schedule's input ``{"scheduled_time", "execution_id"}`` and an SQS batch of
+shard tasks from PlanQueue (partial batch failures). The work is in ``dunning.planner``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Metrics, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dunning.items import iso_utc
+from dunning.observability import MetricsRecorder, function_logger
+from dunning.planner import Planner, Tick, build_planner
+from dunning.settings import PlannerSettings
+
+logger = function_logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@lru_cache(maxsize=1)
+def _planner(settings: PlannerSettings) -> Planner:
+    return build_planner(settings)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    planner = _planner(PlannerSettings.from_env())
+    recorder = MetricsRecorder()
+    try:
+        if "Records" in event:
+            failures = planner.process_tasks(
+                event["Records"],
+                context.get_remaining_time_in_millis,
+                recorder,
+                on_task=logger.set_correlation_id,
+            )
+            return {"batchItemFailures": [{"itemIdentifier": i} for i in failures]}
+        tick = Tick.model_validate(event)
+        logger.set_correlation_id(tick.execution_id or iso_utc(tick.scheduled_time))
+        shards = planner.fan_out(tick, recorder)
+        logger.info(
+            "tick fanned out", extra={"scheduled_time": iso_utc(tick.scheduled_time), "shards": shards}
+        )
+        return {"scheduled_time": iso_utc(tick.scheduled_time), "shards": shards}
+    finally:
+        recorder.publish(metrics)

@@ -1,0 +1,39 @@
+"""ReceiptsFunction: SNS delivery-status log events and End User Messaging events → ledger receipts.
+
+Unreadable or foreign events are counted and skipped, never retried. The work is in
+``dunning.receipts``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Metrics, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dunning.observability import MetricsRecorder, function_logger
+from dunning.receipts import ReceiptsService, build_receipts
+from dunning.settings import ReceiptsSettings
+
+logger = function_logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@lru_cache(maxsize=1)
+def _receipts(settings: ReceiptsSettings) -> ReceiptsService:
+    return build_receipts(settings)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    receipts = _receipts(ReceiptsSettings.from_env())
+    logger.set_correlation_id(context.aws_request_id)
+    recorder = MetricsRecorder()
+    try:
+        return {"receipts": receipts.process(event, recorder)}
+    finally:
+        recorder.publish(metrics)

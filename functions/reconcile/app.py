@@ -1,0 +1,42 @@
+"""ReconcileFunction: the daily sweep (re-index missed loans, un-index paid ones, resolve AMBIGUOUS).
+
+Input: the schedule's ``{"scheduled_time"}``, optionally ``segment``/``total_segments`` to split the
+Scan across invocations. The work is in ``dunning.reconcile``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Metrics, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dunning.items import iso_utc
+from dunning.observability import MetricsRecorder, function_logger
+from dunning.reconcile import Reconciler, SweepRequest, build_reconciler
+from dunning.settings import ReconcileSettings
+
+logger = function_logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@lru_cache(maxsize=1)
+def _reconciler(settings: ReconcileSettings) -> Reconciler:
+    return build_reconciler(settings)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    reconciler = _reconciler(ReconcileSettings.from_env())
+    request = SweepRequest.model_validate(event)
+    logger.set_correlation_id(f"reconcile@{iso_utc(request.scheduled_time)}")
+    recorder = MetricsRecorder()
+    try:
+        result = reconciler.run(request, recorder)
+        return {k: v for k, v in result.__dict__.items()}
+    finally:
+        recorder.publish(metrics)

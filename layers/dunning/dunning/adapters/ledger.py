@@ -1,0 +1,183 @@
+"""The Ledger table: every decision, message, outcome, receipt and inbound reply, kept until TTL.
+
+Item shapes (docs/decisions.md D2; statuses in docs/pipeline.md):
+
+- ``LOAN#<loan_id>`` / ``<at>#DECISION#<rule_id>``: a DEFER or STOP decision.
+- ``MSG#<provider_message_id>`` / ``MESSAGE``: a published message and, once known, its receipt.
+- ``MSG#<provider_message_id>`` / ``RECEIPT``: a receipt whose MESSAGE item was not there.
+- ``JOB#<loan_id>#<step>`` / ``OUTCOME``: a job that ended without a provider message.
+- ``BORROWER#<borrower_id>`` / ``<at>#INBOUND#<inbound_id>``: an inbound reply and what was done
+  (``PHONE#<e164>`` as the partition when no borrower has that number).
+- ``AMBIGUOUS`` / ``<loan_id>#<step>``: an unresolved AMBIGUOUS job, for the reconcile sweep to find
+  without scanning the ledger; deleted when resolved.
+
+Every item carries ``at`` and ``expires_at`` (epoch seconds, the table's TTL attribute); items about a
+loan carry ``loan_id`` so the ``ByLoan`` index finds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from dunning.adapters.dynamo import Dynamo, Item, Key, WriteOp
+from dunning.items import iso_utc
+from dunning.models import Decision
+
+KEY_NAMES = ("pk", "sk")
+BY_LOAN = "ByLoan"
+AMBIGUOUS_PK = "AMBIGUOUS"
+
+
+class Status:
+    """Ledger statuses: the terminal state of every job and the delivery state of every message."""
+
+    SENT = "SENT"
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"
+    SUPPRESSED = "SUPPRESSED"
+    EXPIRED = "EXPIRED"
+    AMBIGUOUS = "AMBIGUOUS"
+
+
+def message_key(message_id: str) -> Key:
+    return {"pk": f"MSG#{message_id}", "sk": "MESSAGE"}
+
+
+def receipt_key(message_id: str) -> Key:
+    return {"pk": f"MSG#{message_id}", "sk": "RECEIPT"}
+
+
+def outcome_key(loan_id: str, step: str) -> Key:
+    return {"pk": f"JOB#{loan_id}#{step}", "sk": "OUTCOME"}
+
+
+def _clean(item: Mapping[str, Any]) -> Item:
+    # DynamoDB rejects empty sets and there is no point storing None or "" attributes.
+    return {k: v for k, v in item.items() if v is not None and v != ""}
+
+
+@dataclass
+class Ledger:
+    dynamo: Dynamo
+    table: str
+    retention_days: int
+
+    def expires_at(self, at: datetime) -> int:
+        return int((at + timedelta(days=self.retention_days)).timestamp())
+
+    def _put(self, item: Mapping[str, Any], at: datetime) -> WriteOp:
+        full = _clean({**item, "at": iso_utc(at), "expires_at": self.expires_at(at)})
+        return WriteOp.put(self.table, full, KEY_NAMES)
+
+    def decision_op(self, decision: Decision, *, at: datetime | None = None) -> WriteOp:
+        """A DEFER/STOP decision under the loan, keyed by instant and rule (a replayed tick rewrites it)."""
+        when = at or decision.at
+        return self._put(
+            {
+                "pk": f"LOAN#{decision.loan_id}",
+                "sk": f"{iso_utc(when)}#DECISION#{decision.rule_id}",
+                "type": "DECISION",
+                "loan_id": decision.loan_id,
+                "borrower_id": decision.borrower_id,
+                "decision": decision.kind.value,
+                "rule_id": decision.rule_id,
+                "reason": decision.reason,
+                "citation": decision.citation,
+                "step": decision.step,
+                "channel": decision.channel.value if decision.channel else None,
+                "not_before": iso_utc(decision.not_before) if decision.not_before else None,
+            },
+            when,
+        )
+
+    def message_op(self, message_id: str, fields: Mapping[str, Any], at: datetime) -> WriteOp:
+        """The MESSAGE item of a published message (status SENT until a receipt says otherwise)."""
+        return self._put(
+            {**message_key(message_id), "type": "MESSAGE", "message_id": message_id, **fields}, at
+        )
+
+    def outcome_op(self, loan_id: str, step: str, fields: Mapping[str, Any], at: datetime) -> WriteOp:
+        """The OUTCOME item of a job that ended without a provider message (SUPPRESSED, EXPIRED, …)."""
+        return self._put(
+            {**outcome_key(loan_id, step), "type": "OUTCOME", "loan_id": loan_id, "step": step, **fields}, at
+        )
+
+    def receipt_op(self, message_id: str, fields: Mapping[str, Any], at: datetime) -> WriteOp:
+        """A receipt for a message the ledger does not know (yet): kept, not lost."""
+        return self._put(
+            {**receipt_key(message_id), "type": "RECEIPT", "message_id": message_id, **fields}, at
+        )
+
+    def merged_message_op(self, message: Mapping[str, Any], receipt: Mapping[str, Any]) -> WriteOp:
+        """The MESSAGE item with the receipt's fields merged in; keeps the original ``at`` and TTL."""
+        merged = _clean({**message, **receipt})
+        return WriteOp.put(self.table, merged, KEY_NAMES)
+
+    def inbound_op(self, partition: str, inbound_id: str, fields: Mapping[str, Any], at: datetime) -> WriteOp:
+        return self._put(
+            {"pk": partition, "sk": f"{iso_utc(at)}#INBOUND#{inbound_id}", "type": "INBOUND", **fields}, at
+        )
+
+    def invalid_job_op(self, sqs_message_id: str, reason: str, at: datetime) -> WriteOp:
+        """A queue message that was not a job: recorded (without its body) and consumed."""
+        return self._put(
+            {"pk": f"SQS#{sqs_message_id}", "sk": "INVALID_JOB", "type": "INVALID_JOB", "reason": reason}, at
+        )
+
+    def ambiguous_op(self, loan_id: str, step: str, at: datetime) -> WriteOp:
+        return self._put(
+            {
+                "pk": AMBIGUOUS_PK,
+                "sk": f"{loan_id}#{step}",
+                "type": "AMBIGUOUS_POINTER",
+                "loan_id_ref": loan_id,
+                "step": step,
+            },
+            at,
+        )
+
+    def put_new(self, op: WriteOp) -> bool:
+        """Write one item only if it is not there yet: the gate that makes a redelivery a no-op."""
+        assert op.item is not None
+        return self.dynamo.put_new(self.table, op.item, "pk")
+
+    def delete_op(self, key: Key) -> WriteOp:
+        return WriteOp.delete(self.table, key)
+
+    def write(self, ops: Iterable[WriteOp]) -> int:
+        return self.dynamo.batch_write(list(ops))
+
+    def get_items(self, keys: Iterable[Key]) -> list[Item]:
+        return self.dynamo.batch_get({self.table: list(keys)}).get(self.table, [])
+
+    def get_messages(self, message_ids: Iterable[str]) -> dict[str, Item]:
+        """MESSAGE items by provider message id (one BatchGetItem per 100 ids)."""
+        items = self.get_items(message_key(i) for i in message_ids)
+        return {str(i["message_id"]): i for i in items if i.get("sk") == "MESSAGE"}
+
+    def keys_for_loan(self, loan_id: str) -> list[Key]:
+        """Keys of every ledger item about a loan (GSI ``ByLoan``, in time order)."""
+        keys: list[Key] = []
+        for items, _ in self.dynamo.query_pages(
+            TableName=self.table,
+            IndexName=BY_LOAN,
+            KeyConditionExpression="loan_id = :l",
+            ExpressionAttributeValues={":l": loan_id},
+        ):
+            keys.extend({"pk": i["pk"], "sk": i["sk"]} for i in items)
+        return keys
+
+    def partition(self, pk: str) -> list[Item]:
+        """Every item of one partition (a loan's decisions, a borrower's inbound replies)."""
+        found: list[Item] = []
+        for items, _ in self.dynamo.query_pages(
+            TableName=self.table, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": pk}
+        ):
+            found.extend(items)
+        return found
+
+    def ambiguous_pointers(self) -> list[Item]:
+        return self.partition(AMBIGUOUS_PK)

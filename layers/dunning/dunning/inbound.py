@@ -1,0 +1,359 @@
+"""Two-way SMS: what a borrower's reply means, and what we do about it.
+
+:func:`classify` is pure: STOP family (STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPT OUT,
+OPTOUT, ARRET, REMOVE, TD, 退订 and plain-language requests such as "stop texting me", "please stop",
+"don't text me"), START/UNSTOP, HELP, or anything else. Case, spacing, punctuation, accents and
+full-width forms do not matter. When in doubt between an opt-out and something else, it is an opt-out:
+a missed opt-out is a violation, a mistaken one costs a reply "START".
+
+Then, for a reply from a number:
+
+- STOP → the consent registry item ``PHONE#<e164>/CONSENT`` is opted out for that number across all
+  loans (conditional: only the change is confirmed, so a redelivered STOP is not confirmed twice), the
+  contact items of the borrowers with that number are touched (an in-flight claim re-decides and sees
+  the opt-out), and exactly one confirmation SMS names the lender and says no further messages follow;
+- START / UNSTOP → opted back in, confirmed, and the borrowers' active loans re-planned now (an opt-out
+  had taken them out of the due-index);
+- HELP → a reply with the lender's name, help line and site, and how to opt out;
+- anything else ("paid", "已还款", "I dispute this") → recorded, reminders to the borrowers with that
+  number paused for INBOUND_PAUSE_DAYS, and an event on the AttentionTopic for a person to act on.
+
+Every reply is recorded in the ledger (the body too: the ledger and the attention event may hold it;
+logs never do).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from dunning import clock
+from dunning.adapters.attention import Attention
+from dunning.adapters.dynamo import Dynamo
+from dunning.adapters.ledger import Ledger
+from dunning.adapters.lender import Lender
+from dunning.adapters.messaging import Messaging, PublishError, SmsOptions
+from dunning.adapters.state import StateStore
+from dunning.items import iso_utc, parse_iso_utc, raw_status
+from dunning.models import LoanStatus
+from dunning.observability import MetricsRecorder, PackageLogger, mask_phone
+from dunning.settings import InboundSettings
+
+logger = PackageLogger(__name__)
+
+
+class Intent(StrEnum):
+    STOP = "STOP"
+    START = "START"
+    HELP = "HELP"
+    OTHER = "OTHER"
+
+
+# A whole reply equal to one of these (after normalising) is an opt-out.
+STOP_KEYWORDS = frozenset(
+    {
+        "stop",
+        "stopall",
+        "stop all",
+        "unsubscribe",
+        "cancel",
+        "end",
+        "quit",
+        "revoke",
+        "opt out",
+        "optout",
+        "arret",
+        "remove",
+        "td",
+        "退订",
+        "退訂",
+    }
+)
+# These words anywhere in a reply are an opt-out: nobody writes them to mean something else.
+_STRONG_STOP = re.compile(r"\b(stop|stopall|unsubscribe|optout|opt out|revoke)\b|退订|退訂|取消订阅|拒收")
+# Plain-language requests built on weaker words.
+_PLAIN_STOP = (
+    re.compile(
+        r"\b(do not|dont|don't|never|no more)\b.{0,20}\b(text|texts|texting|message|messages|sms|contact)"
+    ),
+    re.compile(
+        r"\b(quit|end|cancel|cease)\b.{0,20}\b(text|texts|texting|message|messages|messaging|sms|contact|contacting)"
+    ),
+    re.compile(r"\b(remove|take) (me|my number)\b"),
+    re.compile(r"\b(leave me alone|opt me out)\b"),
+    re.compile(r"(不要|别|別)再?(发|發|打|联系|聯繫)|停止(发送|發送|联系)"),
+)
+START_KEYWORDS = frozenset({"start", "unstop", "resume", "subscribe"})
+HELP_KEYWORDS = frozenset({"help", "info", "帮助", "幫助"})
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def normalise(text: str) -> str:
+    """Case-, accent-, width- and punctuation-insensitive form of a reply, single-spaced."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    # Accents off (ARRÊT → arret), then anything that is not a letter, digit or apostrophe becomes space.
+    decomposed = unicodedata.normalize("NFKD", folded)
+    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    plain = plain.replace("’", "'")
+    cleaned = "".join(ch if (ch.isalnum() or ch == "'") else " " for ch in plain)
+    return " ".join(cleaned.split())
+
+
+def classify(text: str) -> Intent:
+    """What a borrower's reply asks for. Pure; never raises."""
+    words = normalise(text or "")
+    if not words:
+        return Intent.OTHER
+    squeezed = words.replace("'", "")
+    if words in STOP_KEYWORDS or squeezed in STOP_KEYWORDS or squeezed.replace(" ", "") in STOP_KEYWORDS:
+        return Intent.STOP
+    if _STRONG_STOP.search(squeezed) or any(p.search(words) or p.search(squeezed) for p in _PLAIN_STOP):
+        return Intent.STOP
+    if words in START_KEYWORDS:
+        return Intent.START
+    if words in HELP_KEYWORDS:
+        return Intent.HELP
+    return Intent.OTHER
+
+
+@dataclass(frozen=True)
+class LenderContact:
+    """What the replies say about the lender (from the lender profile)."""
+
+    name: str
+    help_phone: str
+    help_url: str
+    cn_name: str | None = None
+    cn_signature: str | None = None
+
+
+def reply_text(intent: Intent, lender: LenderContact, *, chinese: bool) -> str | None:
+    """The automatic reply for an intent, or None (free text gets no automatic reply)."""
+    if chinese:
+        who = lender.cn_name or lender.name
+        sign = f"【{lender.cn_signature}】" if lender.cn_signature else f"【{who}】"
+        return {
+            Intent.STOP: f"{sign}您已退订{who}的短信提醒，将不再收到任何短信。回复START可恢复。",
+            Intent.START: f"{sign}您已恢复接收{who}的短信提醒。回复TD退订，回复HELP获取帮助。",
+            Intent.HELP: f"{sign}{who}客服：{lender.help_phone}，{lender.help_url}。回复TD退订。",
+        }.get(intent)
+    return {
+        Intent.STOP: f"{lender.name}: you are unsubscribed and will receive no further messages from us. "
+        "Reply START to resubscribe.",
+        Intent.START: f"{lender.name}: you will receive account reminders by text again. "
+        "Reply STOP to opt out, HELP for help.",
+        Intent.HELP: f"{lender.name}: for help call {lender.help_phone} or visit {lender.help_url}. "
+        "Reply STOP to opt out.",
+    }.get(intent)
+
+
+class BadInbound(ValueError):
+    """An SNS record that is not a two-way SMS reply."""
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    origination: str  # the borrower's number
+    destination: str  # our number they wrote to
+    body: str
+    inbound_id: str
+    received_at: datetime
+
+    @classmethod
+    def from_sns(cls, sns: Mapping[str, Any], fallback_time: datetime) -> InboundMessage:
+        try:
+            payload = json.loads(str(sns.get("Message", "")))
+        except ValueError:
+            raise BadInbound("SNS message is not JSON") from None
+        if not isinstance(payload, dict):
+            raise BadInbound("SNS message is not a JSON object")
+        origination = payload.get("originationNumber")
+        if not isinstance(origination, str) or not re.fullmatch(r"\+\d{6,15}", origination):
+            raise BadInbound("originationNumber missing or not E.164")
+        stamp = sns.get("Timestamp")
+        try:
+            received = parse_iso_utc(str(stamp)) if stamp else fallback_time
+        except ValueError:
+            received = fallback_time
+        return cls(
+            origination=origination,
+            destination=str(payload.get("destinationNumber") or ""),
+            body=str(payload.get("messageBody") or ""),
+            inbound_id=str(payload.get("inboundMessageId") or sns.get("MessageId") or ""),
+            received_at=received,
+        )
+
+
+@dataclass
+class InboundService:
+    lender: Lender
+    state: StateStore
+    ledger: Ledger
+    messaging: Messaging
+    attention: Attention
+    profile: LenderContact
+    inbound_topic_arn: str
+    origination_identity: str
+    pause: timedelta
+    clock: Callable[[], datetime]
+
+    def process(self, event: Mapping[str, Any], metrics: MetricsRecorder) -> int:
+        """Handle an SNS event of inbound replies; returns how many were acted on."""
+        handled = 0
+        metrics.count("InboundReplies", len(event.get("Records") or []))
+        for record in event.get("Records") or []:
+            sns = record.get("Sns") or {}
+            if sns.get("TopicArn") != self.inbound_topic_arn:
+                logger.warning(
+                    "notification from a topic not accepted as inbound", extra={"topic": sns.get("TopicArn")}
+                )
+                metrics.count("InboundRejected")
+                continue
+            try:
+                message = InboundMessage.from_sns(sns, self.clock())
+            except BadInbound as exc:
+                logger.warning("not a two-way SMS reply", extra={"error": str(exc)})
+                metrics.count("InboundRejected")
+                continue
+            self.handle(message, metrics)
+            handled += 1
+        return handled
+
+    def handle(self, message: InboundMessage, metrics: MetricsRecorder) -> Intent:
+        intent = classify(message.body)
+        phone, at = message.origination, message.received_at
+        borrower_ids = sorted(self.lender.borrower_ids_with_phone(phone))
+        logger.info(
+            "inbound reply",
+            extra={"intent": intent.value, "phone": mask_phone(phone), "borrowers": len(borrower_ids)},
+        )
+        paused_until = at + self.pause if intent == Intent.OTHER and self.pause else None
+        fields = {
+            "phone": phone,
+            "our_number": message.destination,
+            "body": message.body[:1600],
+            "intent": intent.value,
+            "inbound_id": message.inbound_id,
+            "borrower_ids": borrower_ids,
+            "paused_until": iso_utc(paused_until) if paused_until else None,
+        }
+        partitions = [f"BORROWER#{b}" for b in borrower_ids] or [f"PHONE#{phone}"]
+        ops = [
+            self.ledger.inbound_op(p, message.inbound_id, {**fields, "borrower_ids": None}, at)
+            for p in partitions
+        ]
+        first_time = self.ledger.put_new(ops[0])
+        if first_time and len(ops) > 1:
+            self.ledger.write(ops[1:])
+        chinese = bool(_CJK.search(message.body))
+
+        if intent in (Intent.STOP, Intent.START):
+            opted_out = intent == Intent.STOP
+            changed = self.state.set_sms_opt_out(
+                phone, opted_out, at=at, source="sms-reply", inbound_id=message.inbound_id
+            )
+            for borrower_id in borrower_ids:
+                self.state.touch(borrower_id)
+            metrics.count("OptOuts" if opted_out else "OptIns")
+            if intent == Intent.START and changed:
+                self._replan(borrower_ids, at, metrics)
+            if changed:
+                self._reply(message, intent, chinese, metrics)
+            return intent
+        if not first_time:
+            metrics.count("InboundRedelivered")
+            return intent
+        if intent == Intent.HELP:
+            self._reply(message, intent, chinese, metrics)
+            metrics.count("HelpRequests")
+            return intent
+        for borrower_id in borrower_ids:
+            if paused_until is not None:
+                self.state.pause(borrower_id, paused_until)
+        self.attention.publish(
+            "inbound.free_text",
+            {
+                "phone": phone,
+                "borrower_ids": borrower_ids,
+                "body": message.body[:1600],
+                "received_at": iso_utc(at),
+                "inbound_id": message.inbound_id,
+                "paused_until": iso_utc(paused_until) if paused_until else None,
+            },
+        )
+        metrics.count("InboundFreeText")
+        return intent
+
+    def _reply(
+        self, message: InboundMessage, intent: Intent, chinese: bool, metrics: MetricsRecorder
+    ) -> None:
+        text = reply_text(intent, self.profile, chinese=chinese)
+        if text is None:
+            return
+        # Reply from the number the borrower wrote to, so the conversation stays on one number.
+        origin = message.destination if message.destination.startswith("+") else self.origination_identity
+        try:
+            self.messaging.send_sms(message.origination, text, SmsOptions(origination_identity=origin))
+        except PublishError as exc:
+            # The registry change stands; a lost confirmation is logged and counted, not retried (a
+            # retry of the whole event would not confirm again: the change is already recorded).
+            logger.error("reply not sent", extra={"intent": intent.value, "code": exc.code})
+            metrics.count("ReplyFailed")
+            return
+        metrics.count("Replies", intent=intent.value)
+
+    def _replan(self, borrower_ids: list[str], at: datetime, metrics: MetricsRecorder) -> None:
+        loan_owner = {
+            loan_id: borrower_id
+            for borrower_id in borrower_ids
+            for loan_id in self.lender.loan_ids_of_borrower(borrower_id)
+        }
+        if not loan_owner:
+            return
+        loans, _ = self.lender.get_many(loan_ids=loan_owner)
+        for loan_id in loan_owner:
+            if raw_status(loans.get(loan_id)) != LoanStatus.ACTIVE:
+                continue
+            # One conditional update per loan: STARTs are rare, and the update needs no shard count.
+            if self.state.replan_earlier(
+                loan_id, at, at, "consent.sms_restored", "the borrower texted START: reminders may resume"
+            ):
+                metrics.count("Replanned")
+
+
+def lender_contact() -> LenderContact:
+    """The lender's name and help contacts from the lender profile (the same one messages use)."""
+    from dunning.render import load_profile
+
+    profile = load_profile()
+    zh = profile.resolved("zh-CN")
+    return LenderContact(
+        name=profile.name,
+        help_phone=profile.help_phone,
+        help_url=profile.help_url,
+        cn_name=zh.name,
+        cn_signature=profile.cn_signature,
+    )
+
+
+def build_inbound(settings: InboundSettings) -> InboundService:
+    """The inbound service wired to AWS as the settings say (clients are created on first use)."""
+    dynamo = Dynamo()
+    return InboundService(
+        lender=Lender(dynamo, settings.loans_table, settings.borrowers_table),
+        state=StateStore(dynamo, settings.state_table),
+        ledger=Ledger(dynamo, settings.ledger_table, settings.ledger_retention_days),
+        messaging=Messaging(),
+        attention=Attention(settings.attention_topic_arn),
+        profile=lender_contact(),
+        inbound_topic_arn=settings.inbound_topic_arn,
+        origination_identity=settings.sms_origination_identity,
+        pause=timedelta(days=settings.inbound_pause_days),
+        clock=clock.now,
+    )

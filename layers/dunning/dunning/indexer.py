@@ -1,0 +1,273 @@
+"""The indexer: keeps each loan's cadence item right as the lender's tables change (DynamoDB streams).
+
+- a new loan → into the due-index at the stream record's time (planned at the next tick);
+- PAID / CLOSED / CHARGED_OFF → out of the index at once, with a STOP in the ledger;
+- a change that matters (anything in the contract but the amount) → due now;
+- an amount-only change → nothing (the next message reads the new amount anyway);
+- a borrower change that matters (phone, consent, opt-outs, zone, locale, address, push endpoints,
+  invalid contacts), a new or a removed borrower → that borrower's active loans due now;
+- an item that breaks the contract → STOP ``data.invalid`` recorded, out of the index, skipped.
+
+Work is gathered for the whole stream batch first, then done with batched reads and writes. A record
+that cannot even be read is reported as a batch item failure; the rest of the batch still counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+
+from dunning import clock
+from dunning.adapters.dynamo import Dynamo, WriteOp
+from dunning.adapters.ledger import Ledger
+from dunning.adapters.lender import Lender
+from dunning.adapters.state import StateStore
+from dunning.items import InvalidItem, loan_from_item, raw_status
+from dunning.models import Decision, DecisionKind, Loan, LoanStatus
+from dunning.observability import MetricsRecorder, PackageLogger
+from dunning.settings import IndexerSettings
+
+logger = PackageLogger(__name__)
+_deserializer = TypeDeserializer()
+
+TERMINAL = frozenset({LoanStatus.PAID, LoanStatus.CLOSED, LoanStatus.CHARGED_OFF})
+# A change to any of these may change what the engine decides; the amount alone does not.
+LOAN_FIELDS_THAT_MATTER = frozenset(Loan.model_fields) - {"amount_due"}
+BORROWER_FIELDS_THAT_MATTER = frozenset(
+    {"phone", "consent", "opt_outs", "time_zone", "locale", "address", "push_endpoints", "invalid_contacts"}
+)
+
+
+class BadRecord(ValueError):
+    """A stream record that is not a readable INSERT/MODIFY/REMOVE of a known table."""
+
+
+@dataclass
+class LoanChange:
+    """What to do with one loan's cadence item: index it now, take it out, delete it, or nothing."""
+
+    action: str  # "index" | "out" | "delete"
+    loan_id: str
+    borrower_id: str
+    at: datetime
+    rule_id: str = ""
+    reason: str = ""
+
+
+@dataclass
+class Plan:
+    loans: dict[str, LoanChange] = field(default_factory=dict)
+    borrowers: dict[str, datetime] = field(default_factory=dict)
+    invalid: int = 0
+
+
+def table_of(event_source_arn: str) -> str:
+    """``arn:aws:dynamodb:…:table/<name>/stream/<label>`` → ``<name>``."""
+    try:
+        return event_source_arn.split(":table/", 1)[1].split("/stream/", 1)[0]
+    except IndexError:
+        raise BadRecord("eventSourceARN is not a DynamoDB stream ARN") from None
+
+
+def _image(dynamodb: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+    image = dynamodb.get(name)
+    if not image:
+        return None
+    return {k: _deserializer.deserialize(v) for k, v in image.items()}
+
+
+def _contract_view(item: Mapping[str, Any] | None, fields: frozenset[str]) -> dict[str, Any]:
+    return {k: v for k, v in (item or {}).items() if k in fields}
+
+
+@dataclass
+class Indexer:
+    lender: Lender
+    state: StateStore
+    ledger: Ledger
+    clock: Callable[[], datetime]
+
+    def process(self, records: list[Mapping[str, Any]], metrics: MetricsRecorder) -> list[str]:
+        """Apply a stream batch; returns the sequence numbers to report as batch item failures."""
+        plan = Plan()
+        failures: list[str] = []
+        metrics.count("StreamRecords", len(records))
+        sequence_numbers: list[str] = []
+        for record in records:
+            dynamodb = record.get("dynamodb") or {}
+            sequence = str(dynamodb.get("SequenceNumber") or record.get("eventID") or "")
+            sequence_numbers.append(sequence)
+            try:
+                self._read(record, plan)
+            except (BadRecord, KeyError, TypeError, ValueError) as exc:
+                logger.error("unreadable stream record", extra={"sequence": sequence, "error": str(exc)})
+                metrics.count("BadStreamRecord")
+                failures.append(sequence)
+        if plan.invalid:
+            metrics.count("InvalidItem", plan.invalid)
+        try:
+            self._apply(plan, metrics)
+        except Exception:
+            # Nothing of the batch is known to be applied: report every record so the stream retries
+            # from the first one (cadence writes are idempotent puts, a replay is harmless).
+            logger.exception("indexer batch failed; the stream will retry it")
+            return [s for s in sequence_numbers if s]
+        return failures
+
+    # ---- phase 1: what each record asks for ----------------------------------------------------
+
+    def _read(self, record: Mapping[str, Any], plan: Plan) -> None:
+        name = record.get("eventName")
+        if name not in ("INSERT", "MODIFY", "REMOVE"):
+            raise BadRecord(f"eventName {name!r}")
+        table = table_of(str(record.get("eventSourceARN", "")))
+        dynamodb = record["dynamodb"]
+        created = dynamodb.get("ApproximateCreationDateTime")
+        at = datetime.fromtimestamp(float(created), UTC) if created is not None else self.clock()
+        new, old = _image(dynamodb, "NewImage"), _image(dynamodb, "OldImage")
+        if table == self.lender.loans_table:
+            self._read_loan(name, new, old, at, plan, dynamodb)
+        elif table == self.lender.borrowers_table:
+            self._read_borrower(name, new, old, at, plan, dynamodb)
+        else:
+            raise BadRecord(f"stream of an unknown table {table!r}")
+
+    def _read_loan(
+        self, name: str, new: dict | None, old: dict | None, at: datetime, plan: Plan, dynamodb: Mapping
+    ) -> None:
+        if name == "REMOVE":
+            keys = _image(dynamodb, "Keys") or old or {}
+            loan_id = str(keys["loan_id"])
+            borrower_id = str((old or {}).get("borrower_id", ""))
+            plan.loans[loan_id] = LoanChange(
+                "delete", loan_id, borrower_id, at, "loan.removed", "loan deleted"
+            )
+            return
+        if new is None:
+            raise BadRecord("INSERT/MODIFY without NewImage (stream view type must be NEW_AND_OLD_IMAGES)")
+        loan_id = str(new.get("loan_id") or (_image(dynamodb, "Keys") or {})["loan_id"])
+        borrower_id = str(new.get("borrower_id", ""))
+        status, old_status = raw_status(new), raw_status(old)
+        if status in TERMINAL:
+            if name == "INSERT" or old_status not in TERMINAL:
+                plan.loans[loan_id] = LoanChange(
+                    "out",
+                    loan_id,
+                    borrower_id,
+                    at,
+                    f"status.{status.value.lower()}",
+                    f"loan is {status.value}: no further reminders",
+                )
+            return
+        try:
+            loan_from_item(new)
+        except InvalidItem as exc:
+            plan.invalid += 1
+            plan.loans[loan_id] = LoanChange("out", loan_id, borrower_id, at, "data.invalid", str(exc))
+            logger.warning("invalid loan item", extra={"loan_id": loan_id, "reason": exc.reason})
+            return
+        if name == "MODIFY" and _contract_view(new, LOAN_FIELDS_THAT_MATTER) == _contract_view(
+            old, LOAN_FIELDS_THAT_MATTER
+        ):
+            return  # an amount-only change (or the lender's own attributes): nothing to re-plan
+        plan.loans[loan_id] = LoanChange(
+            "index", loan_id, borrower_id, at, "loan.changed", f"loan {name.lower()}"
+        )
+
+    def _read_borrower(
+        self, name: str, new: dict | None, old: dict | None, at: datetime, plan: Plan, dynamodb: Mapping
+    ) -> None:
+        image = new or old or _image(dynamodb, "Keys") or {}
+        borrower_id = str(image["borrower_id"])
+        if name == "MODIFY" and _contract_view(new, BORROWER_FIELDS_THAT_MATTER) == _contract_view(
+            old, BORROWER_FIELDS_THAT_MATTER
+        ):
+            return
+        plan.borrowers[borrower_id] = at
+
+    # ---- phase 2: batched reads and writes -----------------------------------------------------
+
+    def _apply(self, plan: Plan, metrics: MetricsRecorder) -> None:
+        # A borrower's change re-plans their loans that are still active; a change to the loan itself
+        # in the same batch is newer information about that loan and wins.
+        borrower_loans: dict[str, str] = {}
+        for borrower_id in plan.borrowers:
+            for loan_id in self.lender.loan_ids_of_borrower(borrower_id):
+                if loan_id not in plan.loans:
+                    borrower_loans[loan_id] = borrower_id
+        indexed = [c for c in plan.loans.values() if c.action == "index"]
+        loans, borrowers = self.lender.get_many(
+            loan_ids=borrower_loans,
+            borrower_ids={c.borrower_id for c in indexed} | set(borrower_loans.values()),
+        )
+        for loan_id, borrower_id in borrower_loans.items():
+            item = loans.get(loan_id)
+            if item is None or raw_status(item) in TERMINAL:
+                continue
+            at = plan.borrowers[borrower_id]
+            plan.loans[loan_id] = LoanChange(
+                "index", loan_id, borrower_id, at, "borrower.changed", "borrower changed"
+            )
+            metrics.count("Replanned")
+
+        writes: list[WriteOp] = []
+        for change in plan.loans.values():
+            if change.action == "index":
+                phone = (borrowers.get(change.borrower_id) or {}).get("phone")
+                writes.append(
+                    self.state.put_op(
+                        self.state.cadence_item(
+                            change.loan_id,
+                            change.borrower_id,
+                            next_contact_at=change.at,
+                            at=change.at,
+                            rule_id=change.rule_id,
+                            reason=change.reason,
+                            phone=phone if isinstance(phone, str) else None,
+                        )
+                    )
+                )
+                metrics.count("Indexed")
+                continue
+            if change.action == "delete":
+                writes.append(self.state.delete_cadence_op(change.loan_id))
+            else:
+                writes.append(
+                    self.state.put_op(
+                        self.state.cadence_item(
+                            change.loan_id,
+                            change.borrower_id,
+                            next_contact_at=None,
+                            at=change.at,
+                            rule_id=change.rule_id,
+                            reason=change.reason,
+                        )
+                    )
+                )
+            stop = Decision(
+                kind=DecisionKind.STOP,
+                loan_id=change.loan_id,
+                borrower_id=change.borrower_id,
+                at=change.at,
+                rule_id=change.rule_id,
+                reason=change.reason,
+            )
+            writes.append(self.ledger.decision_op(stop))
+            metrics.count("Unindexed")
+        if writes:
+            self.ledger.dynamo.batch_write(writes)
+
+
+def build_indexer(settings: IndexerSettings) -> Indexer:
+    """The indexer wired to AWS as the settings say (clients are created on first use)."""
+    dynamo = Dynamo()
+    return Indexer(
+        lender=Lender(dynamo, settings.loans_table, settings.borrowers_table),
+        state=StateStore(dynamo, settings.state_table, settings.shard_count),
+        ledger=Ledger(dynamo, settings.ledger_table, settings.ledger_retention_days),
+        clock=clock.now,
+    )

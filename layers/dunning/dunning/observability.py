@@ -1,0 +1,151 @@
+"""Observability helpers shared by every function: masking, the JSON log formatter, metric recording.
+
+The services record what happened in a :class:`MetricsRecorder` (plain data, easy to assert on in
+tests); the handler publishes it through Powertools Metrics at the end of the invocation. Logs go
+through :class:`MaskingFormatter`, which masks anything that looks like an E.164 number even when a
+call site forgot to, so a phone number never reaches CloudWatch Logs in clear.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.logging.types import LogRecord
+
+_E164_LIKE = re.compile(r"\+\d{7,15}")
+_ENDPOINT_ARN = re.compile(
+    r"(arn:aws[a-z\-]*:sns:[a-z0-9\-]+:\d{12}:endpoint/[^/\"\s]+/[^/\"\s]+/)([^\"\s]+)"
+)
+
+
+def mask_phone(number: str | None) -> str:
+    """Mask a phone number for logs: keep the ``+``, two leading digits and the last two.
+
+    ``+12125550142`` → ``+12*******42``. Enough to tell two numbers apart in an incident, not enough
+    to call anyone.
+    """
+    if not number:
+        return ""
+    digits = number.lstrip("+")
+    if len(digits) <= 4:
+        return "+" + "*" * len(digits)
+    return "+" + digits[:2] + "*" * (len(digits) - 4) + digits[-2:]
+
+
+def mask_contact_point(point: str | None) -> str:
+    """Mask a contact point: a phone number, or a push endpoint ARN (its endpoint id identifies a device)."""
+    if not point:
+        return ""
+    if point.startswith("arn:"):
+        return _ENDPOINT_ARN.sub(lambda m: m.group(1) + "…" + m.group(2)[-4:], point)
+    return mask_phone(point)
+
+
+def mask_text(text: str) -> str:
+    """Mask every E.164-looking number and endpoint id inside a free text (a log line, an error message)."""
+    text = _E164_LIKE.sub(lambda m: mask_phone(m.group(0)), text)
+    return _ENDPOINT_ARN.sub(lambda m: m.group(1) + "…" + m.group(2)[-4:], text)
+
+
+class MaskingFormatter(LambdaPowertoolsFormatter):
+    """Powertools JSON formatter that masks phone numbers and endpoint ids in the serialised record."""
+
+    def serialize(self, log: LogRecord) -> str:
+        return mask_text(super().serialize(log))
+
+
+class PackageLogger:
+    """A package module's logger: a child of the function's service logger, found when it is used.
+
+    Records go to the service logger's handler (JSON, masked, with the correlation id) whatever the
+    import order: the service name is read at each call, not when the module was imported (a module
+    imported before POWERTOOLS_SERVICE_NAME is set would otherwise log to an orphan).
+    """
+
+    def __init__(self, module: str) -> None:
+        # "dunning.planner" → "<service>.planner", a child of the service logger.
+        self._module = module.removeprefix("dunning.")
+
+    @property
+    def _logger(self) -> logging.Logger:
+        service = os.environ.get("POWERTOOLS_SERVICE_NAME") or "service_undefined"
+        return logging.getLogger(f"{service}.{self._module}")
+
+    def debug(self, msg: str, *, extra: Mapping[str, Any] | None = None) -> None:
+        self._logger.debug(msg, extra=extra, stacklevel=2)
+
+    def info(self, msg: str, *, extra: Mapping[str, Any] | None = None) -> None:
+        self._logger.info(msg, extra=extra, stacklevel=2)
+
+    def warning(self, msg: str, *, extra: Mapping[str, Any] | None = None) -> None:
+        self._logger.warning(msg, extra=extra, stacklevel=2)
+
+    def error(self, msg: str, *, extra: Mapping[str, Any] | None = None) -> None:
+        self._logger.error(msg, extra=extra, stacklevel=2)
+
+    def exception(self, msg: str, *, extra: Mapping[str, Any] | None = None) -> None:
+        self._logger.exception(msg, extra=extra, stacklevel=2)
+
+
+def function_logger() -> Logger:
+    """The handler's Logger: JSON, masked. Package modules log through :class:`PackageLogger`.
+
+    Powertools configures a service's logger once per process; if something configured it first with
+    another formatter, masking is put in place anyway.
+    """
+    logger = Logger(logger_formatter=MaskingFormatter())
+    handler = logger.registered_handler
+    if not isinstance(handler.formatter, MaskingFormatter):
+        handler.setFormatter(MaskingFormatter())
+    return logger
+
+
+@dataclass
+class MetricsRecorder:
+    """What a service counted during one invocation, by metric name and dimensions.
+
+    Counts are summed; ``values`` keep every observation (PlannerLagSeconds is one per shard task).
+    Dimensions are for bounded sets only (channel, rule id), never for ids or reasons in free text.
+    """
+
+    counts: Counter[tuple[str, tuple[tuple[str, str], ...]]] = field(default_factory=Counter)
+    values: list[tuple[str, str, float]] = field(default_factory=list)
+
+    def count(self, name: str, value: int = 1, **dimensions: str) -> None:
+        self.counts[(name, tuple(sorted(dimensions.items())))] += value
+
+    def observe(self, name: str, value: float, unit: str = MetricUnit.Seconds.value) -> None:
+        self.values.append((name, unit, value))
+
+    def total(self, name: str, **dimensions: str) -> int:
+        """Sum of a counter over every dimension set matching ``dimensions`` (all of them if none given)."""
+        wanted = set(dimensions.items())
+        return sum(n for (metric, dims), n in self.counts.items() if metric == name and wanted <= set(dims))
+
+    def merge(self, other: MetricsRecorder) -> None:
+        self.counts.update(other.counts)
+        self.values.extend(other.values)
+
+    def publish(self, metrics: Metrics) -> None:
+        """Hand everything to Powertools: plain counters on the function's metric set, dimensioned
+        counters as single metrics (EMF allows one dimension set per blob)."""
+        for (name, dims), value in sorted(self.counts.items()):
+            if not dims:
+                metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+                continue
+            with single_metric(name=name, unit=MetricUnit.Count, value=value) as metric:
+                for key, dim_value in dims:
+                    metric.add_dimension(name=key, value=dim_value)
+        for name, unit, observed in self.values:
+            metrics.add_metric(name=name, unit=unit, value=observed)

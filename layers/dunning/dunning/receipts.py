@@ -1,0 +1,323 @@
+"""Receipts: delivery status from SNS delivery-status logs and End User Messaging SMS events → ledger.
+
+Two sources, both untrusted until checked:
+
+- CloudWatch Logs subscription events (``{"awslogs": {"data": base64(gzip(json))}}``) from the SNS
+  delivery-status log groups for SMS and push, success and failure; only the log groups named in
+  RECEIPT_LOG_GROUPS are accepted, ``CONTROL_MESSAGE`` reachability checks are ignored;
+- SNS notifications carrying End User Messaging SMS v2 events, from DELIVERY_EVENTS_TOPIC_ARN only.
+
+Each receipt is matched to its ``MSG#<id>/MESSAGE`` item (one BatchGetItem for the batch): found → the
+item becomes DELIVERED or FAILED with the provider's response, price, carrier, dwell time and receipt
+time; not found → kept as ``MSG#<id>/RECEIPT`` (receipts may arrive before the sender's ledger write,
+or belong to a message sent by something else) and counted as UnknownMessageId. Hard failures are
+counted per contact point; at HARD_FAILURE_THRESHOLD the point is marked unusable. One unreadable log
+event is counted and skipped; it never fails the batch.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from dunning.adapters.dynamo import Dynamo, WriteOp
+from dunning.adapters.ledger import Ledger, Status
+from dunning.adapters.state import StateStore
+from dunning.items import iso_utc, parse_iso_utc
+from dunning.observability import MetricsRecorder, PackageLogger, mask_contact_point
+from dunning.settings import ReceiptsSettings
+
+logger = PackageLogger(__name__)
+
+# SMS provider responses that say the number itself does not work (as opposed to a carrier outage, a
+# spam filter or a price cap, which say nothing about the number).
+_HARD_SMS_RESPONSES = (
+    "invalid phone number",
+    "unknown error attempting to reach phone",
+    "phone is currently unreachable",
+    "phone has blocked sms",
+    "phone is on a blocked list",
+    "destination is on a blocked list",
+    "phone number is opted out",
+)
+# Push provider responses that say the device token is dead.
+_HARD_PUSH_RESPONSES = (
+    "invalidtoken",
+    "unregistered",
+    "baddevicetoken",
+    "notregistered",
+    "invalidregistration",
+    "endpointdisabled",
+    "devicetokennotfortopic",
+)
+_EUM_DELIVERED = frozenset({"TEXT_DELIVERED", "TEXT_SUCCESSFUL"})
+_EUM_HARD = frozenset({"TEXT_INVALID", "TEXT_UNREACHABLE", "TEXT_BLOCKED"})
+
+
+class BadReceipt(ValueError):
+    """A log event or notification that is not a delivery receipt we can read."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    message_id: str
+    delivered: bool
+    at: datetime
+    source: str  # "sns-sms", "sns-push", "eum-sms"
+    provider_response: str = ""
+    destination: str | None = None
+    price_usd: Decimal | None = None
+    carrier: str | None = None
+    dwell_ms: int | None = None
+    hard: bool = False
+
+    @property
+    def status(self) -> str:
+        return Status.DELIVERED if self.delivered else Status.FAILED
+
+    @property
+    def channel(self) -> str:
+        return "push" if self.source == "sns-push" else "sms"
+
+    def fields(self) -> dict[str, Any]:
+        """What the receipt adds to the ledger item (the MESSAGE, or a RECEIPT of its own)."""
+        return {
+            "status": self.status,
+            "provider_response": self.provider_response[:500] or None,
+            "price_usd": self.price_usd,
+            "carrier": self.carrier,
+            "dwell_ms": self.dwell_ms,
+            "receipt_at": iso_utc(self.at),
+            "receipt_source": self.source,
+            "hard_failure": self.hard or None,
+        }
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _sns_log_time(text: str) -> datetime:
+    # "2026-03-02 14:05:11.221" (UTC, no zone in the record)
+    try:
+        return datetime.fromisoformat(text.replace(" ", "T")).replace(tzinfo=UTC)
+    except ValueError:
+        raise BadReceipt(f"unreadable notification timestamp {text!r}") from None
+
+
+def parse_sns_delivery_log(record: Mapping[str, Any], log_group: str) -> Receipt:
+    """One SNS delivery-status log record (SMS or push; success or failure) → :class:`Receipt`."""
+    notification = record.get("notification")
+    delivery = record.get("delivery")
+    status = record.get("status")
+    if not isinstance(notification, Mapping) or not isinstance(delivery, Mapping):
+        raise BadReceipt("not an SNS delivery-status record (notification/delivery missing)")
+    message_id = notification.get("messageId")
+    if not isinstance(message_id, str) or not message_id:
+        raise BadReceipt("delivery-status record without notification.messageId")
+    if status not in ("SUCCESS", "FAILURE"):
+        raise BadReceipt(f"unknown delivery status {status!r}")
+    push = "/app/" in log_group or "statusCode" in delivery or "token" in delivery
+    response = str(delivery.get("providerResponse") or "")
+    lowered = response.lower().replace(" ", "")
+    if push:
+        hard = status == "FAILURE" and any(word in lowered for word in _HARD_PUSH_RESPONSES)
+    else:
+        hard = status == "FAILURE" and any(
+            phrase.replace(" ", "") in lowered for phrase in _HARD_SMS_RESPONSES
+        )
+    return Receipt(
+        message_id=message_id,
+        delivered=status == "SUCCESS",
+        at=_sns_log_time(str(notification.get("timestamp", ""))),
+        source="sns-push" if push else "sns-sms",
+        provider_response=response,
+        destination=str(delivery.get("destination")) if delivery.get("destination") else None,
+        price_usd=_decimal(delivery.get("priceInUSD")),
+        carrier=str(delivery.get("phoneCarrier")) if delivery.get("phoneCarrier") else None,
+        dwell_ms=_int(delivery.get("dwellTimeMs")),
+        hard=hard,
+    )
+
+
+def parse_eum_event(event: Mapping[str, Any]) -> Receipt | None:
+    """An End User Messaging SMS v2 event → :class:`Receipt`; None for a non-final (progress) event."""
+    event_type = event.get("eventType")
+    message_id = event.get("messageId")
+    if not isinstance(event_type, str) or not isinstance(message_id, str) or not message_id:
+        raise BadReceipt("not an End User Messaging SMS event (eventType/messageId missing)")
+    if not event.get("isFinal", False):
+        return None
+    stamp = event.get("eventTimestamp")
+    try:
+        at = datetime.fromtimestamp(int(stamp) / 1000, UTC)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise BadReceipt(f"unreadable eventTimestamp {stamp!r}") from None
+    description = str(event.get("messageStatusDescription") or event.get("messageStatus") or event_type)
+    return Receipt(
+        message_id=message_id,
+        delivered=event_type in _EUM_DELIVERED,
+        at=at,
+        source="eum-sms",
+        provider_response=f"{event_type}: {description}",
+        destination=str(event.get("destinationPhoneNumber")) if event.get("destinationPhoneNumber") else None,
+        price_usd=_decimal(event.get("totalMessagePrice")),
+        carrier=None,
+        hard=event_type in _EUM_HARD,
+    )
+
+
+def decode_awslogs(data: str) -> dict[str, Any]:
+    """``awslogs.data`` (base64 of gzip of JSON) → the subscription payload."""
+    try:
+        return dict(json.loads(gzip.decompress(base64.b64decode(data))))
+    except (ValueError, OSError, TypeError) as exc:
+        raise BadReceipt(f"awslogs data not base64/gzip/JSON ({exc.__class__.__name__})") from None
+
+
+@dataclass
+class ReceiptsService:
+    state: StateStore
+    ledger: Ledger
+    log_groups: frozenset[str]
+    delivery_events_topic_arn: str
+    hard_failure_threshold: int
+
+    def process(self, event: Mapping[str, Any], metrics: MetricsRecorder) -> int:
+        """Handle a Logs subscription event or an SNS event; returns the number of receipts applied."""
+        receipts = list(self._receipts(event, metrics))
+        metrics.count("Receipts", len(receipts))
+        if receipts:
+            self.apply(receipts, metrics)
+        return len(receipts)
+
+    # ---- reading the two event shapes --------------------------------------------------------------
+
+    def _receipts(self, event: Mapping[str, Any], metrics: MetricsRecorder) -> Iterable[Receipt]:
+        if "awslogs" in event:
+            yield from self._from_logs(event, metrics)
+        elif "Records" in event:
+            yield from self._from_sns(event, metrics)
+        else:
+            logger.warning("event of an unknown shape ignored")
+            metrics.count("ReceiptRejected", source="unknown")
+
+    def _from_logs(self, event: Mapping[str, Any], metrics: MetricsRecorder) -> Iterable[Receipt]:
+        try:
+            payload = decode_awslogs(str((event.get("awslogs") or {}).get("data", "")))
+        except BadReceipt as exc:
+            logger.warning("unreadable log subscription event", extra={"error": str(exc)})
+            metrics.count("BadReceipt")
+            return
+        if payload.get("messageType") == "CONTROL_MESSAGE":
+            return
+        log_group = str(payload.get("logGroup", ""))
+        if log_group not in self.log_groups:
+            logger.warning("log group not accepted for receipts", extra={"log_group": log_group})
+            metrics.count("ReceiptRejected", source="logs")
+            return
+        for log_event in payload.get("logEvents") or []:
+            try:
+                record = json.loads(str(log_event.get("message", "")))
+                if not isinstance(record, dict):
+                    raise BadReceipt("log message is not a JSON object")
+                yield parse_sns_delivery_log(record, log_group)
+            except (BadReceipt, ValueError, AttributeError) as exc:
+                logger.warning(
+                    "log event is not a readable receipt",
+                    extra={
+                        "log_group": log_group,
+                        "event_id": str(log_event.get("id", "")),
+                        "error": str(exc),
+                    },
+                )
+                metrics.count("BadReceipt")
+
+    def _from_sns(self, event: Mapping[str, Any], metrics: MetricsRecorder) -> Iterable[Receipt]:
+        for record in event.get("Records") or []:
+            sns = record.get("Sns") or {}
+            topic = sns.get("TopicArn")
+            if topic != self.delivery_events_topic_arn:
+                logger.warning("notification from a topic not accepted for receipts", extra={"topic": topic})
+                metrics.count("ReceiptRejected", source="sns")
+                continue
+            try:
+                message = json.loads(str(sns.get("Message", "")))
+                if not isinstance(message, dict):
+                    raise BadReceipt("SNS message is not a JSON object")
+                receipt = parse_eum_event(message)
+            except (BadReceipt, ValueError) as exc:
+                logger.warning("notification is not a readable receipt", extra={"error": str(exc)})
+                metrics.count("BadReceipt")
+                continue
+            if receipt is not None:
+                yield receipt
+
+    # ---- applying them ---------------------------------------------------------------------------------
+
+    def apply(self, receipts: list[Receipt], metrics: MetricsRecorder) -> None:
+        latest: dict[str, Receipt] = {}
+        for receipt in receipts:
+            known = latest.get(receipt.message_id)
+            if known is None or receipt.at >= known.at:
+                latest[receipt.message_id] = receipt
+        messages = self.ledger.get_messages(latest)
+        writes: list[WriteOp] = []
+        hard_failures: list[tuple[str, str]] = []
+        for message_id, receipt in latest.items():
+            message = messages.get(message_id)
+            if message is None:
+                writes.append(self.ledger.receipt_op(message_id, receipt.fields(), receipt.at))
+                metrics.count("UnknownMessageId")
+                logger.info("receipt for an unknown message id kept", extra={"message_id": message_id})
+                continue
+            previous = message.get("receipt_at")
+            if isinstance(previous, str):
+                if parse_iso_utc(previous) > receipt.at:
+                    continue  # an older receipt arriving late does not overwrite a newer one
+                if previous == iso_utc(receipt.at) and message.get("status") == receipt.status:
+                    continue  # the same receipt delivered again: already applied and counted
+            writes.append(self.ledger.merged_message_op(message, receipt.fields()))
+            channel = str(message.get("channel") or receipt.channel)
+            metrics.count("Delivered" if receipt.delivered else "Failed", channel=channel)
+            if receipt.hard and message.get("borrower_id") and message.get("contact_point"):
+                hard_failures.append((str(message["borrower_id"]), str(message["contact_point"])))
+        if writes:
+            self.ledger.write(writes)
+        for borrower_id, point in hard_failures:
+            if self.state.record_hard_failure(borrower_id, point, threshold=self.hard_failure_threshold):
+                metrics.count("ContactPointUnusable")
+                logger.warning(
+                    "contact point marked unusable after repeated hard failures",
+                    extra={"borrower_id": borrower_id, "contact": mask_contact_point(point)},
+                )
+
+
+def build_receipts(settings: ReceiptsSettings) -> ReceiptsService:
+    """The receipts service wired to AWS as the settings say (clients are created on first use)."""
+    dynamo = Dynamo()
+    return ReceiptsService(
+        state=StateStore(dynamo, settings.state_table),
+        ledger=Ledger(dynamo, settings.ledger_table, settings.ledger_retention_days),
+        log_groups=settings.log_groups,
+        delivery_events_topic_arn=settings.delivery_events_topic_arn,
+        hard_failure_threshold=settings.hard_failure_threshold,
+    )

@@ -1,0 +1,212 @@
+"""The daily reconcile sweep: repair what a missed stream record or a crash left behind.
+
+- A parallel-capable Scan of Loans (one segment per invocation, or all of them in turn): an active loan
+  with no cadence item (its INSERT never reached the indexer) is put into the due-index now; a paid,
+  closed or charged-off loan still in the index is taken out, with a STOP in the ledger; a loan that
+  breaks the item contract and has no cadence item gets a STOP ``data.invalid`` once.
+- AMBIGUOUS jobs (claimed, outcome unknown) are resolved to SENT when a MESSAGE for the same loan and
+  step exists (found through the ledger's ``ByLoan`` index); the others stay AMBIGUOUS, on record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from dunning import clock
+from dunning.adapters.dynamo import Dynamo, WriteOp
+from dunning.adapters.ledger import AMBIGUOUS_PK, Ledger, Status, outcome_key
+from dunning.adapters.lender import Lender
+from dunning.adapters.state import StateStore, cadence_key, loan_id_of
+from dunning.items import InvalidItem, iso_utc, loan_from_item, raw_status
+from dunning.models import Decision, DecisionKind, LoanStatus, UtcDateTime
+from dunning.observability import MetricsRecorder, PackageLogger
+from dunning.settings import ReconcileSettings
+
+logger = PackageLogger(__name__)
+
+TERMINAL = frozenset({LoanStatus.PAID, LoanStatus.CLOSED, LoanStatus.CHARGED_OFF})
+
+
+class SweepRequest(BaseModel):
+    """The schedule's input; ``segment``/``total_segments`` when the sweep is split across invocations."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    scheduled_time: UtcDateTime
+    segment: int | None = Field(default=None, ge=0)
+    total_segments: int = Field(default=1, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _segment_in_range(self) -> SweepRequest:
+        if self.segment is not None and self.segment >= self.total_segments:
+            raise ValueError("segment must be below total_segments")
+        return self
+
+
+@dataclass
+class SweepResult:
+    scanned: int = 0
+    reindexed: int = 0
+    unindexed: int = 0
+    invalid: int = 0
+    ambiguous_resolved: int = 0
+    ambiguous_open: int = 0
+    segments: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Reconciler:
+    lender: Lender
+    state: StateStore
+    ledger: Ledger
+    clock: Callable[[], datetime]
+
+    def run(self, request: SweepRequest, metrics: MetricsRecorder) -> SweepResult:
+        """Sweep the requested segment (or every segment in turn), then resolve AMBIGUOUS jobs once."""
+        result = SweepResult()
+        segments = [request.segment] if request.segment is not None else list(range(request.total_segments))
+        for segment in segments:
+            self.sweep_segment(segment, request.total_segments, request.scheduled_time, result, metrics)
+        # Ambiguous jobs are few and global: the invocation holding segment 0 resolves them.
+        if request.segment in (None, 0):
+            self.resolve_ambiguous(request.scheduled_time, result, metrics)
+        logger.info("reconcile sweep done", extra=result.__dict__)
+        return result
+
+    def sweep_segment(
+        self, segment: int, total: int, now: datetime, result: SweepResult, metrics: MetricsRecorder
+    ) -> None:
+        result.segments.append(segment)
+        metrics.count("SegmentsSwept")
+        for page in self.lender.scan_loans(segment, total):
+            result.scanned += len(page)
+            metrics.count("LoansScanned", len(page))
+            loan_ids = [str(item["loan_id"]) for item in page if isinstance(item.get("loan_id"), str)]
+            found = self.state.dynamo.batch_get({self.state.table: [cadence_key(i) for i in loan_ids]})
+            cadences = {loan_id_of(c): c for c in found.get(self.state.table, [])}
+            writes: list[WriteOp] = []
+            for item in page:
+                loan_id = item.get("loan_id")
+                if not isinstance(loan_id, str):
+                    continue
+                writes.extend(self._check(item, loan_id, cadences.get(loan_id), now, result, metrics))
+            if writes:
+                self.ledger.write(writes)
+
+    def _check(
+        self,
+        item: dict,
+        loan_id: str,
+        cadence: dict | None,
+        now: datetime,
+        result: SweepResult,
+        metrics: MetricsRecorder,
+    ) -> list[WriteOp]:
+        borrower_id = str(item.get("borrower_id") or "")
+        status = raw_status(item)
+        in_index = cadence is not None and "due_shard" in cadence
+        if status in TERMINAL:
+            if not in_index:
+                return []
+            assert status is not None
+            rule = f"status.{status.value.lower()}"
+            reason = f"loan is {status.value} but was still in the due-index (found by the daily sweep)"
+            result.unindexed += 1
+            metrics.count("Unindexed")
+            return self._out(loan_id, borrower_id, now, rule, reason, phone=(cadence or {}).get("phone"))
+        if cadence is not None:
+            return []
+        try:
+            loan_from_item(item)
+        except InvalidItem as exc:
+            result.invalid += 1
+            metrics.count("InvalidItem")
+            return self._out(loan_id, borrower_id, now, "data.invalid", str(exc))
+        result.reindexed += 1
+        metrics.count("Reindexed")
+        logger.info("active loan without a cadence item re-indexed", extra={"loan_id": loan_id})
+        cadence_item = self.state.cadence_item(
+            loan_id,
+            borrower_id,
+            next_contact_at=now,
+            at=now,
+            rule_id="reconcile.reindexed",
+            reason="active loan had no cadence item (a missed stream record)",
+        )
+        return [self.state.put_op(cadence_item)]
+
+    def _out(
+        self, loan_id: str, borrower_id: str, now: datetime, rule: str, reason: str, phone: object = None
+    ) -> list[WriteOp]:
+        cadence_item = self.state.cadence_item(
+            loan_id,
+            borrower_id,
+            next_contact_at=None,
+            at=now,
+            rule_id=rule,
+            reason=reason,
+            phone=phone if isinstance(phone, str) else None,
+        )
+        stop = Decision(
+            kind=DecisionKind.STOP,
+            loan_id=loan_id,
+            borrower_id=borrower_id,
+            at=now,
+            rule_id=rule,
+            reason=reason,
+        )
+        return [self.state.put_op(cadence_item), self.ledger.decision_op(stop)]
+
+    def resolve_ambiguous(self, now: datetime, result: SweepResult, metrics: MetricsRecorder) -> None:
+        """AMBIGUOUS → SENT where the ledger holds a MESSAGE for the same loan and step."""
+        writes: list[WriteOp] = []
+        for pointer in self.ledger.ambiguous_pointers():
+            loan_id, step = str(pointer.get("loan_id_ref", "")), str(pointer.get("step", ""))
+            if not loan_id or not step:
+                continue
+            message_keys = [k for k in self.ledger.keys_for_loan(loan_id) if str(k["pk"]).startswith("MSG#")]
+            messages = [
+                m
+                for m in self.ledger.get_items(message_keys)
+                if m.get("sk") == "MESSAGE" and m.get("step") == step
+            ]
+            if not messages:
+                result.ambiguous_open += 1
+                continue
+            message = min(messages, key=lambda m: str(m.get("at", "")))
+            outcome = self.ledger.get_items([outcome_key(loan_id, step)])
+            base = outcome[0] if outcome else {}
+            fields = {
+                k: v
+                for k, v in base.items()
+                if k not in ("pk", "sk", "type", "loan_id", "step", "at", "expires_at")
+            }
+            fields.update(
+                {
+                    "status": Status.SENT,
+                    "message_id": message.get("message_id"),
+                    "resolved_at": iso_utc(now),
+                    "resolved_by": "reconcile",
+                    "previous_status": Status.AMBIGUOUS,
+                }
+            )
+            writes.append(self.ledger.outcome_op(loan_id, step, fields, now))
+            writes.append(self.ledger.delete_op({"pk": AMBIGUOUS_PK, "sk": f"{loan_id}#{step}"}))
+            result.ambiguous_resolved += 1
+            metrics.count("AmbiguousResolved")
+        if writes:
+            self.ledger.write(writes)
+
+
+def build_reconciler(settings: ReconcileSettings) -> Reconciler:
+    """The reconcile sweep wired to AWS as the settings say (clients are created on first use)."""
+    dynamo = Dynamo()
+    return Reconciler(
+        lender=Lender(dynamo, settings.loans_table, borrowers_table=""),
+        state=StateStore(dynamo, settings.state_table, settings.shard_count),
+        ledger=Ledger(dynamo, settings.ledger_table, settings.ledger_retention_days),
+        clock=clock.now,
+    )

@@ -1,0 +1,172 @@
+"""The indexer through the real IndexerFunction, fed with the DynamoDB stream records moto produced."""
+
+from __future__ import annotations
+
+import zlib
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+
+from dunning.items import borrower_to_item, loan_to_item
+from dunning.models import Borrower, Consent, Loan, LoanStatus
+from dunning_local import lambda_events as events
+from dunning_local.invoke import batch_item_failures, invoke
+from dunning_local.stack import LocalStack
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+class Tables:
+    def __init__(self, stack: LocalStack, session: boto3.Session) -> None:
+        self.stack = stack
+        dynamodb = session.resource("dynamodb")
+        self.loans = dynamodb.Table(stack.tables["LoansTable"])
+        self.borrowers = dynamodb.Table(stack.tables["BorrowersTable"])
+        self.state = dynamodb.Table(stack.tables["StateTable"])
+        self.ledger = dynamodb.Table(stack.tables["LedgerTable"])
+        # moto routes DynamoDB Streams only on the classic endpoint (botocore now uses an account one).
+        self.streams = session.client(
+            "dynamodbstreams", endpoint_url="https://streams.dynamodb.us-east-1.amazonaws.com"
+        )
+        self.positions: dict[str, str] = {}
+
+    def records(self, table: Any) -> list[dict[str, Any]]:
+        arn = table.latest_stream_arn
+        out: list[dict[str, Any]] = []
+        for shard in self.streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+            key = f"{arn}/{shard['ShardId']}"
+            iterator = (
+                self.positions.get(key)
+                or self.streams.get_shard_iterator(
+                    StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
+            )
+            response = self.streams.get_records(ShardIterator=iterator)
+            out += response["Records"]
+            self.positions[key] = response["NextShardIterator"]
+        return out
+
+    def index(self, table: Any, at: datetime, extra: list[dict[str, Any]] | None = None) -> list[str]:
+        records = self.records(table)
+        for record in records:
+            record["dynamodb"]["ApproximateCreationDateTime"] = at.timestamp()
+        event = events.dynamodb_stream_event(records, table.latest_stream_arn)
+        event["Records"] += extra or []
+        return batch_item_failures(invoke("IndexerFunction", event, self.stack, now=at))
+
+    def cadence(self, loan_id: str) -> dict[str, Any]:
+        return self.state.get_item(Key={"pk": f"LOAN#{loan_id}", "sk": "CADENCE"}).get("Item", {})
+
+    def stops(self, loan_id: str) -> list[dict[str, Any]]:
+        items = self.ledger.query(
+            KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": f"LOAN#{loan_id}"}
+        )["Items"]
+        return [i for i in items if i["decision"] == "STOP"]
+
+
+@pytest.fixture
+def tables(stack: LocalStack, aws: boto3.Session) -> Tables:
+    return Tables(stack, aws)
+
+
+def loan(loan_id: str = "L-1", **kw: Any) -> Loan:
+    fields: dict[str, Any] = {
+        "borrower_id": "B-1",
+        "currency": "USD",
+        "amount_due": Decimal("250.00"),
+        "due_date": "2026-02-23",
+        "jurisdiction": "US-NY",
+    }
+    fields.update(kw)
+    return Loan(loan_id=loan_id, **fields)
+
+
+def test_a_new_loan_is_due_at_once_in_its_shard(tables: Tables) -> None:
+    tables.loans.put_item(Item=loan_to_item(loan()))
+    assert tables.index(tables.loans, T0) == []
+    cadence = tables.cadence("L-1")
+    assert cadence["next_contact_at"] == "2026-03-02T10:00:00Z"
+    assert cadence["due_shard"] == f"DUE#{zlib.crc32(b'L-1') % 16:02d}" == cadence["home_shard"]
+    assert cadence["borrower_id"] == "B-1"
+
+
+def test_only_changes_that_matter_re_plan(tables: Tables) -> None:
+    tables.loans.put_item(Item=loan_to_item(loan()))
+    tables.index(tables.loans, T0)
+    tables.loans.put_item(Item=loan_to_item(loan(amount_due=Decimal("120.00"))))
+    tables.index(tables.loans, T0 + timedelta(hours=1))
+    assert tables.cadence("L-1")["next_contact_at"] == "2026-03-02T10:00:00Z"  # amount only: nothing
+    tables.loans.put_item(Item=loan_to_item(loan(amount_due=Decimal("120.00"), due_date="2026-03-10")))
+    tables.index(tables.loans, T0 + timedelta(hours=2))
+    assert tables.cadence("L-1")["next_contact_at"] == "2026-03-02T12:00:00Z"  # due date moved: now
+
+
+@pytest.mark.parametrize("status", [LoanStatus.PAID, LoanStatus.CLOSED, LoanStatus.CHARGED_OFF])
+def test_a_finished_loan_leaves_the_index_at_once(tables: Tables, status: LoanStatus) -> None:
+    tables.loans.put_item(Item=loan_to_item(loan()))
+    tables.index(tables.loans, T0)
+    tables.loans.put_item(Item=loan_to_item(loan(status=status)))
+    tables.index(tables.loans, T0 + timedelta(minutes=5))
+    cadence = tables.cadence("L-1")
+    assert "due_shard" not in cadence and "next_contact_at" not in cadence
+    (stop,) = tables.stops("L-1")
+    assert stop["rule_id"] == f"status.{status.value.lower()}"
+
+
+def test_a_bad_item_is_recorded_and_skipped_without_failing_the_batch(tables: Tables) -> None:
+    good, bad = loan("L-good"), loan_to_item(loan("L-bad"))
+    bad["currency"] = "dollars"
+    tables.loans.put_item(Item=loan_to_item(good))
+    tables.loans.put_item(Item=bad)
+    assert tables.index(tables.loans, T0) == []
+    assert tables.cadence("L-good")["next_contact_at"] == "2026-03-02T10:00:00Z"
+    assert "due_shard" not in tables.cadence("L-bad")
+    (stop,) = tables.stops("L-bad")
+    assert stop["rule_id"] == "data.invalid" and "currency" in stop["reason"]
+
+
+def test_an_unreadable_record_is_a_batch_item_failure(tables: Tables) -> None:
+    tables.loans.put_item(Item=loan_to_item(loan()))
+    broken = {
+        "eventID": "x",
+        "eventName": "MODIFY",
+        "eventSourceARN": tables.loans.latest_stream_arn,
+        "dynamodb": {"SequenceNumber": "999", "Keys": {"loan_id": {"S": "L-9"}}},
+    }
+    assert tables.index(tables.loans, T0, extra=[broken]) == ["999"]
+    assert tables.cadence("L-1")["next_contact_at"] == "2026-03-02T10:00:00Z"
+
+
+def test_a_borrower_change_that_matters_re_plans_their_active_loans(tables: Tables) -> None:
+    borrower = Borrower(borrower_id="B-1", phone="+12125550142", consent=Consent(sms=True))
+    tables.borrowers.put_item(Item=borrower_to_item(borrower))
+    tables.loans.put_item(Item=loan_to_item(loan("L-1")))
+    tables.loans.put_item(Item=loan_to_item(loan("L-2", status=LoanStatus.PAID)))
+    tables.index(tables.loans, T0)
+    tables.index(tables.borrowers, T0)
+    # The planner has moved L-1 on since.
+    tables.state.update_item(
+        Key={"pk": "LOAN#L-1", "sk": "CADENCE"},
+        UpdateExpression="SET next_contact_at = :n",
+        ExpressionAttributeValues={":n": "2026-03-10T14:00:00Z"},
+    )
+    tables.borrowers.put_item(Item=borrower_to_item(borrower.model_copy(update={"first_name": "Ada"})))
+    tables.index(tables.borrowers, T0 + timedelta(hours=1))
+    assert tables.cadence("L-1")["next_contact_at"] == "2026-03-10T14:00:00Z"  # a name change: nothing
+    tables.borrowers.put_item(Item=borrower_to_item(borrower.model_copy(update={"phone": "+12125550143"})))
+    tables.index(tables.borrowers, T0 + timedelta(hours=2))
+    cadence = tables.cadence("L-1")
+    assert cadence["next_contact_at"] == "2026-03-02T12:00:00Z" and cadence["phone"] == "+12125550143"
+    assert "due_shard" not in tables.cadence("L-2")
+
+
+def test_a_deleted_loan_loses_its_cadence(tables: Tables) -> None:
+    tables.loans.put_item(Item=loan_to_item(loan()))
+    tables.index(tables.loans, T0)
+    tables.loans.delete_item(Key={"loan_id": "L-1"})
+    tables.index(tables.loans, T0 + timedelta(hours=1))
+    assert tables.cadence("L-1") == {}
+    assert [s["rule_id"] for s in tables.stops("L-1")] == ["loan.removed"]

@@ -1,0 +1,781 @@
+"""The whole pipeline through the real handlers, on moto, with the resources of template.yaml.
+
+Loans and borrowers are written to the lender's tables; their DynamoDB stream records go to the indexer;
+a Scheduler tick goes to the planner, which fans out shard tasks on PlanQueue; each task is planned by
+the planner again; the jobs it publishes reach SmsQueue / PushQueue through the OutboundTopic's filter
+policies; the sender turns them into SMS and push messages (read back from moto's SNS backend);
+delivery-status log events go to the receipts function. Every AWS request the handlers make is counted
+per delivered message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import json
+import os
+import threading
+import zlib
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+from moto.sns.models import sns_backends
+
+from dunning import clock
+from dunning.adapters import Adapters
+from dunning.explain import explain
+from dunning.items import borrower_to_item, loan_to_item
+from dunning.models import Address, Borrower, Consent, Loan, LoanStatus, PushEndpoint
+from dunning.observability import MetricsRecorder
+from dunning.planner import ShardTask, build_planner
+from dunning.settings import PlannerSettings
+from dunning_local import lambda_events as events
+from dunning_local.invoke import batch_item_failures, invoke
+from dunning_local.stack import LocalStack
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+TICK = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # a Monday: 09:00 in New York, 22:00 in Shanghai
+OUR_NUMBER = "+12125550101"
+NY_PHONE = "+12125550142"
+MA_PHONE = "+16175550123"
+CN_PHONE = "+8613123456789"
+GB_PHONE = "+447700900123"
+
+
+# Batch operations are authorised by their single-item action.
+IAM_ACTION = {
+    "PublishBatch": "Publish",
+    "SendMessageBatch": "SendMessage",
+    "DeleteMessageBatch": "DeleteMessage",
+}
+
+
+def resources_of(service: str, params: Mapping[str, Any]) -> list[str]:
+    """The resource ARNs an API call acts on, as IAM evaluates them."""
+    here = f"{REGION}:{ACCOUNT}"
+    if service == "dynamodb":
+        tables = list(params.get("RequestItems", {})) or [params["TableName"]]
+        index = f"/index/{params['IndexName']}" if params.get("IndexName") else ""
+        return [f"arn:aws:dynamodb:{here}:table/{t}{index}" for t in tables]
+    if service == "sns":
+        if params.get("PhoneNumber"):
+            return ["*"]  # a phone number has no ARN: only a "*" grant allows it
+        return [str(params.get("TopicArn") or params.get("TargetArn"))]
+    if service == "sqs":
+        return [f"arn:aws:sqs:{here}:{str(params['QueueUrl']).rsplit('/', 1)[1]}"]
+    return [f"{service}:*"]
+
+
+class Harness:
+    """Drives the handlers like the AWS event sources would, and records what they asked AWS to do."""
+
+    def __init__(self, stack: LocalStack, session: boto3.Session) -> None:
+        self.stack = stack
+        dynamodb = session.resource("dynamodb")
+        self.loans = dynamodb.Table(stack.tables["LoansTable"])
+        self.borrowers = dynamodb.Table(stack.tables["BorrowersTable"])
+        self.state = dynamodb.Table(stack.tables["StateTable"])
+        self.ledger = dynamodb.Table(stack.tables["LedgerTable"])
+        self.sqs = session.client("sqs")
+        self.sns = session.client("sns")
+        # botocore now addresses DynamoDB Streams per account (<account>.streams-ddb...), which moto does
+        # not route; the classic endpoint reaches moto's streams backend.
+        self.streams = session.client(
+            "dynamodbstreams", endpoint_url=f"https://streams.dynamodb.{REGION}.amazonaws.com"
+        )
+        self._stream_positions: dict[str, str] = {}
+        self.function = ""
+        self.requests: Counter[tuple[str, str, str]] = Counter()
+        self.published: list[dict[str, Any]] = []
+        # (function, IAM action, resource ARN) of every call: what each function's role must allow.
+        self.grants_used: set[tuple[str, str, str]] = set()
+        self._lock = threading.Lock()
+
+    # ---- the handlers' own AWS requests ------------------------------------------------------------
+
+    def record_requests(self, session: boto3.Session) -> None:
+        """Count every request of clients made from ``session`` (the handlers' default session)."""
+
+        def count(model: Any, **_: Any) -> None:
+            with self._lock:
+                self.requests[(self.function, model.service_model.service_name, model.name)] += 1
+
+        def capture(params: dict[str, Any], **_: Any) -> None:
+            with self._lock:
+                self.published.append(json.loads(json.dumps(params, default=str)))
+
+        def grants(params: dict[str, Any], model: Any, **_: Any) -> None:
+            service = model.service_model.service_name
+            action = f"{service}:{IAM_ACTION.get(model.name, model.name)}"
+            with self._lock:
+                for arn in resources_of(service, params):
+                    self.grants_used.add((self.function, action, arn))
+
+        session.events.register("before-call.*.*", count)
+        session.events.register("provide-client-params.sns.Publish", capture)
+        session.events.register("provide-client-params.*.*", grants)
+
+    def requests_of(self, function: str | None = None) -> Counter[str]:
+        out: Counter[str] = Counter()
+        for (fn, service, operation), n in self.requests.items():
+            if function is None or fn == function:
+                out[f"{service}.{operation}"] += n
+        return out
+
+    def invoke(self, function: str, event: Mapping[str, Any], at: datetime) -> Any:
+        self.function = function
+        return invoke(function, event, self.stack, now=at)
+
+    # ---- the lender writes -------------------------------------------------------------------------
+
+    def seed(self, loans: list[Loan], borrowers: list[Borrower]) -> None:
+        for borrower in borrowers:
+            self.borrowers.put_item(Item=borrower_to_item(borrower))
+        for loan in loans:
+            self.loans.put_item(Item=loan_to_item(loan))
+
+    def stream_records(self, logical_id: str) -> list[dict[str, Any]]:
+        arn = self.loans.latest_stream_arn if logical_id == "LoansTable" else self.borrowers.latest_stream_arn
+        records: list[dict[str, Any]] = []
+        shards = self.streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+        for shard in shards:
+            key = f"{arn}/{shard['ShardId']}"
+            iterator = (
+                self._stream_positions.get(key)
+                or self.streams.get_shard_iterator(
+                    StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
+            )
+            response = self.streams.get_records(ShardIterator=iterator)
+            records.extend(response["Records"])
+            self._stream_positions[key] = response["NextShardIterator"]
+        return records
+
+    def index(self, at: datetime) -> None:
+        """Feed the new stream records of both tables to the indexer, as written at ``at``."""
+        for logical_id in ("LoansTable", "BorrowersTable"):
+            records = self.stream_records(logical_id)
+            if not records:
+                continue
+            for record in records:
+                # Records carry the wall-clock time moto wrote them; the scenario runs in its own time.
+                record["dynamodb"]["ApproximateCreationDateTime"] = at.timestamp()
+            arn = (
+                self.loans.latest_stream_arn
+                if logical_id == "LoansTable"
+                else self.borrowers.latest_stream_arn
+            )
+            result = self.invoke("IndexerFunction", events.dynamodb_stream_event(records, arn), at)
+            assert batch_item_failures(result) == []
+
+    # ---- queues --------------------------------------------------------------------------------------
+
+    def drain(self, logical_id: str) -> list[dict[str, Any]]:
+        url = self.stack.queues[logical_id]
+        messages: list[dict[str, Any]] = []
+        while True:
+            got: list[Any] = self.sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"]
+            ).get("Messages", [])
+            if not got:
+                return messages
+            messages.extend(got)
+            for message in got:
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    def tick(self, at: datetime, *, execution_id: str | None = None) -> None:
+        self.invoke("PlannerFunction", events.scheduler_input(at, execution_id), at + timedelta(seconds=5))
+
+    def plan(self, at: datetime) -> int:
+        """Run every shard task (and continuation) on PlanQueue; returns how many tasks ran."""
+        ran = 0
+        while tasks := self.drain("PlanQueue"):
+            for task in tasks:
+                event = events.sqs_event([task], self.stack.get_att("PlanQueue", "Arn"))
+                assert batch_item_failures(self.invoke("PlannerFunction", event, at)) == []
+                ran += 1
+        return ran
+
+    def jobs(self) -> dict[str, list[dict[str, Any]]]:
+        return {"SmsQueue": self.drain("SmsQueue"), "PushQueue": self.drain("PushQueue")}
+
+    def send(self, jobs: dict[str, list[dict[str, Any]]], at: datetime) -> list[str]:
+        """The sender on each queue's messages, ten at a time; returns the batch item failures."""
+        failures: list[str] = []
+        for queue, messages in jobs.items():
+            for start in range(0, len(messages), 10):
+                event = events.sqs_event(messages[start : start + 10], self.stack.get_att(queue, "Arn"))
+                failures += batch_item_failures(self.invoke("SenderFunction", event, at))
+        return failures
+
+    def run_tick(self, at: datetime, send_at: datetime | None = None) -> dict[str, list[dict[str, Any]]]:
+        self.tick(at)
+        self.plan(at + timedelta(seconds=10))
+        jobs = self.jobs()
+        assert self.send(jobs, send_at or at + timedelta(minutes=1)) == []
+        return jobs
+
+    # ---- what came out -------------------------------------------------------------------------------
+
+    @staticmethod
+    def sms() -> list[tuple[str, str]]:
+        return list(sns_backends[ACCOUNT][REGION].sms_messages.values())
+
+    def sms_to(self, phone: str) -> list[str]:
+        return [text for number, text in self.sms() if number == phone]
+
+    @staticmethod
+    def pushes(endpoint_arn: str) -> list[dict[str, Any]]:
+        endpoint = sns_backends[ACCOUNT][REGION].platform_endpoints[endpoint_arn]
+        return [json.loads(m) for m in endpoint.messages.values()]
+
+    def sms_attributes(self, phone: str) -> list[dict[str, Any]]:
+        return [p.get("MessageAttributes", {}) for p in self.published if p.get("PhoneNumber") == phone]
+
+    def ledger_items(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {}
+        while True:
+            page = self.ledger.scan(**kwargs)
+            items += page["Items"]
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def messages(self) -> dict[str, dict[str, Any]]:
+        """MESSAGE items by loan id."""
+        return {str(i["loan_id"]): i for i in self.ledger_items() if i["sk"] == "MESSAGE"}
+
+    def outcomes(self) -> list[dict[str, Any]]:
+        return [i for i in self.ledger_items() if i["sk"] == "OUTCOME"]
+
+    def decisions(self, loan_id: str) -> list[dict[str, Any]]:
+        return [i for i in self.ledger_items() if i["pk"] == f"LOAN#{loan_id}"]
+
+    def cadence(self, loan_id: str) -> dict[str, Any]:
+        return self.state.get_item(Key={"pk": f"LOAN#{loan_id}", "sk": "CADENCE"}).get("Item", {})
+
+
+@pytest.fixture
+def pipeline(stack: LocalStack, aws: boto3.Session, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    harness = Harness(stack, aws)
+    # The handlers create their clients from boto3's default session: give them a fresh one to count.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    boto3.setup_default_session(region_name=REGION)
+    assert boto3.DEFAULT_SESSION is not None
+    harness.record_requests(boto3.DEFAULT_SESSION)
+    yield harness
+
+
+def gcm_endpoint(session: boto3.Session, token: str) -> str:
+    sns = session.client("sns")
+    app = sns.create_platform_application(
+        Name="ExampleApp", Platform="GCM", Attributes={"PlatformCredential": "x"}
+    )
+    return sns.create_platform_endpoint(PlatformApplicationArn=app["PlatformApplicationArn"], Token=token)[
+        "EndpointArn"
+    ]
+
+
+def loan(loan_id: str, borrower_id: str, jurisdiction: str, due: date, **kw: Any) -> Loan:
+    return Loan(
+        loan_id=loan_id,
+        borrower_id=borrower_id,
+        currency=kw.pop("currency", "USD"),
+        amount_due=kw.pop("amount_due", Decimal("250.00")),
+        due_date=due,
+        jurisdiction=jurisdiction,
+        **kw,
+    )
+
+
+def book(session: boto3.Session) -> tuple[list[Loan], list[Borrower], dict[str, str]]:
+    """Loans in several jurisdictions, due for different steps at TICK."""
+    endpoints = {"GB": gcm_endpoint(session, "token-gb-0001"), "ON": gcm_endpoint(session, "token-on-0002")}
+    borrowers = [
+        Borrower(
+            borrower_id="B-NY",
+            first_name="Ada",
+            time_zone="America/New_York",
+            phone=NY_PHONE,
+            address=Address(country="US", region="NY"),
+            consent=Consent(sms=True),
+        ),
+        Borrower(
+            borrower_id="B-MA",
+            first_name="Grace",
+            time_zone="America/New_York",
+            phone=MA_PHONE,
+            address=Address(country="US", region="MA"),
+            consent=Consent(sms=True),
+        ),
+        Borrower(
+            borrower_id="B-CN",
+            first_name="Lin",
+            locale="zh-CN",
+            time_zone="Asia/Shanghai",
+            phone=CN_PHONE,
+            address=Address(country="CN"),
+            consent=Consent(sms=True, push=False),
+        ),
+        Borrower(
+            borrower_id="B-GB",
+            first_name="Alan",
+            locale="en-GB",
+            time_zone="Europe/London",
+            address=Address(country="GB"),
+            consent=Consent(push=True),
+            push_endpoints=(PushEndpoint(arn=endpoints["GB"], platform="GCM"),),
+        ),
+        Borrower(
+            borrower_id="B-ON",
+            first_name="Mary",
+            locale="en-CA",
+            time_zone="America/Toronto",
+            address=Address(country="CA", region="ON"),
+            consent=Consent(push=True),
+            push_endpoints=(PushEndpoint(arn=endpoints["ON"], platform="GCM"),),
+        ),
+        Borrower(
+            borrower_id="B-PAID",
+            first_name="Paid",
+            time_zone="America/New_York",
+            phone="+12125550143",
+            address=Address(country="US", region="NY"),
+            consent=Consent(sms=True),
+        ),
+    ]
+    loans = [
+        loan("L-NY", "B-NY", "US-NY", date(2026, 2, 23)),  # D+7: a text
+        loan("L-MA", "B-MA", "US-MA", date(2026, 3, 1)),  # D+1: a text
+        loan("L-CN", "B-CN", "CN", date(2026, 3, 1), currency="CNY"),  # 22:00 in Shanghai: deferred
+        loan("L-GB", "B-GB", "GB", date(2026, 2, 27), currency="GBP"),  # D+3: a push
+        loan("L-ON", "B-ON", "CA-ON", date(2026, 2, 27), currency="CAD"),  # D+3: a push
+        loan("L-PAID", "B-PAID", "US-NY", date(2026, 2, 23), status=LoanStatus.PAID),
+    ]
+    return loans, borrowers, endpoints
+
+
+def test_a_tick_sends_the_right_messages_and_receipts_close_them(
+    pipeline: Harness, aws: boto3.Session
+) -> None:
+    loans, borrowers, endpoints = book(aws)
+    pipeline.seed(loans, borrowers)
+    pipeline.index(TICK - timedelta(hours=2))
+
+    jobs = pipeline.run_tick(TICK)
+
+    # Texts went to the two US borrowers, once each, with the transactional attributes.
+    assert len(jobs["SmsQueue"]) == 2 and len(jobs["PushQueue"]) == 2
+    assert [len(pipeline.sms_to(p)) for p in (NY_PHONE, MA_PHONE, CN_PHONE, "+12125550143")] == [1, 1, 0, 0]
+    for phone in (NY_PHONE, MA_PHONE):
+        text = pipeline.sms_to(phone)[0]
+        assert "Example Lending Co." in text or "ExampleLend" in text
+        assert "STOP" in text  # Reg F opt-out instruction
+        (attributes,) = pipeline.sms_attributes(phone)
+        assert attributes["AWS.SNS.SMS.SMSType"]["StringValue"] == "Transactional"
+    assert "$250.00" in pipeline.sms_to(NY_PHONE)[0]
+    # Pushes went to the two app users' endpoints, lock-screen safe, detail in the data.
+    for key in ("GB", "ON"):
+        (push,) = pipeline.pushes(endpoints[key])
+        gcm = json.loads(push["GCM"])["fcmV1Message"]["message"]
+        assert gcm["notification"]["title"] and not any(ch.isdigit() for ch in gcm["notification"]["body"])
+        assert gcm["data"]["detail"]
+    # The ledger has a SENT message per send, the deferral of the Shanghai loan with its rule.
+    messages = pipeline.messages()
+    assert sorted(messages) == ["L-GB", "L-MA", "L-NY", "L-ON"]
+    assert {m["status"] for m in messages.values()} == {"SENT"}
+    assert messages["L-NY"]["contact_point"] == NY_PHONE and messages["L-GB"]["channel"] == "push"
+    cn = pipeline.decisions("L-CN")
+    assert [d["decision"] for d in cn] == ["DEFER"] and cn[0]["rule_id"].startswith("window.")
+    assert pipeline.cadence("L-CN")["next_contact_at"] == cn[0]["not_before"] > "2026-03-02T14:00:00Z"
+    assert "due_shard" not in pipeline.cadence("L-PAID")
+
+    # Delivery-status logs: SMS success and failure, push success and failure, in the real envelope.
+    at = TICK + timedelta(minutes=2)
+    sms_ok = events.sms_delivery_record(
+        str(messages["L-NY"]["message_id"]), NY_PHONE, at, success=True, price=0.00581
+    )
+    sms_bad = events.sms_delivery_record(
+        str(messages["L-MA"]["message_id"]), MA_PHONE, at, success=False, price=0
+    )
+    push_ok = events.push_delivery_record(
+        str(messages["L-GB"]["message_id"]), endpoints["GB"], at, success=True
+    )
+    push_bad = events.push_delivery_record(
+        str(messages["L-ON"]["message_id"]), endpoints["ON"], at, success=False
+    )
+    groups = {
+        name: str(pipeline.stack.ref(name))
+        for name in (
+            "SmsDeliveryLogGroup",
+            "SmsDeliveryFailureLogGroup",
+            "FcmDeliveryLogGroup",
+            "FcmDeliveryFailureLogGroup",
+        )
+    }
+    for group, record in (
+        ("SmsDeliveryLogGroup", sms_ok),
+        ("SmsDeliveryFailureLogGroup", sms_bad),
+        ("FcmDeliveryLogGroup", push_ok),
+        ("FcmDeliveryFailureLogGroup", push_bad),
+    ):
+        result = pipeline.invoke(
+            "ReceiptsFunction", events.logs_subscription_event(groups[group], [(at, record)]), at
+        )
+        assert result == {"receipts": 1}
+
+    messages = pipeline.messages()
+    assert {k: v["status"] for k, v in messages.items()} == {
+        "L-NY": "DELIVERED",
+        "L-MA": "FAILED",
+        "L-GB": "DELIVERED",
+        "L-ON": "FAILED",
+    }
+    assert messages["L-NY"]["carrier"] == "Example Carrier" and messages["L-NY"]["price_usd"] == Decimal(
+        "0.00581"
+    )
+    assert messages["L-MA"]["provider_response"] == "Unknown error attempting to reach phone"
+    assert "InvalidToken" in messages["L-ON"]["provider_response"]
+
+    # The loan's trail, as `dunning explain` shows it (its reads are not a function's).
+    pipeline.function = "explain"
+    tables = pipeline.stack.tables
+    adapters = Adapters.for_tables(
+        loans_table=tables["LoansTable"],
+        borrowers_table=tables["BorrowersTable"],
+        state_table=tables["StateTable"],
+        ledger_table=tables["LedgerTable"],
+    )
+    trail = explain("L-CN", adapters)
+    assert [(e.kind, e.status) for e in trail] == [("DECISION", "DEFER")]
+    (entry,) = explain("L-NY", adapters)
+    assert (entry.kind, entry.status, entry.step, entry.channel) == ("MESSAGE", "DELIVERED", "D+7", "sms")
+    assert entry.detail["contact_point"] == "+12*******42"
+
+    delivered = 2
+    per_function = {
+        fn: sum(pipeline.requests_of(fn).values())
+        for fn in ("IndexerFunction", "PlannerFunction", "SenderFunction", "ReceiptsFunction")
+    }
+    total = sum(per_function.values())
+    print(f"\nAWS requests by function: {per_function}")
+    for fn in per_function:
+        print(f"  {fn}: {dict(pipeline.requests_of(fn))}")
+    print(f"requests per sent message: {total / 4:.2f}; per delivered message: {total / delivered:.2f}")
+    sender = pipeline.requests_of("SenderFunction")
+    # One read for the batch, one claim and one publish per message, one ledger write per batch.
+    assert sender["dynamodb.BatchGetItem"] == 2  # one per SQS batch (SmsQueue, PushQueue)
+    assert sender["dynamodb.UpdateItem"] == 4 and sender["sns.Publish"] == 4
+    assert sender["dynamodb.BatchWriteItem"] == 2
+    assert "dynamodb.GetItem" not in sender and "dynamodb.PutItem" not in sender
+    planner = pipeline.requests_of("PlannerFunction")
+    # Jobs go out in PublishBatch (one per shard page with sends here), never one Publish per job, and
+    # cadence and ledger items in BatchWriteItem, never item by item.
+    assert 1 <= planner["sns.PublishBatch"] <= 4 and planner["sqs.SendMessageBatch"] == 2
+    assert not {"sns.Publish", "dynamodb.PutItem", "dynamodb.UpdateItem", "dynamodb.GetItem"} & set(planner)
+
+
+def test_the_same_tick_twice_and_a_redelivered_batch_send_nothing_twice(
+    pipeline: Harness, aws: boto3.Session
+) -> None:
+    loans, borrowers, endpoints = book(aws)
+    pipeline.seed(loans, borrowers)
+    pipeline.index(TICK - timedelta(hours=2))
+
+    # The Scheduler delivers the tick twice (at-least-once): two fan-outs, 32 shard tasks.
+    pipeline.tick(TICK, execution_id="first")
+    pipeline.tick(TICK, execution_id="again")
+    assert pipeline.plan(TICK + timedelta(seconds=10)) == 32
+    jobs = pipeline.jobs()
+    assert pipeline.send(jobs, TICK + timedelta(minutes=1)) == []
+    # SQS delivers the same job batches again.
+    assert pipeline.send(jobs, TICK + timedelta(minutes=3)) == []
+
+    assert len(pipeline.sms_to(NY_PHONE)) == 1 and len(pipeline.sms_to(MA_PHONE)) == 1
+    assert len(pipeline.pushes(endpoints["GB"])) == 1 and len(pipeline.pushes(endpoints["ON"])) == 1
+    redelivered = [o for o in pipeline.outcomes() if o["status"] == "AMBIGUOUS"]
+    assert len(redelivered) == 4 and {o["rule_id"] for o in redelivered} == {"claim.exists"}
+
+
+def test_two_planners_on_one_shard_at_once_send_each_message_once(
+    pipeline: Harness, aws: boto3.Session
+) -> None:
+    loans, borrowers, _endpoints = book(aws)
+    pipeline.seed(loans, borrowers)
+    pipeline.index(TICK - timedelta(hours=2))
+    pipeline.tick(TICK)
+    tasks = pipeline.drain("PlanQueue")
+    cadence = pipeline.cadence("L-NY")
+    shard_tasks = [t for t in tasks if json.loads(t["Body"])["shard"] == cadence["due_shard"]]
+
+    # Both planners read the shard before either writes: each holds at its first write until the other
+    # has got that far too.
+    barrier = threading.Barrier(2, timeout=30)
+
+    def hold(**_: Any) -> None:
+        if threading.current_thread().name.startswith("planner-"):
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait()
+
+    assert boto3.DEFAULT_SESSION is not None
+    boto3.DEFAULT_SESSION.events.register("before-call.dynamodb.BatchWriteItem", hold)
+    # Each thread creates its clients (and so copies the session's hooks) inside the handler.
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            event = events.sqs_event([shard_tasks[0]], pipeline.stack.get_att("PlanQueue", "Arn"))
+            invoke("PlannerFunction", event, pipeline.stack)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    # invoke() sets the environment and the clock process-wide; both threads set the same values, and
+    # the process's own are put back afterwards.
+    saved_environment = dict(os.environ)
+    threads = [threading.Thread(target=run, name=f"planner-{n}") for n in range(2)]
+    with clock.use(lambda: TICK + timedelta(seconds=10)):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    os.environ.clear()
+    os.environ.update(saved_environment)
+    assert errors == []
+    boto3.DEFAULT_SESSION.events.unregister("before-call.dynamodb.BatchWriteItem", hold)
+
+    jobs = pipeline.jobs()
+    planned_twice = [m for q in jobs.values() for m in q if json.loads(m["Body"])["loan_id"] == "L-NY"]
+    assert len(planned_twice) == 2  # the race happened: both planners published the job
+    # Each job in its own SQS batch (two sender invocations), the harder case for the claim.
+    for queue, messages in jobs.items():
+        for message in messages:
+            assert pipeline.send({queue: [message]}, TICK + timedelta(minutes=1)) == []
+    assert len(pipeline.sms_to(NY_PHONE)) == 1
+    outcome = [o for o in pipeline.outcomes() if o["loan_id"] == "L-NY"]
+    assert [o["status"] for o in outcome] == ["AMBIGUOUS"]
+
+
+def test_a_loan_paid_between_planning_and_sending_is_not_sent(pipeline: Harness, aws: boto3.Session) -> None:
+    loans, borrowers, _ = book(aws)
+    pipeline.seed(loans, borrowers)
+    pipeline.index(TICK - timedelta(hours=2))
+    pipeline.tick(TICK)
+    pipeline.plan(TICK + timedelta(seconds=10))
+    jobs = pipeline.jobs()
+
+    paid = loan("L-NY", "B-NY", "US-NY", date(2026, 2, 23), status=LoanStatus.PAID, amount_due=Decimal("0"))
+    pipeline.loans.put_item(Item=loan_to_item(paid))
+    pipeline.index(TICK + timedelta(seconds=30))
+    assert pipeline.send(jobs, TICK + timedelta(minutes=1)) == []
+
+    assert pipeline.sms_to(NY_PHONE) == [] and len(pipeline.sms_to(MA_PHONE)) == 1
+    (outcome,) = [o for o in pipeline.outcomes() if o["loan_id"] == "L-NY"]
+    assert outcome["status"] == "SUPPRESSED" and outcome["rule_id"] == "status.paid"
+    assert "paid" in outcome["reason"]
+    assert "due_shard" not in pipeline.cadence("L-NY")  # the indexer took it out of the due-index
+
+
+def inbound_event(pipeline: Harness, body: str, at: datetime, inbound_id: str) -> dict[str, Any]:
+    message = events.inbound_sms(NY_PHONE, OUR_NUMBER, body, inbound_id=inbound_id)
+    return events.sns_event(str(pipeline.stack.topics["InboundTopic"]), message, at)
+
+
+def test_stop_silences_the_number_for_every_loan_and_start_restores_it(
+    pipeline: Harness, aws: boto3.Session
+) -> None:
+    loans, borrowers, _ = book(aws)
+    # The New York borrower has a second loan; a second borrower record shares the number.
+    extra_borrower = Borrower(
+        borrower_id="B-NY2",
+        first_name="Ada",
+        time_zone="America/New_York",
+        phone=NY_PHONE,
+        address=Address(country="US", region="NY"),
+        consent=Consent(sms=True),
+    )
+    extra = [
+        loan("L-NY-B", "B-NY", "US-NY", date(2026, 3, 3)),
+        loan("L-NY2", "B-NY2", "US-NY", date(2026, 2, 26)),
+    ]
+    pipeline.seed(loans + extra, [*borrowers, extra_borrower])
+    pipeline.index(TICK - timedelta(hours=2))
+    pipeline.run_tick(TICK)
+    sent_before = len(pipeline.sms_to(NY_PHONE))
+    assert sent_before == 2  # one per borrower record (caps are per borrower)
+
+    stop_at = TICK + timedelta(minutes=20)
+    pipeline.invoke("InboundFunction", inbound_event(pipeline, "Stop texting me!", stop_at, "in-1"), stop_at)
+    # A redelivery and a second STOP: still exactly one confirmation.
+    pipeline.invoke("InboundFunction", inbound_event(pipeline, "Stop texting me!", stop_at, "in-1"), stop_at)
+    pipeline.invoke(
+        "InboundFunction",
+        inbound_event(pipeline, "STOP", stop_at + timedelta(minutes=1), "in-2"),
+        stop_at + timedelta(minutes=1),
+    )
+    confirmations = pipeline.sms_to(NY_PHONE)[sent_before:]
+    assert len(confirmations) == 1
+    assert "Example Lending Co." in confirmations[0] and "no further messages" in confirmations[0]
+    consent = pipeline.state.get_item(Key={"pk": f"PHONE#{NY_PHONE}", "sk": "CONSENT"})["Item"]
+    assert consent["sms_opted_out"] is True
+
+    # Days of ticks: nothing more to that number, whichever loan.
+    for day in range(1, 4):
+        pipeline.run_tick(TICK + timedelta(days=day))
+    assert len(pipeline.sms_to(NY_PHONE)) == sent_before + 1
+    assert len(pipeline.sms_to(MA_PHONE)) >= 2  # the other borrowers are still reminded
+
+    start_at = TICK + timedelta(days=4, minutes=-30)
+    pipeline.invoke("InboundFunction", inbound_event(pipeline, "START", start_at, "in-3"), start_at)
+    assert len(pipeline.sms_to(NY_PHONE)) == sent_before + 2  # the START confirmation
+    pipeline.run_tick(TICK + timedelta(days=4))
+    assert len(pipeline.sms_to(NY_PHONE)) > sent_before + 2  # reminders resumed
+
+
+def test_requests_per_delivered_message_at_scale(pipeline: Harness) -> None:
+    """A few hundred reminders in one tick: what each delivered message costs in AWS requests."""
+    count = 240
+    borrowers = [
+        Borrower(
+            borrower_id=f"B-{n:04d}",
+            first_name="Sam",
+            time_zone="America/New_York",
+            phone=f"+1212555{n % 100:02d}{n // 100:02d}",
+            address=Address(country="US", region="NY"),
+            consent=Consent(sms=True),
+        )
+        for n in range(count)
+    ]
+    loans = [loan(f"L-{n:04d}", f"B-{n:04d}", "US-NY", date(2026, 2, 23)) for n in range(count)]
+    pipeline.seed(loans, borrowers)
+    pipeline.index(TICK - timedelta(hours=2))
+    indexing = sum(pipeline.requests_of("IndexerFunction").values())
+
+    pipeline.run_tick(TICK)
+    sent = {m["message_id"]: m for m in pipeline.messages().values()}
+    assert len(sent) == count and len(pipeline.sms()) == count
+    at = TICK + timedelta(minutes=2)
+    group = str(pipeline.stack.ref("SmsDeliveryLogGroup"))
+    records = [
+        (at, events.sms_delivery_record(str(i), str(m["contact_point"]), at, success=True, price=0.00581))
+        for i, m in sent.items()
+    ]
+    for start in range(0, len(records), 100):  # CloudWatch Logs delivers receipts in batches
+        pipeline.invoke(
+            "ReceiptsFunction", events.logs_subscription_event(group, records[start : start + 100]), at
+        )
+    delivered = [m for m in pipeline.messages().values() if m["status"] == "DELIVERED"]
+    assert len(delivered) == count
+
+    steady = {
+        fn: sum(pipeline.requests_of(fn).values())
+        for fn in ("PlannerFunction", "SenderFunction", "ReceiptsFunction")
+    }
+    per_message = sum(steady.values()) / len(delivered)
+    print(f"\n{count} reminders delivered; AWS requests: {steady}, indexing the new book: {indexing}")
+    for fn in steady:
+        print(f"  {fn}: {dict(pipeline.requests_of(fn))}")
+    print(f"requests per delivered message (plan + send + receipt): {per_message:.2f}")
+    # One claim and one Publish per message are the floor; everything else is batched. (With the
+    # due-index keys only, the planner reads a page in three rounds: loans, then borrowers and contact
+    # items, then consent items.)
+    assert per_message < 3.0
+    assert pipeline.requests_of("SenderFunction")["dynamodb.BatchGetItem"] == count // 10
+
+
+def role_allows(stack: LocalStack, function: str, action: str, arn: str) -> bool:
+    """Whether the function's role in template.yaml has an Allow statement for ``action`` on ``arn``."""
+    role = stack.function_properties(function)["Role"]["Fn::GetAtt"][0]
+    for policy in stack.template["Resources"][role]["Properties"]["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            resources = stack.resolve(statement["Resource"])
+            resources = resources if isinstance(resources, list) else [resources]
+            if (
+                statement["Effect"] == "Allow"
+                and any(fnmatch.fnmatchcase(action, a) for a in actions)
+                and any(fnmatch.fnmatchcase(arn, str(r)) for r in resources)
+            ):
+                return True
+    return False
+
+
+def test_every_call_the_functions_make_is_allowed_by_their_role(
+    pipeline: Harness, aws: boto3.Session
+) -> None:
+    """The template's least-privilege roles cover what the code really does (and the test sees it all:
+    indexing, a tick, sending by SMS and push, receipts, STOP/START/HELP and free-text replies, the sweep)."""
+    loans, borrowers, _ = book(aws)
+    pipeline.seed(loans, borrowers)
+    pipeline.index(TICK - timedelta(hours=2))
+    pipeline.run_tick(TICK)
+    at = TICK + timedelta(minutes=2)
+    message = pipeline.messages()["L-NY"]
+    record = events.sms_delivery_record(str(message["message_id"]), NY_PHONE, at, success=False, price=0)
+    group = str(pipeline.stack.ref("SmsDeliveryFailureLogGroup"))
+    pipeline.invoke("ReceiptsFunction", events.logs_subscription_event(group, [(at, record)]), at)
+    eum = {"eventType": "TEXT_DELIVERED", "isFinal": True, "messageId": "x", "eventTimestamp": 1772460000000}
+    pipeline.invoke(
+        "ReceiptsFunction",
+        events.sns_event(pipeline.stack.topics["DeliveryEventsTopic"], json.dumps(eum), at),
+        at,
+    )
+    for n, body in enumerate(["STOP", "START", "HELP", "I paid already"]):
+        pipeline.invoke("InboundFunction", inbound_event(pipeline, body, at, f"iam-{n}"), at)
+    pipeline.invoke("ReconcileFunction", {"scheduled_time": "2026-03-03T03:30:00Z"}, at)
+
+    functions = {fn for fn, _, _ in pipeline.grants_used}
+    assert functions == {
+        "IndexerFunction",
+        "PlannerFunction",
+        "SenderFunction",
+        "ReceiptsFunction",
+        "InboundFunction",
+        "ReconcileFunction",
+    }
+    missing = sorted(g for g in pipeline.grants_used if not role_allows(pipeline.stack, *g))
+    assert missing == []
+    # The check can fail: the sender may not scan the lender's loans, the planner may not text anyone.
+    loans_arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{pipeline.stack.tables['LoansTable']}"
+    assert not role_allows(pipeline.stack, "SenderFunction", "dynamodb:Scan", loans_arn)
+    assert not role_allows(pipeline.stack, "PlannerFunction", "sns:Publish", "*")
+
+
+def test_a_shard_that_runs_out_of_time_hands_the_rest_on(pipeline: Harness) -> None:
+    ids = [i for i in (f"L-{n:04d}" for n in range(400)) if zlib.crc32(i.encode()) % 16 == 0][:12]
+    borrowers = [
+        Borrower(
+            borrower_id=f"B{i}",
+            time_zone="America/New_York",
+            phone=f"+1212555{n:04d}",
+            address=Address(country="US", region="NY"),
+            consent=Consent(sms=True),
+        )
+        for n, i in enumerate(ids, start=100)
+    ]
+    pipeline.seed([loan(i, f"B{i}", "US-NY", date(2026, 2, 23)) for i in ids], borrowers)
+    pipeline.index(TICK - timedelta(hours=2))
+    environment = pipeline.stack.function_environment("PlannerFunction")
+    planner = build_planner(PlannerSettings.from_env(environment))
+    planner.page_size = 5
+
+    # Out of time after the first page: the rest is handed on, not failed and not dropped.
+    task = ShardTask(shard="DUE#00", scheduled_time=TICK)
+    with clock.use(lambda: TICK + timedelta(seconds=10)):
+        result = planner.plan_shard(task, remaining_ms=lambda: 0, metrics=MetricsRecorder())
+    assert result.handed_on and result.planned == 5
+    (continuation,) = pipeline.drain("PlanQueue")
+    body = json.loads(continuation["Body"])
+    assert body["shard"] == "DUE#00" and body["scheduled_time"] == "2026-03-02T14:00:00Z"
+    assert body["continuation"]["due_shard"] == "DUE#00"
+
+    # The continuation is planned by the real handler; every loan gets exactly one job.
+    pipeline.sqs.send_message(QueueUrl=pipeline.stack.queues["PlanQueue"], MessageBody=continuation["Body"])
+    assert pipeline.plan(TICK + timedelta(seconds=20)) == 1
+    jobs = pipeline.jobs()
+    assert sorted(json.loads(m["Body"])["loan_id"] for m in jobs["SmsQueue"]) == sorted(ids)
