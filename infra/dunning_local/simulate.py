@@ -19,8 +19,8 @@ import random
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -59,7 +59,7 @@ class DemoOptions:
     seed: int = 7
     fault_rate: float = 0.0
     tick_minutes: int = 15
-    shards: int = 8
+    shards: int = 4
     start: datetime = datetime(2026, 3, 2, 5, 0, tzinfo=UTC)
     out: Path = Path("out/demo")
     quiet: bool = False
@@ -133,9 +133,13 @@ class Simulation:
             "POWERTOOLS_METRICS_DISABLED": "true",
             "LOG_LEVEL": "WARNING",
         }
-        self.functions = {
-            name: warm_function(self.stack, name, env_overrides=overrides) for name in FUNCTIONS
-        }
+        # The functions' own output (JSON logs, EMF metrics) goes to a file, as it would go to CloudWatch.
+        self.options.out.mkdir(parents=True, exist_ok=True)
+        self.function_log = (self.options.out / "functions.log").open("w", encoding="utf-8")
+        with redirect_stdout(self.function_log):
+            self.functions = {
+                name: warm_function(self.stack, name, env_overrides=overrides) for name in FUNCTIONS
+            }
         self.tables = self.stack.tables
         self.queues = self.stack.queues
         self.topics = self.stack.topics
@@ -170,20 +174,30 @@ class Simulation:
             with resource.Table(self.tables[logical]).batch_writer() as batch:
                 for item in items:
                     batch.put_item(Item=item)
-        self.pump_streams(self.options.start)
+        # A lender's first load is a bulk import (DynamoDB import from S3 emits no stream records):
+        # the reconcile sweep indexes the book, and the streams carry only what changes afterwards.
+        self.skip_streams()
+        self.call("reconcile", ev.scheduler_input(self.options.start), self.options.start)
 
     # -- plumbing ---------------------------------------------------------------------------------
     def call(self, name: str, event: Any, at: datetime) -> Any:
         self.invocations[name] += 1
-        return self.functions[name](event, now=at)
+        with redirect_stdout(self.function_log):
+            return self.functions[name](event, now=at)
 
-    def pump_streams(self, at: datetime) -> None:
-        """Deliver new Loans/Borrowers stream records to the indexer, as the event source mapping would."""
+    def _stream_shards(self) -> dict[str, Any]:
         from moto.dynamodb.models import dynamodb_backends
 
         backend = dynamodb_backends[self.stack.account_id][self.stack.region]
-        for logical in ("BorrowersTable", "LoansTable"):
-            table = backend.get_table(self.tables[logical])
+        return {logical: backend.get_table(self.tables[logical]) for logical in ("BorrowersTable", "LoansTable")}
+
+    def skip_streams(self) -> None:
+        for logical, table in self._stream_shards().items():
+            self.stream_positions[logical] = len(table.stream_shard.items) if table.stream_shard else 0
+
+    def pump_streams(self, at: datetime) -> None:
+        """Deliver new Loans/Borrowers stream records to the indexer, as the event source mapping would."""
+        for logical, table in self._stream_shards().items():
             shard = table.stream_shard
             if shard is None:
                 continue
@@ -200,8 +214,19 @@ class Simulation:
                 )
                 self.call("indexer", ev.dynamodb_stream_event(batch, arn), at)
 
-    def drain(self, queue_logical: str, function: str, at: datetime, batch_size: int = 10) -> int:
-        """Receive everything visible on a queue in batches and invoke ``function``; delete what succeeded."""
+    def drain(
+        self,
+        queue_logical: str,
+        function: str,
+        at: datetime,
+        batch_size: int = 10,
+        after_each: Callable[[], None] | None = None,
+    ) -> int:
+        """Receive everything visible on a queue in batches and invoke ``function``; delete what succeeded.
+
+        ``after_each`` runs after every invocation: the senders consume while the planners produce, as
+        their event source mappings would.
+        """
         url = self.queues[queue_logical]
         arn = str(self.stack.get_att(queue_logical, "Arn"))
         handled = 0
@@ -236,6 +261,8 @@ class Simulation:
             # Failed records stay invisible until the next tick, as SQS's visibility timeout would do.
             self.retry_later += [(url, m["ReceiptHandle"]) for m in got if m["MessageId"] in failed]
             handled += len(got)
+            if after_each is not None:
+                after_each()
 
     def release_retries(self) -> None:
         for url, handle in self.retry_later:
@@ -360,16 +387,22 @@ class Simulation:
             self.pump_streams(t)
             self.deliver_replies(t)
             self.release_retries()
-            self.call("planner", ev.scheduler_input(t), t)
-            self.drain("PlanQueue", "planner", t, batch_size=1)
-            # Payments that land between the planner's tick and the sender's pass: the sender must notice.
+            # Payments that land between a planner's pass and the sender's: the sender must notice.
             during = [loan for at, loan in paid if at <= t + timedelta(minutes=1)]
             paid = [(at, loan) for at, loan in paid if at > t + timedelta(minutes=1)]
-            self.pay(during)
-            self.pump_streams(t + timedelta(minutes=1))
             send_at = t + timedelta(minutes=2)
-            self.drain("SmsQueue", "sender", send_at)
-            self.drain("PushQueue", "sender", send_at)
+
+            def send(send_at: datetime = send_at, during: list[str] = during) -> None:
+                if during:
+                    self.pay(during)
+                    self.pump_streams(send_at - timedelta(minutes=1))
+                    during.clear()
+                self.drain("SmsQueue", "sender", send_at)
+                self.drain("PushQueue", "sender", send_at)
+
+            self.call("planner", ev.scheduler_input(t), t)
+            self.drain("PlanQueue", "planner", t, batch_size=1, after_each=send)
+            send()
             self.carrier(t + timedelta(minutes=5))
             if t.hour == 4 and t.minute < o.tick_minutes:
                 self.call("reconcile", ev.scheduler_input(t), t)

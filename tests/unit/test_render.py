@@ -249,6 +249,16 @@ def test_accented_name_does_not_switch_an_english_sms_to_ucs2() -> None:
     assert message.text is not None and "Hi Zoe," in message.text
 
 
+def test_rupee_sign_does_not_switch_an_english_sms_to_ucs2() -> None:
+    message = render(the_loan=loan(currency="INR", amount="12345.50", jurisdiction="IN"))
+    assert message.encoding == "GSM-7"
+    assert message.text is not None and "INR 12,345.50" in message.text
+    detail = render(
+        "pre_due", Channel.PUSH, the_loan=loan(currency="INR", amount="12345.50", jurisdiction="IN")
+    )
+    assert detail.detail is not None and "₹12,345.50" in detail.detail
+
+
 def test_no_first_name_still_reads_well() -> None:
     message = render(the_borrower=borrower(first_name=""))
     assert message.text is not None and "Hi, a reminder" in message.text

@@ -32,7 +32,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dunning.models import Borrower, Channel, Decision, DecisionKind, JurisdictionCode, Loan
-from dunning.sms import SmsEncoding, gsm_transliterate, sms_encoding, sms_segments
+from dunning.sms import SmsEncoding, gsm_transliterate, is_gsm7, sms_encoding, sms_segments
 
 DATA_DIR: Final = Path(__file__).parent / "data"
 DEFAULT_PROFILE_PATH: Final = DATA_DIR / "lender" / "profile.yaml"
@@ -487,9 +487,18 @@ def first_name_for_message(name: str) -> str:
     return cleaned if len(cleaned) <= _FIRST_NAME_MAX else ""
 
 
-def format_amount(amount: Decimal, currency: str, locale: str) -> str:
-    """Money as the borrower reads it: ``$1,234.50`` (en-US), ``¥1,234.50`` / ``US$1,234.50`` (zh-CN)."""
-    return format_currency(amount, currency, locale=locale.replace("-", "_"))
+def format_amount(amount: Decimal, currency: str, locale: str, *, gsm_only: bool = False) -> str:
+    """Money as the borrower reads it: ``$1,234.50`` (en-US), ``¥1,234.50`` / ``US$1,234.50`` (zh-CN).
+
+    With ``gsm_only`` (Latin-script SMS), a currency symbol GSM-7 lacks (``₹``, ``CA$`` is fine) is
+    written as its ISO code instead (``INR 1,234.50``): one such symbol would switch the whole message
+    to UCS-2 and more than double its parts.
+    """
+    babel_locale = locale.replace("-", "_")
+    text = format_currency(amount, currency, locale=babel_locale)
+    if gsm_only and not all(is_gsm7(c) for c in text):
+        text = format_currency(amount, currency, format="¤¤ #,##0.00", locale=babel_locale)
+    return text
 
 
 def format_due_date(value: date, locale: str, date_format: str = "medium") -> str:
@@ -566,7 +575,12 @@ def render_message(
         )
     context = {
         "first_name": first_name_for_message(borrower.first_name),
-        "amount": format_amount(loan.amount_due, loan.currency, choice.format_locale),
+        "amount": format_amount(
+            loan.amount_due,
+            loan.currency,
+            choice.format_locale,
+            gsm_only=channel == Channel.SMS and locale.sms_transliterate,
+        ),
         "due_date": format_due_date(loan.due_date, choice.format_locale, locale.date_format),
         "lender_name": lender.name,
         "lender_short_name": lender.short_name,
