@@ -1,0 +1,122 @@
+"""Frequency caps: count the contacts inside each cap's window and find when enough of them have left it.
+
+A rolling cap of ``limit`` per ``period`` counts the sends made in the ``period`` before an instant; a send
+at ``t`` stops counting at ``t + period``. A calendar-month cap counts the sends of the same local month,
+in every candidate zone (the month must have room wherever the borrower is). Per-debt caps count only
+the sends about the loan being decided; per-borrower caps count every send to the person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import NamedTuple
+
+from dunning.models import Channel, ContactState
+from dunning.rules import Cap
+from dunning.zones import day_start, fmt_local, fmt_utc, local, to_us
+
+
+class Sent(NamedTuple):
+    """One past contact, as the caps see it (a tuple, so histories sort by time natively)."""
+
+    at: int
+    channel: Channel
+    loan_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CapBlock:
+    """A cap that is full at some instant, and the instant it has room again (history held constant)."""
+
+    cap: Cap
+    count: int
+    until: int
+    oldest: int | None = None
+    zone: str | None = None
+
+    def describe(self) -> str:
+        """A sentence naming the cap, the count and when it frees up."""
+        cap = self.cap
+        name = f"{cap.ref.code} {cap.ref.rule_id} ({cap.describe()})"
+        if self.zone is not None:
+            return (
+                f"{name}: {self.count} contact(s) already this month in {self.zone}; "
+                f"the next month begins {fmt_local(self.until, self.zone)}"
+            )
+        assert self.oldest is not None
+        return (
+            f"{name}: {self.count} contact(s) in the last {cap.period}; the one sent {fmt_utc(self.oldest)} "
+            f"leaves the window at {fmt_utc(self.until)}"
+        )
+
+
+def sends_of(state: ContactState) -> tuple[Sent, ...]:
+    """The borrower's past sends, oldest first."""
+    return tuple(sorted([Sent(to_us(s.at), s.channel, s.loan_id) for s in state.sends]))
+
+
+def _month(us: int, zone_name: str) -> tuple[int, int]:
+    wall = local(us, zone_name)
+    return wall.year, wall.month
+
+
+def _month_start_after(us: int, zone_name: str) -> int:
+    year, month = _month(us, zone_name)
+    return day_start(zone_name, date(year + month // 12, month % 12 + 1, 1))
+
+
+class CapCounter:
+    """The caps of one policy applied to one borrower's history, for one loan.
+
+    Which sends a cap counts does not depend on the instant, so that filtering is done once per cap
+    and reused while the engine searches for the earliest allowed instant.
+    """
+
+    def __init__(
+        self, caps: Sequence[Cap], sends: Sequence[Sent], loan_id: str, zones: Sequence[str]
+    ) -> None:
+        self.caps, self.sends, self.loan_id, self.zones = caps, sends, loan_id, zones
+        self._counted: dict[int, list[int]] = {}
+
+    def _times(self, index: int, cap: Cap) -> list[int]:
+        times = self._counted.get(index)
+        if times is None:
+            times = self._counted[index] = [
+                s.at
+                for s in self.sends
+                if s.channel in cap.channels and (cap.scope == "borrower" or s.loan_id == self.loan_id)
+            ]
+        return times
+
+    def blocks(self, channel: Channel, us: int) -> list[CapBlock]:
+        """Every cap that one more contact on ``channel`` at ``us`` would exceed, with when each frees up."""
+        blocks: list[CapBlock] = []
+        if not self.sends:
+            return blocks
+        sent = len(self.sends)
+        for index, cap in enumerate(self.caps):
+            if sent < cap.limit or channel not in cap.channels:
+                continue
+            times = self._times(index, cap)
+            if len(times) < cap.limit:
+                continue
+            if cap.period_us is not None:
+                inside = [t for t in times if t > us - cap.period_us]
+                if len(inside) >= cap.limit:
+                    # Room for one more once the (n - limit + 1) oldest sends have left the window.
+                    oldest = inside[len(inside) - cap.limit]
+                    blocks.append(CapBlock(cap, len(inside), oldest + cap.period_us, oldest=oldest))
+                continue
+            worst: CapBlock | None = None
+            for zone_name in self.zones:
+                month = _month(us, zone_name)
+                count = sum(1 for t in times if _month(t, zone_name) == month)
+                if count >= cap.limit:
+                    until = _month_start_after(us, zone_name)
+                    if worst is None or until > worst.until:
+                        worst = CapBlock(cap, count, until, zone=zone_name)
+            if worst is not None:
+                blocks.append(worst)
+        return blocks

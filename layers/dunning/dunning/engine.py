@@ -1,0 +1,500 @@
+"""The decision: may this borrower be contacted about this loan now, how, and if not, why not and until when.
+
+``decide`` is the one place that answers "why was this borrower not contacted?". It is pure and
+deterministic (no clock, no I/O) and checks, in this order, each with a stable rule id:
+
+1. What does not expire → STOP (the loan leaves the due-index; a data change re-indexes it):
+   ``status.paid`` / ``status.closed`` / ``status.charged_off`` / ``status.nothing_due``,
+   ``flag.bankruptcy``, ``flag.deceased``, ``flag.cease_and_desist``, ``flag.attorney_represented``,
+   ``flag.dispute`` (open, no end date), ``jurisdiction.unknown`` (no rulebook for the loan's country),
+   ``consent.none_usable`` (no channel of the strategy can be used: consent, opt-outs, contact points).
+2. What expires → DEFER to the earliest instant at which *all* of them have stopped holding:
+   ``flag.dispute`` / ``flag.promise_to_pay`` / ``flag.hardship`` (dated), ``pause.inbound``,
+   ``cadence.not_due`` (next step not due yet, or the latest due step already sent),
+   ``channel.unavailable`` (this step's channel cannot be used and no fallback can),
+   ``cap.*`` (every cap of every applicable rulebook), ``window.quiet_hours`` / ``window.sunday`` /
+   ``window.holiday`` (in every candidate zone). The checks are repeated from each candidate instant
+   until none blocks, so ``not_before`` is exact: one microsecond earlier something still blocks.
+   When nothing can ever clear: ``cadence.end`` (hand-off) or ``window.no_common_hours`` → STOP.
+3. Otherwise → SEND the latest due cadence step (``cadence.step_due``, or ``channel.fallback`` when the
+   strategy's fallback channel stands in). Earlier unsent steps are skipped, never sent in a burst.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from typing import Final
+
+from babel import Locale, UnknownLocaleError
+
+from dunning.caps import CapCounter, sends_of
+from dunning.models import (
+    Borrower,
+    Channel,
+    ContactState,
+    Decision,
+    DecisionKind,
+    Loan,
+    LoanStatus,
+)
+from dunning.rules import Policy, Rulebooks, policy_for
+from dunning.strategy import Strategies, Strategy
+from dunning.zones import (
+    PhoneInfo,
+    Whereabouts,
+    WindowTable,
+    day_start,
+    fmt_local,
+    fmt_utc,
+    from_us,
+    mask_phone,
+    phone_info,
+    to_us,
+    whereabouts,
+    window_table,
+)
+
+# The search for the earliest allowed instant moves forward every round; this bounds pathological data.
+MAX_ROUNDS: Final = 64
+# Dates are planned up to here: a hold or a due date beyond (or a due date before EARLIEST_YEAR) is
+# treated as data that cannot be planned, never as a reason to compute with year-9999 dates.
+EARLIEST_YEAR: Final = 1900
+LATEST_YEAR: Final = 2200
+LATEST: Final = to_us(datetime(LATEST_YEAR, 1, 1, tzinfo=UTC))
+
+_STATUS_STOPS: Final = {
+    LoanStatus.PAID: ("status.paid", "the loan is paid"),
+    LoanStatus.CLOSED: ("status.closed", "the loan is closed"),
+    LoanStatus.CHARGED_OFF: (
+        "status.charged_off",
+        "the loan is charged off; recovery is handled outside reminders",
+    ),
+}
+_FLAG_STOPS: Final = (
+    ("bankruptcy", "flag.bankruptcy", "a bankruptcy is recorded for the borrower"),
+    ("deceased", "flag.deceased", "the borrower is recorded as deceased"),
+    ("cease_and_desist", "flag.cease_and_desist", "the borrower asked the lender to stop contacting them"),
+    ("attorney_represented", "flag.attorney_represented", "the borrower is represented by an attorney"),
+)
+
+
+@dataclass(slots=True)
+class _Block:
+    """One reason not to send at some instant, and the instant it stops holding (None: never)."""
+
+    rule_id: str
+    until: int | None
+    text: Callable[[], str]
+    cite: Callable[[], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Due:
+    """The step to send at an instant: its index, the channel to use, and whether that is a fallback."""
+
+    index: int
+    channel: Channel
+    fallback: bool
+
+
+def decide(
+    loan: Loan,
+    borrower: Borrower,
+    state: ContactState,
+    now: datetime,
+    rulebooks: Rulebooks,
+    strategies: Strategies,
+) -> Decision:
+    """Decide SEND, DEFER (with the earliest allowed instant) or STOP for one loan at ``now``.
+
+    Pure and deterministic. Never raises for data a validated ``Loan``/``Borrower`` can hold (bad phone,
+    bad zone, unknown locale or jurisdiction give a decision saying so); raises ``ValueError`` only if
+    ``now`` is naive.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    now_us = to_us(now)
+    out = _Outcome(loan, borrower, from_us(now_us))
+    policy = policy_for(loan, borrower, rulebooks)
+
+    # 1. What does not expire.
+    stop = _permanent_stop(loan)
+    if stop is not None:
+        return out.stop(stop[0], stop[1], policy.citation(stop[0]))
+    if not policy.loan_country_covered:
+        return out.stop(
+            "jurisdiction.unknown",
+            f"no rulebook covers the loan's jurisdiction {loan.jurisdiction} (rulebooks exist for "
+            f"{', '.join(rulebooks.codes)}); nothing can be decided safely until the loan's data is fixed",
+            policy.citation("jurisdiction.unknown"),
+        )
+
+    phone = phone_info(borrower.phone) if borrower.phone else None
+    address = borrower.address
+    where = whereabouts(
+        borrower.time_zone,
+        phone.zones if phone is not None and phone.valid else (),
+        address.country if address else None,
+        address.region if address else None,
+        loan.jurisdiction.split("-")[0],
+    )
+    out.notes.extend(where.notes)
+    if not _locale_known(borrower.locale):
+        out.notes.append(f"borrower locale {borrower.locale!r} is not a known locale")
+
+    strategy = strategies.select(loan)
+    problems = _channel_problems(borrower, state, policy, phone)
+    if not any(not problems[c] for c in strategy.channels):
+        listed = "; ".join(f"{c.value}: {', '.join(problems[c])}" for c in sorted(strategy.channels))
+        consent_refs = [
+            policy.consent_citation(c)
+            for c in sorted(strategy.channels)
+            if _lacks_consent(c, borrower, policy)
+        ]
+        citation = "; ".join(r for r in consent_refs if r) or policy.citation("consent.none_usable")
+        return out.stop(
+            "consent.none_usable", f"no channel of strategy {strategy.name} can be used ({listed})", citation
+        )
+
+    # 2. What expires: find the earliest instant at which nothing blocks.
+    case = _Case(loan, borrower, state, policy, where, strategy, problems)
+    primary: _Block | None = None
+    waited_for: list[str] = []
+    at = now_us
+    for _ in range(MAX_ROUNDS):
+        block = case.first_block(at)
+        if block is None:
+            break
+        if block.until is None or block.until >= LATEST:
+            # Nothing can clear it (or not before the planning horizon): waiting would be pointless.
+            return out.stop(block.rule_id, block.text(), block.cite())
+        primary = primary or block
+        if block.rule_id not in waited_for:
+            waited_for.append(block.rule_id)
+        # Every block's ``until`` is the earliest instant it alone allows, so jumping there skips nothing.
+        at = block.until
+    else:
+        out.notes.append(f"the search for a free instant stopped after {MAX_ROUNDS} rounds; it resumes then")
+
+    if primary is not None:
+        others = [r for r in waited_for if r != primary.rule_id]
+        reason = f"{primary.text()}. Earliest allowed: {fmt_local(at, where.primary)}"
+        if others:
+            reason += f" (also waited for: {', '.join(others)})"
+        return out.defer(primary.rule_id, reason, primary.cite(), from_us(at))
+
+    # 3. Send the latest due step.
+    due = case.cadence(now_us)
+    assert isinstance(due, _Due)  # nothing blocks, so a step is due
+    return case.send(out, due, now_us)
+
+
+def _permanent_stop(loan: Loan) -> tuple[str, str] | None:
+    if loan.status in _STATUS_STOPS:
+        return _STATUS_STOPS[loan.status]
+    for attribute, rule_id, reason in _FLAG_STOPS:
+        if getattr(loan.flags, attribute):
+            return rule_id, reason
+    dispute = loan.flags.dispute
+    if dispute is not None and dispute.until is None:
+        return "flag.dispute", f"a dispute opened on {dispute.opened_on} is open with no end date"
+    if loan.amount_due <= 0:
+        return "status.nothing_due", "nothing is due on the loan"
+    if not EARLIEST_YEAR <= loan.due_date.year < LATEST_YEAR - 1:
+        return "data.due_date", f"the due date {loan.due_date} is outside the years the engine plans for"
+    return None
+
+
+@lru_cache(maxsize=512)
+def _locale_known(tag: str) -> bool:
+    try:
+        Locale.parse(tag, sep="-")
+    except (UnknownLocaleError, ValueError):
+        return False
+    return True
+
+
+def _lacks_consent(channel: Channel, borrower: Borrower, policy: Policy) -> bool:
+    if channel not in policy.consent_required:
+        return False
+    return not (borrower.consent.sms if channel is Channel.SMS else borrower.consent.push)
+
+
+def _channel_problems(
+    borrower: Borrower, state: ContactState, policy: Policy, phone: PhoneInfo | None
+) -> dict[Channel, list[str]]:
+    """Why each channel cannot be used (an empty list: usable)."""
+    invalid, unusable = borrower.invalid_contacts, state.unusable
+    sms: list[str] = []
+    if borrower.phone is None or phone is None:
+        sms.append("no phone number")
+    elif not phone.valid:
+        sms.append(phone.problem or "invalid phone number")
+    elif (invalid or unusable) and {borrower.phone, phone.e164} & (invalid | unusable):
+        sms.append(f"number {mask_phone(borrower.phone)} is marked unusable")
+    if Channel.SMS in borrower.opt_outs:
+        sms.append("the borrower opted out of texts")
+    if state.sms_opted_out:
+        sms.append("the number is opted out in the consent registry")
+    if _lacks_consent(Channel.SMS, borrower, policy):
+        sms.append("no prior consent to texts")
+    push: list[str] = []
+    if not borrower.push_endpoints:
+        push.append("no push endpoint")
+    elif (invalid or unusable) and all(
+        e.arn in invalid or e.arn in unusable for e in borrower.push_endpoints
+    ):
+        push.append("every push endpoint is marked unusable")
+    if Channel.PUSH in borrower.opt_outs:
+        push.append("the borrower opted out of push")
+    if _lacks_consent(Channel.PUSH, borrower, policy):
+        push.append("no prior consent to electronic messages (push)")
+    return {Channel.SMS: sms, Channel.PUSH: push}
+
+
+@lru_cache(maxsize=1 << 15)
+def _due_instants(strategy: Strategy, zone_name: str, due_date: date) -> tuple[int, ...]:
+    # A step falls due when its local date begins in the borrower's primary zone.
+    return tuple(day_start(zone_name, due_date + timedelta(days=s.offset_days)) for s in strategy.steps)
+
+
+@lru_cache(maxsize=1 << 15)
+def _date_start_everywhere(zones: tuple[str, ...], day: date) -> int:
+    # A promise "until a date" holds until that date has passed wherever the borrower may be.
+    return max(day_start(z, day) for z in zones)
+
+
+class _Outcome:
+    """Builds the Decision for one loan at one instant, adding data notes to every reason."""
+
+    def __init__(self, loan: Loan, borrower: Borrower, at: datetime) -> None:
+        self.loan, self.borrower, self.at = loan, borrower, at
+        self.notes: list[str] = []
+
+    def _make(
+        self, kind: DecisionKind, rule_id: str, reason: str, citation: str | None, **extra: object
+    ) -> Decision:
+        if self.notes:
+            reason = f"{reason}. Note: {'; '.join(self.notes)}"
+        return Decision(
+            kind=kind,
+            loan_id=self.loan.loan_id,
+            borrower_id=self.borrower.borrower_id,
+            at=self.at,
+            rule_id=rule_id,
+            reason=reason,
+            citation=citation,
+            **extra,
+        )
+
+    def stop(self, rule_id: str, reason: str, citation: str | None) -> Decision:
+        return self._make(DecisionKind.STOP, rule_id, reason, citation)
+
+    def defer(self, rule_id: str, reason: str, citation: str | None, not_before: datetime) -> Decision:
+        return self._make(DecisionKind.DEFER, rule_id, reason, citation, not_before=not_before)
+
+    def send(self, rule_id: str, reason: str, citation: str | None, **extra: object) -> Decision:
+        return self._make(DecisionKind.SEND, rule_id, reason, citation, **extra)
+
+
+class _Case:
+    """Everything about one loan that the time-based checks need, computed once per decision."""
+
+    def __init__(
+        self,
+        loan: Loan,
+        borrower: Borrower,
+        state: ContactState,
+        policy: Policy,
+        where: Whereabouts,
+        strategy: Strategy,
+        problems: dict[Channel, list[str]],
+    ) -> None:
+        self.loan, self.policy, self.where, self.strategy = loan, policy, where, strategy
+        self.problems = problems
+        self.caps = CapCounter(policy.caps, sends_of(state) if state.sends else (), loan.loan_id, where.zones)
+        self.table: WindowTable = window_table(policy.windows, where.zones)
+        self.due = _due_instants(strategy, where.primary, loan.due_date)
+        claims = state.claims
+        if claims:
+            key = ContactState.claim_key(loan.loan_id, "")
+            self.claimed = tuple([key + s.name in claims for s in strategy.steps])
+        else:
+            self.claimed = (False,) * len(strategy.steps)
+        self.route = {Channel.SMS: self._route(Channel.SMS), Channel.PUSH: self._route(Channel.PUSH)}
+        self.holds = self._holds(loan, state)
+
+    def _route(self, wanted: Channel) -> tuple[Channel | None, bool]:
+        # The channel a step meant for ``wanted`` goes out on, and whether that is the fallback.
+        if not self.problems[wanted]:
+            return wanted, False
+        substitute = self.strategy.fallback_for(wanted)
+        if substitute is not None and not self.problems[substitute]:
+            return substitute, True
+        return None, False
+
+    def _engine_block(self, rule_id: str, until: int | None, text: Callable[[], str]) -> _Block:
+        return _Block(rule_id, until, text, lambda: self.policy.citation(rule_id))
+
+    def _holds(self, loan: Loan, state: ContactState) -> list[_Block]:
+        zones, flags = self.where.zones, loan.flags
+        holds: list[_Block] = []
+        if (
+            flags.dispute is None
+            and flags.promise_to_pay is None
+            and flags.hardship_until is None
+            and state.paused_until is None
+        ):
+            return holds
+
+        def until_after(day: date, days: int = 0) -> int:
+            # The instant the day after ``day`` (+ ``days``) has begun everywhere; dates beyond the
+            # planning horizon hold for good.
+            if day.year >= LATEST_YEAR - 1:
+                return LATEST
+            return _date_start_everywhere(zones, day + timedelta(days=days + 1))
+
+        def hold(rule_id: str, until: int, text: str) -> None:
+            holds.append(self._engine_block(rule_id, until, lambda: text))
+
+        dispute = flags.dispute
+        if dispute is not None and dispute.until is not None:
+            hold(
+                "flag.dispute",
+                until_after(dispute.until),
+                f"a dispute opened on {dispute.opened_on} is open until {dispute.until}",
+            )
+        if flags.promise_to_pay is not None:
+            promise = flags.promise_to_pay
+            hold(
+                "flag.promise_to_pay",
+                until_after(promise.until, promise.grace_days),
+                f"the borrower promised to pay by {promise.until} ({promise.grace_days} day(s) of grace)",
+            )
+        if flags.hardship_until is not None:
+            hold(
+                "flag.hardship",
+                until_after(flags.hardship_until),
+                f"hardship arrangement until {flags.hardship_until}",
+            )
+        if state.paused_until is not None:
+            paused = to_us(state.paused_until)
+            hold(
+                "pause.inbound",
+                paused,
+                f"contact is paused after the borrower's reply until {fmt_utc(paused)}",
+            )
+        return holds
+
+    def cadence(self, at: int) -> _Block | _Due:
+        """The step to send at ``at`` (the latest due one), or why there is none and until when."""
+        steps, due, zone_name = self.strategy.steps, self.due, self.where.primary
+        index = bisect_right(due, at) - 1
+        if index < 0:
+            return self._engine_block(
+                "cadence.not_due",
+                due[0],
+                lambda: f"the first step {steps[0].name} falls due {fmt_local(due[0], zone_name)}",
+            )
+        step, last = steps[index], index == len(steps) - 1
+
+        def next_step() -> str:
+            return f"the next step {steps[index + 1].name} falls due {fmt_local(due[index + 1], zone_name)}"
+
+        if self.claimed[index]:
+            if last:
+                return self._engine_block(
+                    "cadence.end",
+                    None,
+                    lambda: f"strategy {self.strategy.name} is complete (its last step {step.name} was sent)",
+                )
+            return self._engine_block(
+                "cadence.not_due", due[index + 1], lambda: f"step {step.name} was already sent; {next_step()}"
+            )
+        channel, fallback = self.route[step.channel]
+        if channel is not None:
+            return _Due(index, channel, fallback)
+
+        def unusable() -> str:
+            why = ", ".join(self.problems[step.channel])
+            return f"step {step.name} needs {step.channel.value} ({why}) and no allowed fallback can be used"
+
+        if last:
+            return self._engine_block("cadence.end", None, lambda: f"{unusable()}; it was the last step")
+        return self._engine_block(
+            "channel.unavailable", due[index + 1], lambda: f"{unusable()}; {next_step()}"
+        )
+
+    def first_block(self, at: int) -> _Block | None:
+        """The first reason (in reporting order) not to send at ``at``, or None if nothing blocks."""
+        for hold in self.holds:
+            if hold.until is None or at < hold.until:
+                return hold
+        step = self.cadence(at)
+        if isinstance(step, _Block):
+            return step
+        caps = self.caps.blocks(step.channel, at)
+        if caps:
+            # Report the first cap (law before lender); wait for the one that frees up last, or for
+            # the next step if that comes first: it may go out on a channel these caps do not count.
+            until = max(c.until for c in caps)
+            if step.index + 1 < len(self.due):
+                until = min(until, self.due[step.index + 1])
+            cap = caps[0].cap.ref
+            return _Block(cap.rule_id, until, lambda: "; ".join(c.describe() for c in caps), cap.cite)
+        if not self.table.allows(at):
+            return self._window_block(at)
+        return None
+
+    def _window_block(self, at: int) -> _Block:
+        opens = self.table.next_allowed(at)
+        zones = self.where.label
+        if opens is None:
+            return self._engine_block(
+                "window.no_common_hours",
+                None,
+                lambda: f"no instant in the next year is inside the hours of every candidate zone ({zones})",
+            )
+        block = self.table.blocking(at)
+        assert block is not None
+        ref = block.ref
+        return _Block(
+            ref.rule_id if ref else "window.quiet_hours",
+            opens,
+            lambda: f"{block.describe()} (candidate zones: {zones})",
+            lambda: ref.cite() if ref else None,
+        )
+
+    def send(self, out: _Outcome, due: _Due, at: int) -> Decision:
+        """The SEND decision for the step that is due at ``at``."""
+        steps = self.strategy.steps
+        step = steps[due.index]
+        skipped = tuple(s.name for i, s in enumerate(steps[: due.index]) if not self.claimed[i])
+        follow_up = from_us(self.due[due.index + 1]) if due.index + 1 < len(steps) else None
+        step_day = self.loan.due_date + timedelta(days=step.offset_days)
+        reason = (
+            f"step {step.name} of strategy {self.strategy.name} is due (since {step_day} in "
+            f"{self.where.primary}; due date {self.loan.due_date})"
+        )
+        if due.fallback:
+            why = ", ".join(self.problems[step.channel])
+            reason += f"; {step.channel.value} cannot be used ({why}), so {due.channel.value} stands in"
+        reason += (
+            f"; inside contact hours in every candidate zone ({self.table.local_times(at)}); within all caps"
+        )
+        if skipped:
+            reason += f"; catch-up: earlier unsent step(s) {', '.join(skipped)} are skipped"
+        return out.send(
+            "channel.fallback" if due.fallback else "cadence.step_due",
+            reason,
+            f"strategy {self.strategy.name}, step {step.name}",
+            channel=due.channel,
+            step=step.name,
+            template=step.template,
+            follow_up_at=follow_up,
+            skipped_steps=skipped,
+        )

@@ -1,0 +1,498 @@
+"""Where and when is the borrower: candidate time zones, DST-safe local instants, and contact windows as UTC.
+
+Candidate zones are every zone the borrower might be in: the stated zone (if it is a valid IANA zone),
+every zone of the phone number's prefix (``phonenumbers``), and the zone(s) of the address (a region
+table for US states and Canadian provinces, else every zone tzdata lists for the country). If no signal
+is left, every zone of the loan's country is used. A contact window must hold in *all* of them.
+
+Times are integers of microseconds since the Unix epoch (UTC) throughout: exact, cheap to compare, and
+hashable. Wall-clock edges that fall into a DST gap or overlap are resolved conservatively: a window
+starts at the later instant and ends at the earlier one.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import cache, lru_cache
+from typing import Final
+from zoneinfo import ZoneInfo, available_timezones
+
+import phonenumbers
+from phonenumbers import timezone as phone_timezone
+
+from dunning.rules import DATA_DIR, FULL_DAY, DayRule, RuleRef, WindowSet, read_yaml
+
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH_DATE: Final = date(1970, 1, 1)
+SECOND: Final = 1_000_000
+MINUTE: Final = 60 * SECOND
+HOUR: Final = 60 * MINUTE
+DAY: Final = 24 * HOUR
+_ONE_US: Final = timedelta(microseconds=1)
+_ONE_DAY: Final = timedelta(days=1)
+# Windows are searched this far ahead before concluding that the zones never share an allowed instant.
+SEARCH_HORIZON_DAYS: Final = 400
+UNKNOWN_ZONE: Final = "Etc/Unknown"
+
+
+def to_us(instant: datetime) -> int:
+    """An aware datetime as microseconds since the epoch (exact)."""
+    return (instant - EPOCH) // _ONE_US
+
+
+def from_us(us: int) -> datetime:
+    """Microseconds since the epoch as an aware UTC datetime."""
+    return EPOCH + timedelta(microseconds=us)
+
+
+def local(us: int, zone_name: str) -> datetime:
+    """The wall-clock time of an instant in a zone."""
+    return from_us(us).astimezone(zone(zone_name))
+
+
+_DAY_NAMES: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def fmt_wall(wall: datetime, weekday: bool = True) -> str:
+    """``Tue 2026-03-10 09:00`` (seconds only when not zero); f-strings, as strftime is slow here."""
+    text = f"{wall.year:04d}-{wall.month:02d}-{wall.day:02d} {wall.hour:02d}:{wall.minute:02d}"
+    if wall.second or wall.microsecond:
+        text += f":{wall.second:02d}"
+    return f"{_DAY_NAMES[wall.weekday()]} {text}" if weekday else text
+
+
+def fmt_utc(us: int) -> str:
+    """``2026-03-10 13:00 UTC``."""
+    try:
+        return f"{fmt_wall(from_us(us), weekday=False)} UTC"
+    except OverflowError:
+        return "beyond the year 9999"
+
+
+def fmt_local(us: int, zone_name: str) -> str:
+    """``Tue 2026-03-10 09:00 America/New_York``."""
+    return f"{fmt_wall(local(us, zone_name))} {zone_name}"
+
+
+# --- zones ------------------------------------------------------------------------------------------
+
+
+@cache
+def _available() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+@lru_cache(maxsize=2048)
+def zone_or_none(name: str) -> ZoneInfo | None:
+    """The ZoneInfo of a valid IANA zone name, or None for anything else (never raises)."""
+    if name not in _available() or name == UNKNOWN_ZONE:
+        return None
+    return ZoneInfo(name)
+
+
+def zone(name: str) -> ZoneInfo:
+    """The ZoneInfo of a zone name already known to be valid."""
+    found = zone_or_none(name)
+    if found is None:
+        raise KeyError(name)
+    return found
+
+
+@lru_cache(maxsize=1024)
+def _tzdata_file(name: str) -> bytes | None:
+    try:
+        return importlib.resources.files("tzdata.zoneinfo").joinpath(*name.split("/")).read_bytes()
+    except (OSError, ValueError):
+        return None
+
+
+def _tab_rows(table: str) -> list[list[str]]:
+    text = importlib.resources.files("tzdata.zoneinfo").joinpath(table).read_text(encoding="utf-8")
+    return [line.split("\t") for line in text.splitlines() if line and not line.startswith("#")]
+
+
+@cache
+def _canonical_by_content() -> dict[bytes, str]:
+    # tzdata ships links (Europe/Guernsey, Asia/Calcutta) as copies of their target, so identical files
+    # are the same zone; zone1970.tab names the canonical one.
+    table: dict[bytes, str] = {}
+    for row in _tab_rows("zone1970.tab"):
+        content = _tzdata_file(row[2])
+        if content is not None:
+            table.setdefault(content, row[2])
+    return table
+
+
+@lru_cache(maxsize=2048)
+def canonical_zone(name: str) -> str:
+    """The canonical name of a zone (``Asia/Calcutta`` → ``Asia/Kolkata``); the name itself if unknown."""
+    content = _tzdata_file(name)
+    return _canonical_by_content().get(content, name) if content is not None else name
+
+
+@cache
+def _country_zones() -> dict[str, tuple[str, ...]]:
+    table: dict[str, list[str]] = {}
+    for row in _tab_rows("zone.tab"):
+        table.setdefault(row[0], []).append(row[2])
+    return {country: tuple(zones) for country, zones in table.items()}
+
+
+def country_zones(country: str) -> tuple[str, ...]:
+    """Every zone tzdata's zone.tab lists for an ISO country code (empty if none)."""
+    return _country_zones().get(country, ())
+
+
+@cache
+def _region_zones() -> dict[str, dict[str, tuple[str, ...]]]:
+    data = read_yaml(DATA_DIR / "regions.yaml")
+    return {str(c): {str(r): tuple(zs) for r, zs in regions.items()} for c, regions in data.items()}
+
+
+def address_zones(country: str, region: str | None) -> tuple[str, ...]:
+    """Zones of an address: the region table for US states and Canadian provinces, else the country's."""
+    if region:
+        found = _region_zones().get(country, {}).get(region.upper())
+        if found:
+            return found
+    return country_zones(country)
+
+
+# --- phones -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneInfo:
+    """What ``phonenumbers`` says about a number: valid or not, its E.164 form and its prefix's zones."""
+
+    valid: bool
+    e164: str | None = None
+    zones: tuple[str, ...] = ()
+    problem: str | None = None
+
+
+def mask_phone(raw: str) -> str:
+    """A phone number safe for reasons and logs: ``+1212*****42``."""
+    if len(raw) <= 6:
+        return "*" * len(raw)
+    return raw[:5] + "*" * (len(raw) - 7) + raw[-2:]
+
+
+# Mobile and other non-geographic numbers map to their calling code's zones, the same for all of them.
+_COUNTRY_LEVEL_ZONES: dict[int, tuple[str, ...]] = {}
+
+
+@lru_cache(maxsize=1 << 17)
+def phone_info(raw: str) -> PhoneInfo:
+    """Parse a stored phone number (E.164 expected); never raises."""
+    try:
+        number = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        return PhoneInfo(False, problem=f"phone {mask_phone(raw)} is not an E.164 number")
+    # number_type is UNKNOWN exactly when is_valid_number is False (both match the national number
+    # against the region's patterns); one call answers both, which halves the cost of a new number.
+    number_type = phonenumbers.number_type(number)
+    if number_type == phonenumbers.PhoneNumberType.UNKNOWN:
+        return PhoneInfo(False, problem=f"phone {mask_phone(raw)} is not a valid number")
+    country_code = number.country_code or 0
+    if phonenumbers.is_number_type_geographical(number_type, country_code):
+        zones = phone_timezone.time_zones_for_geographical_number(number)
+    else:
+        zones = _COUNTRY_LEVEL_ZONES.get(country_code) or _COUNTRY_LEVEL_ZONES.setdefault(
+            country_code, tuple(phone_timezone.time_zones_for_number(number))
+        )
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return PhoneInfo(True, e164, tuple(z for z in zones if z != UNKNOWN_ZONE))
+
+
+# --- candidate zones --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Whereabouts:
+    """The borrower's candidate zones (deduplicated), the primary one, and notes on unusable data."""
+
+    zones: tuple[str, ...]
+    primary: str
+    sources: tuple[str, ...]
+    notes: tuple[str, ...]
+    # ``America/New_York (stated, address), America/Los_Angeles (phone)``, for reasons.
+    label: str
+
+
+@cache
+def _zone_tab_names() -> frozenset[str]:
+    return frozenset(row[2] for row in _tab_rows("zone.tab"))
+
+
+@cache
+def _zone1970_names() -> frozenset[str]:
+    return frozenset(row[2] for row in _tab_rows("zone1970.tab"))
+
+
+def _label(zones: tuple[str, ...], sources: tuple[str, ...], limit: int = 4) -> str:
+    parts = [f"{z} ({s})" for z, s in zip(zones[:limit], sources[:limit], strict=True)]
+    if len(zones) > limit:
+        parts.append(f"and {len(zones) - limit} more")
+    return ", ".join(parts)
+
+
+@lru_cache(maxsize=8192)
+def whereabouts(
+    stated: str | None,
+    phone_zones: tuple[str, ...],
+    country: str | None,
+    region: str | None,
+    fallback_country: str,
+) -> Whereabouts:
+    """Candidate zones from the stated zone, the phone prefix's zones and the address (see module doc).
+
+    Zones with identical rules (tzdata links such as Europe/Jersey and Europe/London) count once. The
+    name shown for such a group is the stated one, else the address's, else the canonical one, so that
+    a Quebec address shows America/Blanc-Sablon rather than the zone it is linked to.
+    """
+    groups: dict[bytes | str, list[str]] = {}
+    names: dict[bytes | str, tuple[int, str]] = {}
+    notes: list[str] = []
+
+    def add(candidates: Iterable[str], source: str, rank: int) -> None:
+        for name in candidates:
+            if zone_or_none(name) is None:
+                continue
+            if name not in _zone_tab_names():
+                name = canonical_zone(name)  # an old alias (Asia/Calcutta) under its current name
+            key: bytes | str = _tzdata_file(name) or name
+            preference = (rank if rank < 2 else (2 if name in _zone1970_names() else 3), name)
+            if key not in groups:
+                groups[key], names[key] = [], preference
+            elif preference[0] < names[key][0]:
+                names[key] = preference
+            if source not in groups[key]:
+                groups[key].append(source)
+
+    stated_key: bytes | str | None = None
+    if stated:
+        if zone_or_none(stated) is not None:
+            add([stated], "stated", 0)
+            stated_key = next(iter(groups))
+        else:
+            notes.append(f"stated time zone {stated!r} is not a valid IANA zone and was ignored")
+    add(phone_zones, "phone", 2)
+    if country:
+        zones = address_zones(country, region)
+        if not zones:
+            notes.append(f"no time zone is known for the address country {country}")
+        add(zones, "address", 1)
+    if not groups:
+        add(country_zones(fallback_country), f"all of {fallback_country}", 2)
+        notes.append(f"no usable location signal: every time zone of {fallback_country} is assumed")
+    if not groups:
+        add(["UTC"], "no zone known", 2)
+    zones = tuple(names[key][1] for key in groups)
+    sources = tuple(", ".join(s) for s in groups.values())
+    primary = names[stated_key][1] if stated_key is not None else zones[0]
+    return Whereabouts(zones, primary, sources, tuple(notes), _label(zones, sources))
+
+
+# --- wall clock ↔ instants --------------------------------------------------------------------------
+
+
+def _offset(tz: ZoneInfo, second: int) -> timedelta | None:
+    return datetime.fromtimestamp(second, tz).utcoffset()
+
+
+def _transition(tz: ZoneInfo, before: int, after: int) -> int:
+    # The first second at which the post-transition offset holds, between two instants on either side.
+    lo, hi = before // SECOND, -(-after // SECOND)
+    target = _offset(tz, hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _offset(tz, mid) == target:
+            hi = mid
+        else:
+            lo = mid
+    return hi * SECOND
+
+
+@lru_cache(maxsize=1 << 16)
+def wall_to_us(zone_name: str, day: date, minute: int, later: bool) -> int:
+    """The instant of a wall-clock time (``minute`` after local midnight of ``day``, 1440 allowed).
+
+    In a repeated hour (DST ends) ``later`` picks the second occurrence, else the first. A skipped time
+    (DST starts) has no instant: both a start and an end there move to the transition, which starts a
+    window later and ends it earlier than any reading of the wall clock would.
+    """
+    if minute >= 24 * 60:
+        day, minute = day + timedelta(days=minute // (24 * 60)), minute % (24 * 60)
+    tz = zone(zone_name)
+    wall = datetime(day.year, day.month, day.day, minute // 60, minute % 60, tzinfo=tz)
+    first, second = to_us(wall), to_us(wall.replace(fold=1))
+    if first == second:
+        return first
+    if first < second:
+        return second if later else first
+    return _transition(tz, second, first)
+
+
+def day_start(zone_name: str, day: date) -> int:
+    """The instant a local date begins (conservatively late if midnight is skipped or repeated)."""
+    return wall_to_us(zone_name, day, 0, True)
+
+
+def local_date(us: int, zone_name: str) -> date:
+    """The local date of an instant in a zone."""
+    return local(us, zone_name).date()
+
+
+# --- contact windows as UTC intervals ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WindowBlock:
+    """Why an instant is outside the windows: the zone, its local time, and the rule that excludes it."""
+
+    zone: str
+    local: datetime
+    code: str
+    rule: DayRule
+    dst_edge: bool = False
+
+    @property
+    def ref(self) -> RuleRef | None:
+        return self.rule.ref
+
+    def describe(self) -> str:
+        """A sentence a compliance officer can read."""
+        when = f"{fmt_wall(self.local)} in {self.zone}"
+        span = self.rule.span
+        if self.rule.holiday:
+            allowed = f"contact only {span}" if span else "no contact"
+            return f"{when}: {self.rule.holiday}, a public holiday ({self.code}): {allowed}"
+        if span is None:
+            return f"{when}: no contact on {self.local:%A}s ({self.code})"
+        if self.dst_edge:
+            return (
+                f"{when}: a DST change moves the edge of {self.code} hours {span} (the safer instant is used)"
+            )
+        side = "before" if self.local.hour * 60 + self.local.minute < span.start else "after"
+        return f"{when} is {side} {self.code} contact hours {span}"
+
+
+def _intersect(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        start, end = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if start < end:
+            out.append((start, end))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+@lru_cache(maxsize=1 << 16)
+def local_window(windows: tuple[WindowSet, ...], zone_name: str, day: date) -> tuple[int, int] | None:
+    """The allowed instants of one local date in one zone (every window set intersected), or None."""
+    start, end = 0, 24 * 60
+    for window_set in windows:
+        span = window_set.day_rule(day).span
+        if span is None:
+            return None
+        start, end = max(start, span.start), min(end, span.end)
+    if start >= end:
+        return None
+    first, last = wall_to_us(zone_name, day, start, True), wall_to_us(zone_name, day, end, False)
+    return (first, last) if first < last else None
+
+
+class WindowTable:
+    """The instants at which every window set holds in every candidate zone, day by UTC day.
+
+    Built once per (window sets, zones) and memoised, so the daily intervals are computed once for all
+    borrowers who share the applicable rulebooks and candidate zones.
+    """
+
+    def __init__(self, windows: tuple[WindowSet, ...], zones: tuple[str, ...]) -> None:
+        self.windows = windows
+        self.zones = zones
+        self._days: dict[int, tuple[tuple[int, int], ...]] = {}
+
+    def local_window(self, zone_name: str, day: date) -> tuple[int, int] | None:
+        """The allowed instants of one local date in one zone."""
+        return local_window(self.windows, zone_name, day)
+
+    def intervals(self, utc_day: int) -> tuple[tuple[int, int], ...]:
+        """Allowed ``[start, end)`` intervals within one UTC day (day number since the epoch)."""
+        hit = self._days.get(utc_day)
+        if hit is not None:
+            return hit
+        lo, hi = utc_day * DAY, (utc_day + 1) * DAY
+        middle = EPOCH_DATE + timedelta(days=utc_day)
+        allowed = [(lo, hi)]
+        for zone_name in self.zones:
+            # A UTC day meets at most three local dates (offsets lie within -12h..+14h).
+            mine = []
+            for day in (middle - _ONE_DAY, middle, middle + _ONE_DAY):
+                window = self.local_window(zone_name, day)
+                if window and window[1] > lo and window[0] < hi:
+                    mine.append((max(window[0], lo), min(window[1], hi)))
+            allowed = _intersect(allowed, mine)
+            if not allowed:
+                break
+        found = self._days[utc_day] = tuple(allowed)
+        return found
+
+    def allows(self, us: int) -> bool:
+        """Whether an instant is inside the windows in every zone."""
+        return any(start <= us < end for start, end in self.intervals(us // DAY))
+
+    def next_allowed(self, us: int, horizon_days: int = SEARCH_HORIZON_DAYS) -> int | None:
+        """The earliest allowed instant at or after ``us``, or None if there is none within the horizon."""
+        first_day = us // DAY
+        for utc_day in range(first_day, first_day + horizon_days):
+            for start, end in self.intervals(utc_day):
+                if end > us:
+                    return max(start, us)
+        return None
+
+    def blocking(self, us: int) -> WindowBlock | None:
+        """The first zone and rule that exclude an instant, or None if it is allowed everywhere."""
+        for zone_name in self.zones:
+            wall = local(us, zone_name)
+            window = self.local_window(zone_name, wall.date())
+            if window is not None and window[0] <= us < window[1]:
+                continue
+            minute = wall.hour * 60 + wall.minute
+            for window_set in self.windows:
+                rule = window_set.day_rule(wall.date())
+                if rule.span is None or not rule.span.start <= minute < rule.span.end:
+                    return WindowBlock(zone_name, wall, window_set.code, rule)
+            # Every rule allows this wall time: only the conservative reading of a DST edge excludes it.
+            restricting = [w for w in self.windows if w.day_rule(wall.date()).ref is not None]
+            if not restricting:
+                return WindowBlock(zone_name, wall, "day boundary", DayRule(FULL_DAY, None), dst_edge=True)
+            return WindowBlock(
+                zone_name, wall, restricting[0].code, restricting[0].day_rule(wall.date()), dst_edge=True
+            )
+        return None
+
+    def local_times(self, us: int, limit: int = 3) -> str:
+        """``America/New_York 10:15, America/Los_Angeles 07:15`` for a reason text."""
+        instant = from_us(us)
+        parts = [
+            f"{z} {(w := instant.astimezone(zone(z))).hour:02d}:{w.minute:02d}" for z in self.zones[:limit]
+        ]
+        if len(self.zones) > limit:
+            parts.append(f"and {len(self.zones) - limit} more")
+        return ", ".join(parts)
+
+
+@lru_cache(maxsize=4096)
+def window_table(windows: tuple[WindowSet, ...], zones: tuple[str, ...]) -> WindowTable:
+    """The memoised window table of a policy's window sets in a set of candidate zones."""
+    return WindowTable(windows, zones)
