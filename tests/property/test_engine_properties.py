@@ -122,9 +122,7 @@ PROFILES = [
     _profile(
         "IE", "EUR", Address(country="IE"), "Europe/Dublin", "+353850123456", "Europe/Dublin", "Europe/London"
     ),
-    _profile(
-        "CN", "CNY", Address(country="CN"), "Asia/Shanghai", "+8613123456789", "Asia/Shanghai", "Asia/Urumqi"
-    ),
+    _profile("CN", "CNY", Address(country="CN"), "Asia/Shanghai", "+8613123456789", "Asia/Shanghai"),
     _profile("IN", "INR", Address(country="IN"), "Asia/Kolkata", "+918123456789", "Asia/Kolkata"),
     _profile(
         "CA-ON",

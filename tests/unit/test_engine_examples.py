@@ -193,14 +193,15 @@ def test_cn_window_allows_a_text_at_2130_local() -> None:
     assert decision.citation == "strategy cn, step D+7"
 
 
-def test_cn_window_after_2200_defers_to_next_morning_in_every_chinese_zone() -> None:
+def test_cn_window_after_2200_defers_to_0800_beijing_time_next_morning() -> None:
     cn_loan, cn_borrower = _cn()
 
     decision = run(cn_loan, cn_borrower, at=wall("Asia/Shanghai", 2026, 3, 9, 22, 5))
 
     assert (decision.kind, decision.rule_id) == (DEFER, "window.quiet_hours")
-    # The address gives every zone tzdata lists for CN: 08:00 in Asia/Urumqi is 10:00 in Asia/Shanghai.
-    assert decision.not_before == wall("Asia/Shanghai", 2026, 3, 10, 10, 0)
+    # China keeps one legal time: a CN address means Asia/Shanghai, not every zone tzdata lists
+    # (Asia/Urumqi would push the morning to 10:00 Beijing time for no legal reason).
+    assert decision.not_before == wall("Asia/Shanghai", 2026, 3, 10, 8, 0)
 
 
 def test_in_window_defers_1930_to_0800_next_day() -> None:
@@ -465,7 +466,7 @@ def test_channel_unavailable_when_the_strategy_allows_no_fallback() -> None:
     decision = run(cn_loan, no_app, at=wall("Asia/Shanghai", 2026, 3, 5, 12, 0))  # D+3 is push
 
     assert (decision.kind, decision.rule_id) == (DEFER, "channel.unavailable")
-    assert decision.not_before == wall("Asia/Shanghai", 2026, 3, 9, 10, 0)  # D+7 (SMS), in every CN zone
+    assert decision.not_before == wall("Asia/Shanghai", 2026, 3, 9, 8, 0)  # D+7 (SMS), Beijing time
 
 
 def test_product_bnpl_uses_its_own_cadence() -> None:

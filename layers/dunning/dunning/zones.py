@@ -153,12 +153,14 @@ def _region_zones() -> dict[str, dict[str, tuple[str, ...]]]:
 
 
 def address_zones(country: str, region: str | None) -> tuple[str, ...]:
-    """Zones of an address: the region table for US states and Canadian provinces, else the country's."""
+    """Zones of an address: the region table (US states, Canadian provinces, and ``"*"`` for a country
+    with one legal time, such as China), else every zone tzdata lists for the country."""
+    regions = _region_zones().get(country, {})
     if region:
-        found = _region_zones().get(country, {}).get(region.upper())
+        found = regions.get(region.upper())
         if found:
             return found
-    return country_zones(country)
+    return regions.get("*") or country_zones(country)
 
 
 # --- phones -----------------------------------------------------------------------------------------
