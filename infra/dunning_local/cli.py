@@ -134,7 +134,7 @@ def _demo_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=7, help="random seed; the same seed gives the same run")
     p.add_argument("--fault-rate", type=float, default=0.0, help="share of AWS calls that fail (0..0.5)")
     p.add_argument("--tick-minutes", type=int, default=15)
-    p.add_argument("--shards", type=int, default=4, help="due-index shards (default 4)")
+    p.add_argument("--shards", type=int, default=2, help="due-index shards (default 2)")
     p.add_argument("--start", default="2026-03-02T05:00:00Z", help="simulated start instant (UTC)")
     p.add_argument("--out", default="out/demo", help="where the HTML and JSON reports go")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +58,7 @@ class DemoOptions:
     seed: int = 7
     fault_rate: float = 0.0
     tick_minutes: int = 15
-    shards: int = 4
+    shards: int = 2
     start: datetime = datetime(2026, 3, 2, 5, 0, tzinfo=UTC)
     out: Path = Path("out/demo")
     quiet: bool = False
@@ -121,6 +120,8 @@ class Simulation:
     invocations: Counter[str] = field(default_factory=Counter)
     replied: set[str] = field(default_factory=set)
     endpoint_owner: dict[str, str] = field(default_factory=dict)
+    # In-process moto: stream records and the SMS log can be read back (payments, receipts, replies).
+    embedded: bool = True
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.options.seed)
@@ -132,6 +133,8 @@ class Simulation:
             "SMS_ORIGINATION_IDENTITY": LENDER_NUMBER,
             "POWERTOOLS_METRICS_DISABLED": "true",
             "LOG_LEVEL": "WARNING",
+            # The template declares AWS_ENDPOINT_URL (empty = AWS); on moto_server it is the server.
+            "AWS_ENDPOINT_URL": os.environ.get("AWS_ENDPOINT_URL", ""),
         }
         # The functions' own output (JSON logs, EMF metrics) goes to a file, as it would go to CloudWatch.
         self.options.out.mkdir(parents=True, exist_ok=True)
@@ -189,14 +192,20 @@ class Simulation:
         from moto.dynamodb.models import dynamodb_backends
 
         backend = dynamodb_backends[self.stack.account_id][self.stack.region]
-        return {logical: backend.get_table(self.tables[logical]) for logical in ("BorrowersTable", "LoansTable")}
+        return {
+            logical: backend.get_table(self.tables[logical]) for logical in ("BorrowersTable", "LoansTable")
+        }
 
     def skip_streams(self) -> None:
+        if not self.embedded:
+            return
         for logical, table in self._stream_shards().items():
             self.stream_positions[logical] = len(table.stream_shard.items) if table.stream_shard else 0
 
     def pump_streams(self, at: datetime) -> None:
         """Deliver new Loans/Borrowers stream records to the indexer, as the event source mapping would."""
+        if not self.embedded:
+            return
         for logical, table in self._stream_shards().items():
             shard = table.stream_shard
             if shard is None:
@@ -272,6 +281,8 @@ class Simulation:
     # -- the carrier and the borrowers --------------------------------------------------------------
     def carrier(self, at: datetime) -> None:
         """Delivery-status logs for everything published since the last call (some arrive a tick late)."""
+        if not self.embedded:
+            return
         from moto.sns.models import sns_backends
 
         backend = sns_backends[self.stack.account_id][self.stack.region]
@@ -377,7 +388,11 @@ class Simulation:
     def run(self) -> None:
         o = self.options
         ticks = o.hours * 60 // o.tick_minutes
-        paid = portfolio.payments(self.book, seed=o.seed, share=0.10, start=o.start, hours=o.hours)
+        paid = (
+            portfolio.payments(self.book, seed=o.seed, share=0.10, start=o.start, hours=o.hours)
+            if self.embedded
+            else []
+        )
         started = time.monotonic()
         for k in range(ticks):
             t = o.start + timedelta(minutes=k * o.tick_minutes)
@@ -481,11 +496,57 @@ def run_demo(options: DemoOptions) -> DemoResult:
     return DemoResult(summary, passed, html_path, json_path)
 
 
-def seed_command(options: DemoOptions, endpoint: str | None) -> int:
+@contextmanager
+def _server_aws(endpoint: str | None) -> Iterator[boto3.Session]:
+    """AWS at ``endpoint`` (moto_server), with fake credentials unless real ones are set."""
     from dunning_local.cli import UsageError
 
-    raise UsageError("seed and simulate against moto_server are not available yet; use `dunning demo`")
+    if not endpoint:
+        raise UsageError(
+            "seed and simulate need a running endpoint: start `.venv/bin/moto_server -p 5000` and pass "
+            "--endpoint http://127.0.0.1:5000 (or use `dunning demo`, which embeds AWS)"
+        )
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", DEFAULT_REGION)
+    yield boto3.Session(region_name=DEFAULT_REGION)
 
 
-simulate_command = seed_command
-_ = Decimal
+def _server_stack(session: boto3.Session, options: DemoOptions) -> LocalStack:
+    from botocore.exceptions import EndpointConnectionError
+
+    from dunning_local.cli import UsageError
+
+    try:
+        return build_local_stack(session, parameters={"ShardCount": options.shards})
+    except EndpointConnectionError as exc:
+        raise UsageError(f"cannot reach {exc.kwargs.get('endpoint_url')}: is moto_server running?") from exc
+
+
+def seed_command(options: DemoOptions, endpoint: str | None) -> int:
+    """Create the stack on moto_server, write a synthetic book and index it (the reconcile sweep)."""
+    with _server_aws(endpoint) as session:
+        sim = Simulation(session, _server_stack(session, options), options, embedded=False)
+        sim.seed()
+        print(
+            f"Seeded {len(sim.book.loans):,} loans and {len(sim.book.borrowers):,} borrowers on {endpoint}; "
+            f"next: dunning simulate --endpoint {endpoint} --hours N, dunning plan --dry-run --at TIME"
+        )
+    return 0
+
+
+def simulate_command(options: DemoOptions, endpoint: str | None) -> int:
+    """Run ticks (planner -> senders) against a seeded moto_server stack.
+
+    On a server, moto's stream records and SMS log cannot be read back, so payments, delivery receipts
+    and borrower replies are left out; ``dunning demo`` simulates those on embedded AWS.
+    """
+    with _server_aws(endpoint) as session:
+        sim = Simulation(session, _server_stack(session, options), options, embedded=False)
+        sim.run()
+        print(
+            f"Ran {options.hours} h of ticks on {endpoint}: {dict(sim.invocations)} invocations; "
+            "see `dunning explain LOAN_ID --endpoint ...`"
+        )
+    return 0
