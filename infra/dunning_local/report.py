@@ -57,6 +57,9 @@ def terminal(summary: dict[str, Any]) -> str:
         "",
         "Invariants (checked on the run's own records)",
     ]
+    faults = summary.get("faults") or {}
+    if faults.get("injected"):
+        out.insert(-1, f"Injected AWS faults: {faults['injected']} {faults['by_kind']}\n")
     for inv in summary["invariants"]:
         out.append(f"  {'PASS' if inv['passed'] else 'FAIL'}  {inv['name']} — {inv['detail']}")
     cost = summary["cost"]
@@ -92,6 +95,14 @@ def _svg_bars(counts: dict[str, int], *, highlight: set[str] | None = None) -> s
 def _table(counts: Mapping[str, float]) -> str:
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:,}</td></tr>" for k, v in counts.items())
     return f"<table>{rows}</table>"
+
+
+def hours_svg(summary: dict[str, Any]) -> str:
+    """The sends-by-borrower-local-hour chart as a standalone SVG (the README shows it)."""
+    hours = _hours(summary)
+    quiet = {label for label in hours if int(label[:2]) < 7 or int(label[:2]) >= 22}
+    svg = _svg_bars(hours, highlight=quiet)
+    return svg.replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" ', 1)
 
 
 def write_html(summary: dict[str, Any], path: Path) -> Path:

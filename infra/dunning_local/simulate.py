@@ -480,12 +480,18 @@ def run_demo(options: DemoOptions) -> DemoResult:
         stack = build_local_stack(session, parameters={"ShardCount": options.shards})
         sim = Simulation(session, stack, options)
         sim.seed()
-        sim.run()
+        from dunning_local.faults import injected
+
+        # Faults hit the simulated period, not the set-up: AWS throttles and drops, the product copes.
+        with injected(options.fault_rate, options.seed) as faults:
+            sim.run()
         from dunning_local.audit import summarise
 
         summary = summarise(sim, elapsed=time.monotonic() - started)
+        summary["faults"] = {"injected": faults.total, "by_kind": dict(sorted(faults.counts.items()))}
     html_path = report.write_html(summary, options.out / "report.html")
     json_path = report.write_json(summary, options.out / "summary.json")
+    (options.out / "local-hours.svg").write_text(report.hours_svg(summary), encoding="utf-8")
     passed = all(inv["passed"] for inv in summary["invariants"])
     print(report.terminal(summary))
     print(f"\nHTML report:  {html_path.resolve()}\nJSON summary: {json_path.resolve()}")
