@@ -10,355 +10,45 @@ per delivered message.
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import json
-import os
-import threading
 import zlib
-from collections import Counter
-from collections.abc import Iterator, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
 
 import boto3
 import pytest
-from moto.sns.models import sns_backends
+from pipeline_helpers import (
+    ACCOUNT,
+    CN_PHONE,
+    MA_PHONE,
+    NY_PHONE,
+    REGION,
+    TICK,
+    Harness,
+    book,
+    inbound_event,
+    loan,
+    run_concurrently,
+    start_harness,
+)
 
 from dunning import clock
 from dunning.adapters import Adapters
 from dunning.explain import explain
-from dunning.items import borrower_to_item, loan_to_item
-from dunning.models import Address, Borrower, Consent, Loan, LoanStatus, PushEndpoint
+from dunning.items import loan_to_item
+from dunning.models import Address, Borrower, Consent, LoanStatus
 from dunning.observability import MetricsRecorder
 from dunning.planner import ShardTask, build_planner
 from dunning.settings import PlannerSettings
 from dunning_local import lambda_events as events
-from dunning_local.invoke import batch_item_failures, invoke
+from dunning_local.invoke import invoke, warm_function
 from dunning_local.stack import LocalStack
-
-ACCOUNT, REGION = "123456789012", "us-east-1"
-TICK = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # a Monday: 09:00 in New York, 22:00 in Shanghai
-OUR_NUMBER = "+12125550101"
-NY_PHONE = "+12125550142"
-MA_PHONE = "+16175550123"
-CN_PHONE = "+8613123456789"
-GB_PHONE = "+447700900123"
-
-
-# Batch operations are authorised by their single-item action.
-IAM_ACTION = {
-    "PublishBatch": "Publish",
-    "SendMessageBatch": "SendMessage",
-    "DeleteMessageBatch": "DeleteMessage",
-}
-
-
-def resources_of(service: str, params: Mapping[str, Any]) -> list[str]:
-    """The resource ARNs an API call acts on, as IAM evaluates them."""
-    here = f"{REGION}:{ACCOUNT}"
-    if service == "dynamodb":
-        tables = list(params.get("RequestItems", {})) or [params["TableName"]]
-        index = f"/index/{params['IndexName']}" if params.get("IndexName") else ""
-        return [f"arn:aws:dynamodb:{here}:table/{t}{index}" for t in tables]
-    if service == "sns":
-        if params.get("PhoneNumber"):
-            return ["*"]  # a phone number has no ARN: only a "*" grant allows it
-        return [str(params.get("TopicArn") or params.get("TargetArn"))]
-    if service == "sqs":
-        return [f"arn:aws:sqs:{here}:{str(params['QueueUrl']).rsplit('/', 1)[1]}"]
-    return [f"{service}:*"]
-
-
-class Harness:
-    """Drives the handlers like the AWS event sources would, and records what they asked AWS to do."""
-
-    def __init__(self, stack: LocalStack, session: boto3.Session) -> None:
-        self.stack = stack
-        dynamodb = session.resource("dynamodb")
-        self.loans = dynamodb.Table(stack.tables["LoansTable"])
-        self.borrowers = dynamodb.Table(stack.tables["BorrowersTable"])
-        self.state = dynamodb.Table(stack.tables["StateTable"])
-        self.ledger = dynamodb.Table(stack.tables["LedgerTable"])
-        self.sqs = session.client("sqs")
-        self.sns = session.client("sns")
-        # botocore now addresses DynamoDB Streams per account (<account>.streams-ddb...), which moto does
-        # not route; the classic endpoint reaches moto's streams backend.
-        self.streams = session.client(
-            "dynamodbstreams", endpoint_url=f"https://streams.dynamodb.{REGION}.amazonaws.com"
-        )
-        self._stream_positions: dict[str, str] = {}
-        self.function = ""
-        self.requests: Counter[tuple[str, str, str]] = Counter()
-        self.published: list[dict[str, Any]] = []
-        # (function, IAM action, resource ARN) of every call: what each function's role must allow.
-        self.grants_used: set[tuple[str, str, str]] = set()
-        self._lock = threading.Lock()
-
-    # ---- the handlers' own AWS requests ------------------------------------------------------------
-
-    def record_requests(self, session: boto3.Session) -> None:
-        """Count every request of clients made from ``session`` (the handlers' default session)."""
-
-        def count(model: Any, **_: Any) -> None:
-            with self._lock:
-                self.requests[(self.function, model.service_model.service_name, model.name)] += 1
-
-        def capture(params: dict[str, Any], **_: Any) -> None:
-            with self._lock:
-                self.published.append(json.loads(json.dumps(params, default=str)))
-
-        def grants(params: dict[str, Any], model: Any, **_: Any) -> None:
-            service = model.service_model.service_name
-            action = f"{service}:{IAM_ACTION.get(model.name, model.name)}"
-            with self._lock:
-                for arn in resources_of(service, params):
-                    self.grants_used.add((self.function, action, arn))
-
-        session.events.register("before-call.*.*", count)
-        session.events.register("provide-client-params.sns.Publish", capture)
-        session.events.register("provide-client-params.*.*", grants)
-
-    def requests_of(self, function: str | None = None) -> Counter[str]:
-        out: Counter[str] = Counter()
-        for (fn, service, operation), n in self.requests.items():
-            if function is None or fn == function:
-                out[f"{service}.{operation}"] += n
-        return out
-
-    def invoke(self, function: str, event: Mapping[str, Any], at: datetime) -> Any:
-        self.function = function
-        return invoke(function, event, self.stack, now=at)
-
-    # ---- the lender writes -------------------------------------------------------------------------
-
-    def seed(self, loans: list[Loan], borrowers: list[Borrower]) -> None:
-        for borrower in borrowers:
-            self.borrowers.put_item(Item=borrower_to_item(borrower))
-        for loan in loans:
-            self.loans.put_item(Item=loan_to_item(loan))
-
-    def stream_records(self, logical_id: str) -> list[dict[str, Any]]:
-        arn = self.loans.latest_stream_arn if logical_id == "LoansTable" else self.borrowers.latest_stream_arn
-        records: list[dict[str, Any]] = []
-        shards = self.streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
-        for shard in shards:
-            key = f"{arn}/{shard['ShardId']}"
-            iterator = (
-                self._stream_positions.get(key)
-                or self.streams.get_shard_iterator(
-                    StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-                )["ShardIterator"]
-            )
-            response = self.streams.get_records(ShardIterator=iterator)
-            records.extend(response["Records"])
-            self._stream_positions[key] = response["NextShardIterator"]
-        return records
-
-    def index(self, at: datetime) -> None:
-        """Feed the new stream records of both tables to the indexer, as written at ``at``."""
-        for logical_id in ("LoansTable", "BorrowersTable"):
-            records = self.stream_records(logical_id)
-            if not records:
-                continue
-            for record in records:
-                # Records carry the wall-clock time moto wrote them; the scenario runs in its own time.
-                record["dynamodb"]["ApproximateCreationDateTime"] = at.timestamp()
-            arn = (
-                self.loans.latest_stream_arn
-                if logical_id == "LoansTable"
-                else self.borrowers.latest_stream_arn
-            )
-            result = self.invoke("IndexerFunction", events.dynamodb_stream_event(records, arn), at)
-            assert batch_item_failures(result) == []
-
-    # ---- queues --------------------------------------------------------------------------------------
-
-    def drain(self, logical_id: str) -> list[dict[str, Any]]:
-        url = self.stack.queues[logical_id]
-        messages: list[dict[str, Any]] = []
-        while True:
-            got: list[Any] = self.sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"]
-            ).get("Messages", [])
-            if not got:
-                return messages
-            messages.extend(got)
-            for message in got:
-                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-
-    def tick(self, at: datetime, *, execution_id: str | None = None) -> None:
-        self.invoke("PlannerFunction", events.scheduler_input(at, execution_id), at + timedelta(seconds=5))
-
-    def plan(self, at: datetime) -> int:
-        """Run every shard task (and continuation) on PlanQueue; returns how many tasks ran."""
-        ran = 0
-        while tasks := self.drain("PlanQueue"):
-            for task in tasks:
-                event = events.sqs_event([task], self.stack.get_att("PlanQueue", "Arn"))
-                assert batch_item_failures(self.invoke("PlannerFunction", event, at)) == []
-                ran += 1
-        return ran
-
-    def jobs(self) -> dict[str, list[dict[str, Any]]]:
-        return {"SmsQueue": self.drain("SmsQueue"), "PushQueue": self.drain("PushQueue")}
-
-    def send(self, jobs: dict[str, list[dict[str, Any]]], at: datetime) -> list[str]:
-        """The sender on each queue's messages, ten at a time; returns the batch item failures."""
-        failures: list[str] = []
-        for queue, messages in jobs.items():
-            for start in range(0, len(messages), 10):
-                event = events.sqs_event(messages[start : start + 10], self.stack.get_att(queue, "Arn"))
-                failures += batch_item_failures(self.invoke("SenderFunction", event, at))
-        return failures
-
-    def run_tick(self, at: datetime, send_at: datetime | None = None) -> dict[str, list[dict[str, Any]]]:
-        self.tick(at)
-        self.plan(at + timedelta(seconds=10))
-        jobs = self.jobs()
-        assert self.send(jobs, send_at or at + timedelta(minutes=1)) == []
-        return jobs
-
-    # ---- what came out -------------------------------------------------------------------------------
-
-    @staticmethod
-    def sms() -> list[tuple[str, str]]:
-        return list(sns_backends[ACCOUNT][REGION].sms_messages.values())
-
-    def sms_to(self, phone: str) -> list[str]:
-        return [text for number, text in self.sms() if number == phone]
-
-    @staticmethod
-    def pushes(endpoint_arn: str) -> list[dict[str, Any]]:
-        endpoint = sns_backends[ACCOUNT][REGION].platform_endpoints[endpoint_arn]
-        return [json.loads(m) for m in endpoint.messages.values()]
-
-    def sms_attributes(self, phone: str) -> list[dict[str, Any]]:
-        return [p.get("MessageAttributes", {}) for p in self.published if p.get("PhoneNumber") == phone]
-
-    def ledger_items(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {}
-        while True:
-            page = self.ledger.scan(**kwargs)
-            items += page["Items"]
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-    def messages(self) -> dict[str, dict[str, Any]]:
-        """MESSAGE items by loan id."""
-        return {str(i["loan_id"]): i for i in self.ledger_items() if i["sk"] == "MESSAGE"}
-
-    def outcomes(self) -> list[dict[str, Any]]:
-        return [i for i in self.ledger_items() if i["sk"] == "OUTCOME"]
-
-    def decisions(self, loan_id: str) -> list[dict[str, Any]]:
-        return [i for i in self.ledger_items() if i["pk"] == f"LOAN#{loan_id}"]
-
-    def cadence(self, loan_id: str) -> dict[str, Any]:
-        return self.state.get_item(Key={"pk": f"LOAN#{loan_id}", "sk": "CADENCE"}).get("Item", {})
 
 
 @pytest.fixture
-def pipeline(stack: LocalStack, aws: boto3.Session, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    harness = Harness(stack, aws)
-    # The handlers create their clients from boto3's default session: give them a fresh one to count.
-    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
-    boto3.setup_default_session(region_name=REGION)
-    assert boto3.DEFAULT_SESSION is not None
-    harness.record_requests(boto3.DEFAULT_SESSION)
-    yield harness
-
-
-def gcm_endpoint(session: boto3.Session, token: str) -> str:
-    sns = session.client("sns")
-    app = sns.create_platform_application(
-        Name="ExampleApp", Platform="GCM", Attributes={"PlatformCredential": "x"}
-    )
-    return sns.create_platform_endpoint(PlatformApplicationArn=app["PlatformApplicationArn"], Token=token)[
-        "EndpointArn"
-    ]
-
-
-def loan(loan_id: str, borrower_id: str, jurisdiction: str, due: date, **kw: Any) -> Loan:
-    return Loan(
-        loan_id=loan_id,
-        borrower_id=borrower_id,
-        currency=kw.pop("currency", "USD"),
-        amount_due=kw.pop("amount_due", Decimal("250.00")),
-        due_date=due,
-        jurisdiction=jurisdiction,
-        **kw,
-    )
-
-
-def book(session: boto3.Session) -> tuple[list[Loan], list[Borrower], dict[str, str]]:
-    """Loans in several jurisdictions, due for different steps at TICK."""
-    endpoints = {"GB": gcm_endpoint(session, "token-gb-0001"), "ON": gcm_endpoint(session, "token-on-0002")}
-    borrowers = [
-        Borrower(
-            borrower_id="B-NY",
-            first_name="Ada",
-            time_zone="America/New_York",
-            phone=NY_PHONE,
-            address=Address(country="US", region="NY"),
-            consent=Consent(sms=True),
-        ),
-        Borrower(
-            borrower_id="B-MA",
-            first_name="Grace",
-            time_zone="America/New_York",
-            phone=MA_PHONE,
-            address=Address(country="US", region="MA"),
-            consent=Consent(sms=True),
-        ),
-        Borrower(
-            borrower_id="B-CN",
-            first_name="Lin",
-            locale="zh-CN",
-            time_zone="Asia/Shanghai",
-            phone=CN_PHONE,
-            address=Address(country="CN"),
-            consent=Consent(sms=True, push=False),
-        ),
-        Borrower(
-            borrower_id="B-GB",
-            first_name="Alan",
-            locale="en-GB",
-            time_zone="Europe/London",
-            address=Address(country="GB"),
-            consent=Consent(push=True),
-            push_endpoints=(PushEndpoint(arn=endpoints["GB"], platform="GCM"),),
-        ),
-        Borrower(
-            borrower_id="B-ON",
-            first_name="Mary",
-            locale="en-CA",
-            time_zone="America/Toronto",
-            address=Address(country="CA", region="ON"),
-            consent=Consent(push=True),
-            push_endpoints=(PushEndpoint(arn=endpoints["ON"], platform="GCM"),),
-        ),
-        Borrower(
-            borrower_id="B-PAID",
-            first_name="Paid",
-            time_zone="America/New_York",
-            phone="+12125550143",
-            address=Address(country="US", region="NY"),
-            consent=Consent(sms=True),
-        ),
-    ]
-    loans = [
-        loan("L-NY", "B-NY", "US-NY", date(2026, 2, 23)),  # D+7: a text
-        loan("L-MA", "B-MA", "US-MA", date(2026, 3, 1)),  # D+1: a text
-        loan("L-CN", "B-CN", "CN", date(2026, 3, 1), currency="CNY"),  # 22:00 in Shanghai: deferred
-        loan("L-GB", "B-GB", "GB", date(2026, 2, 27), currency="GBP"),  # D+3: a push
-        loan("L-ON", "B-ON", "CA-ON", date(2026, 2, 27), currency="CAD"),  # D+3: a push
-        loan("L-PAID", "B-PAID", "US-NY", date(2026, 2, 23), status=LoanStatus.PAID),
-    ]
-    return loans, borrowers, endpoints
+def pipeline(stack: LocalStack, aws: boto3.Session, monkeypatch: pytest.MonkeyPatch) -> Harness:
+    return start_harness(stack, aws, monkeypatch)
 
 
 def test_a_tick_sends_the_right_messages_and_receipts_close_them(
@@ -515,39 +205,16 @@ def test_two_planners_on_one_shard_at_once_send_each_message_once(
     shard_tasks = [t for t in tasks if json.loads(t["Body"])["shard"] == cadence["due_shard"]]
 
     # Both planners read the shard before either writes: each holds at its first write until the other
-    # has got that far too.
-    barrier = threading.Barrier(2, timeout=30)
-
-    def hold(**_: Any) -> None:
-        if threading.current_thread().name.startswith("planner-"):
-            with contextlib.suppress(threading.BrokenBarrierError):
-                barrier.wait()
-
-    assert boto3.DEFAULT_SESSION is not None
-    boto3.DEFAULT_SESSION.events.register("before-call.dynamodb.BatchWriteItem", hold)
-    # Each thread creates its clients (and so copies the session's hooks) inside the handler.
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            event = events.sqs_event([shard_tasks[0]], pipeline.stack.get_att("PlanQueue", "Arn"))
-            invoke("PlannerFunction", event, pipeline.stack)
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    # invoke() sets the environment and the clock process-wide; both threads set the same values, and
-    # the process's own are put back afterwards.
-    saved_environment = dict(os.environ)
-    threads = [threading.Thread(target=run, name=f"planner-{n}") for n in range(2)]
-    with clock.use(lambda: TICK + timedelta(seconds=10)):
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-    os.environ.clear()
-    os.environ.update(saved_environment)
+    # has got that far too. (Each thread creates its clients, and so copies the session's hooks, inside
+    # the handler.)
+    event = events.sqs_event([shard_tasks[0]], pipeline.stack.get_att("PlanQueue", "Arn"))
+    errors = run_concurrently(
+        [lambda: invoke("PlannerFunction", event, pipeline.stack)] * 2,
+        at=TICK + timedelta(seconds=10),
+        environment=warm_function(pipeline.stack, "PlannerFunction").environment,
+        hold_at="before-call.dynamodb.BatchWriteItem",
+    )
     assert errors == []
-    boto3.DEFAULT_SESSION.events.unregister("before-call.dynamodb.BatchWriteItem", hold)
 
     jobs = pipeline.jobs()
     planned_twice = [m for q in jobs.values() for m in q if json.loads(m["Body"])["loan_id"] == "L-NY"]
@@ -579,11 +246,6 @@ def test_a_loan_paid_between_planning_and_sending_is_not_sent(pipeline: Harness,
     assert outcome["status"] == "SUPPRESSED" and outcome["rule_id"] == "status.paid"
     assert "paid" in outcome["reason"]
     assert "due_shard" not in pipeline.cadence("L-NY")  # the indexer took it out of the due-index
-
-
-def inbound_event(pipeline: Harness, body: str, at: datetime, inbound_id: str) -> dict[str, Any]:
-    message = events.inbound_sms(NY_PHONE, OUR_NUMBER, body, inbound_id=inbound_id)
-    return events.sns_event(str(pipeline.stack.topics["InboundTopic"]), message, at)
 
 
 def test_stop_silences_the_number_for_every_loan_and_start_restores_it(

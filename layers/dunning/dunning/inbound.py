@@ -24,12 +24,13 @@ logs never do).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -181,13 +182,28 @@ class InboundMessage:
             received = parse_iso_utc(str(stamp)) if stamp else fallback_time
         except ValueError:
             received = fallback_time
+        if not _EARLIEST <= received < _LATEST:
+            received = fallback_time  # a pause computed from year 9999 would overflow
         return cls(
             origination=origination,
-            destination=str(payload.get("destinationNumber") or ""),
+            destination=str(payload.get("destinationNumber") or "")[:64],
             body=str(payload.get("messageBody") or ""),
-            inbound_id=str(payload.get("inboundMessageId") or sns.get("MessageId") or ""),
+            inbound_id=_inbound_id(payload.get("inboundMessageId") or sns.get("MessageId") or ""),
             received_at=received,
         )
+
+
+_EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+_PLAIN_ID = re.compile(r"^[\x21-\x7e]{0,128}$")
+
+
+def _inbound_id(value: object) -> str:
+    """The reply's id as a ledger key part: as given when it is a plain short id, else a digest of it (a
+    key over DynamoDB's size limit would fail the write, and with it an opt-out)."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    if _PLAIN_ID.match(text):
+        return text
+    return "sha256-" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass
@@ -206,13 +222,14 @@ class InboundService:
     def process(self, event: Mapping[str, Any], metrics: MetricsRecorder) -> int:
         """Handle an SNS event of inbound replies; returns how many were acted on."""
         handled = 0
-        metrics.count("InboundReplies", len(event.get("Records") or []))
-        for record in event.get("Records") or []:
-            sns = record.get("Sns") or {}
-            if sns.get("TopicArn") != self.inbound_topic_arn:
-                logger.warning(
-                    "notification from a topic not accepted as inbound", extra={"topic": sns.get("TopicArn")}
-                )
+        records = event.get("Records") if isinstance(event, Mapping) else None
+        records = records if isinstance(records, list) else []
+        metrics.count("InboundReplies", len(records))
+        for record in records:
+            sns = record.get("Sns") if isinstance(record, Mapping) else None
+            if not isinstance(sns, Mapping) or sns.get("TopicArn") != self.inbound_topic_arn:
+                topic = sns.get("TopicArn") if isinstance(sns, Mapping) else None
+                logger.warning("notification from a topic not accepted as inbound", extra={"topic": topic})
                 metrics.count("InboundRejected")
                 continue
             try:
@@ -244,15 +261,34 @@ class InboundService:
             "paused_until": iso_utc(paused_until) if paused_until else None,
         }
         partitions = [f"BORROWER#{b}" for b in borrower_ids] or [f"PHONE#{phone}"]
-        ops = [
-            self.ledger.inbound_op(p, message.inbound_id, {**fields, "borrower_ids": None}, at)
-            for p in partitions
-        ]
-        first_time = self.ledger.put_new(ops[0])
-        if first_time and len(ops) > 1:
-            self.ledger.write(ops[1:])
+        recorded = {**fields, "borrower_ids": None}
+        # The first partition's item is the gate: "handled" only once everything below is done, so an
+        # invocation that failed half way (and is retried by Lambda) does the rest, while a redelivery
+        # of a finished one is a no-op.
+        gate = self.ledger.inbound_op(partitions[0], message.inbound_id, {**recorded, "handled": False}, at)
+        first_time = self.ledger.put_unfinished(gate)
+        if first_time and len(partitions) > 1:
+            self.ledger.write(
+                [self.ledger.inbound_op(p, message.inbound_id, recorded, at) for p in partitions[1:]]
+            )
         chinese = bool(_CJK.search(message.body))
+        self._act(message, intent, first_time, borrower_ids, paused_until, chinese, metrics)
+        if first_time:
+            done = {**recorded, "handled": True}
+            self.ledger.write([self.ledger.inbound_op(partitions[0], message.inbound_id, done, at)])
+        return intent
 
+    def _act(
+        self,
+        message: InboundMessage,
+        intent: Intent,
+        first_time: bool,
+        borrower_ids: list[str],
+        paused_until: datetime | None,
+        chinese: bool,
+        metrics: MetricsRecorder,
+    ) -> None:
+        phone, at = message.origination, message.received_at
         if intent in (Intent.STOP, Intent.START):
             opted_out = intent == Intent.STOP
             changed = self.state.set_sms_opt_out(
@@ -265,14 +301,14 @@ class InboundService:
                 self._replan(borrower_ids, at, metrics)
             if changed:
                 self._reply(message, intent, chinese, metrics)
-            return intent
+            return
         if not first_time:
             metrics.count("InboundRedelivered")
-            return intent
+            return
         if intent == Intent.HELP:
             self._reply(message, intent, chinese, metrics)
             metrics.count("HelpRequests")
-            return intent
+            return
         for borrower_id in borrower_ids:
             if paused_until is not None:
                 self.state.pause(borrower_id, paused_until)
@@ -288,7 +324,6 @@ class InboundService:
             },
         )
         metrics.count("InboundFreeText")
-        return intent
 
     def _reply(
         self, message: InboundMessage, intent: Intent, chinese: bool, metrics: MetricsRecorder

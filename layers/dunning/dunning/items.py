@@ -74,7 +74,12 @@ def _plain(value: Any) -> Any:
         return sorted(_plain(v) for v in value)
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
-    if isinstance(value, Decimal) and value == value.to_integral_value() and value.as_tuple().exponent == 0:
+    if (
+        isinstance(value, Decimal)
+        and value.is_finite()  # NaN and infinities are left for the model to refuse
+        and value == value.to_integral_value()
+        and value.as_tuple().exponent == 0
+    ):
         return int(value)
     return value
 

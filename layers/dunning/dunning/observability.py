@@ -102,12 +102,15 @@ def function_logger() -> Logger:
     """The handler's Logger: JSON, masked. Package modules log through :class:`PackageLogger`.
 
     Powertools configures a service's logger once per process; if something configured it first with
-    another formatter, masking is put in place anyway.
+    another formatter, masking is put in place anyway, and the level is set again from this function's
+    LOG_LEVEL (in Lambda a process loads one function; local runs load several in one process, and the
+    first one's level would otherwise stay for all of them).
     """
     logger = Logger(logger_formatter=MaskingFormatter())
     handler = logger.registered_handler
     if not isinstance(handler.formatter, MaskingFormatter):
         handler.setFormatter(MaskingFormatter())
+    logger.setLevel(None)  # None: resolved from the environment, as Powertools does on first configuration
     return logger
 
 

@@ -10,7 +10,8 @@ Two sources, both untrusted until checked:
 Each receipt is matched to its ``MSG#<id>/MESSAGE`` item (one BatchGetItem for the batch): found → the
 item becomes DELIVERED or FAILED with the provider's response, price, carrier, dwell time and receipt
 time; not found → kept as ``MSG#<id>/RECEIPT`` (receipts may arrive before the sender's ledger write,
-or belong to a message sent by something else) and counted as UnknownMessageId. Hard failures are
+or belong to a message sent by something else), counted as UnknownMessageId and pointed out to the
+daily sweep, which merges it into the MESSAGE once that exists (``dunning.reconcile``). Hard failures are
 counted per contact point; at HARD_FAILURE_THRESHOLD the point is marked unusable. One unreadable log
 event is counted and skipped; it never fails the batch.
 """
@@ -20,6 +21,8 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import re
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,6 +61,19 @@ _HARD_PUSH_RESPONSES = (
 )
 _EUM_DELIVERED = frozenset({"TEXT_DELIVERED", "TEXT_SUCCESSFUL"})
 _EUM_HARD = frozenset({"TEXT_INVALID", "TEXT_UNREACHABLE", "TEXT_BLOCKED"})
+
+
+# What a receipt adds to a MESSAGE item (:meth:`Receipt.fields`); the sweep merges these from a RECEIPT.
+RECEIPT_FIELDS = (
+    "status",
+    "provider_response",
+    "price_usd",
+    "carrier",
+    "dwell_ms",
+    "receipt_at",
+    "receipt_source",
+    "hard_failure",
+)
 
 
 class BadReceipt(ValueError):
@@ -99,28 +115,54 @@ class Receipt:
         }
 
 
+# Bounds on what a receipt may carry into the ledger: a value DynamoDB cannot store (NaN, a number of
+# more than 38 digits, a key over its size limit) would fail the write of the whole batch of receipts.
+_MAX_PRICE_USD = Decimal(1000)
+_MAX_DWELL_MS = 10**12
+_MESSAGE_ID = re.compile(r"^[\x21-\x7e]{1,200}$")
+_EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+
+
 def _decimal(value: Any) -> Decimal | None:
-    if value is None or value == "":
+    if value is None or value == "" or isinstance(value, bool):
         return None
     try:
-        return Decimal(str(value))
+        number = Decimal(str(value))
     except InvalidOperation:
         return None
+    return number if number.is_finite() and 0 <= number <= _MAX_PRICE_USD else None
 
 
 def _int(value: Any) -> int | None:
     try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
+        number = int(value) if value is not None else None
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if number is None or 0 <= number <= _MAX_DWELL_MS else None
+
+
+def _text(value: Any, limit: int) -> str | None:
+    return str(value)[:limit] if value not in (None, "") else None
+
+
+def _message_id(value: Any) -> str:
+    if not isinstance(value, str) or not _MESSAGE_ID.match(value):
+        raise BadReceipt("message id missing, too long or not printable")
+    return value
+
+
+def _in_range(moment: datetime) -> datetime:
+    if not _EARLIEST <= moment < _LATEST:
+        raise BadReceipt("receipt time out of range")
+    return moment
 
 
 def _sns_log_time(text: str) -> datetime:
     # "2026-03-02 14:05:11.221" (UTC, no zone in the record)
     try:
-        return datetime.fromisoformat(text.replace(" ", "T")).replace(tzinfo=UTC)
+        return _in_range(datetime.fromisoformat(text.replace(" ", "T")).replace(tzinfo=UTC))
     except ValueError:
-        raise BadReceipt(f"unreadable notification timestamp {text!r}") from None
+        raise BadReceipt(f"unreadable notification timestamp {text[:40]!r}") from None
 
 
 def parse_sns_delivery_log(record: Mapping[str, Any], log_group: str) -> Receipt:
@@ -130,9 +172,7 @@ def parse_sns_delivery_log(record: Mapping[str, Any], log_group: str) -> Receipt
     status = record.get("status")
     if not isinstance(notification, Mapping) or not isinstance(delivery, Mapping):
         raise BadReceipt("not an SNS delivery-status record (notification/delivery missing)")
-    message_id = notification.get("messageId")
-    if not isinstance(message_id, str) or not message_id:
-        raise BadReceipt("delivery-status record without notification.messageId")
+    message_id = _message_id(notification.get("messageId"))
     if status not in ("SUCCESS", "FAILURE"):
         raise BadReceipt(f"unknown delivery status {status!r}")
     push = "/app/" in log_group or "statusCode" in delivery or "token" in delivery
@@ -150,9 +190,9 @@ def parse_sns_delivery_log(record: Mapping[str, Any], log_group: str) -> Receipt
         at=_sns_log_time(str(notification.get("timestamp", ""))),
         source="sns-push" if push else "sns-sms",
         provider_response=response,
-        destination=str(delivery.get("destination")) if delivery.get("destination") else None,
+        destination=_text(delivery.get("destination"), 300),
         price_usd=_decimal(delivery.get("priceInUSD")),
-        carrier=str(delivery.get("phoneCarrier")) if delivery.get("phoneCarrier") else None,
+        carrier=_text(delivery.get("phoneCarrier"), 100),
         dwell_ms=_int(delivery.get("dwellTimeMs")),
         hard=hard,
     )
@@ -161,24 +201,24 @@ def parse_sns_delivery_log(record: Mapping[str, Any], log_group: str) -> Receipt
 def parse_eum_event(event: Mapping[str, Any]) -> Receipt | None:
     """An End User Messaging SMS v2 event → :class:`Receipt`; None for a non-final (progress) event."""
     event_type = event.get("eventType")
-    message_id = event.get("messageId")
-    if not isinstance(event_type, str) or not isinstance(message_id, str) or not message_id:
-        raise BadReceipt("not an End User Messaging SMS event (eventType/messageId missing)")
+    if not isinstance(event_type, str) or not event_type:
+        raise BadReceipt("not an End User Messaging SMS event (eventType missing)")
+    message_id = _message_id(event.get("messageId"))
     if not event.get("isFinal", False):
         return None
     stamp = event.get("eventTimestamp")
     try:
-        at = datetime.fromtimestamp(int(stamp) / 1000, UTC)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise BadReceipt(f"unreadable eventTimestamp {stamp!r}") from None
+        at = _in_range(datetime.fromtimestamp(int(stamp) / 1000, UTC))  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError, OSError):
+        raise BadReceipt("unreadable eventTimestamp") from None
     description = str(event.get("messageStatusDescription") or event.get("messageStatus") or event_type)
     return Receipt(
         message_id=message_id,
         delivered=event_type in _EUM_DELIVERED,
         at=at,
         source="eum-sms",
-        provider_response=f"{event_type}: {description}",
-        destination=str(event.get("destinationPhoneNumber")) if event.get("destinationPhoneNumber") else None,
+        provider_response=f"{event_type[:100]}: {description[:300]}",
+        destination=_text(event.get("destinationPhoneNumber"), 300),
         price_usd=_decimal(event.get("totalMessagePrice")),
         carrier=None,
         hard=event_type in _EUM_HARD,
@@ -189,7 +229,7 @@ def decode_awslogs(data: str) -> dict[str, Any]:
     """``awslogs.data`` (base64 of gzip of JSON) → the subscription payload."""
     try:
         return dict(json.loads(gzip.decompress(base64.b64decode(data))))
-    except (ValueError, OSError, TypeError) as exc:
+    except (ValueError, OSError, TypeError, EOFError, zlib.error, RecursionError) as exc:
         raise BadReceipt(f"awslogs data not base64/gzip/JSON ({exc.__class__.__name__})") from None
 
 
@@ -201,8 +241,12 @@ class ReceiptsService:
     delivery_events_topic_arn: str
     hard_failure_threshold: int
 
-    def process(self, event: Mapping[str, Any], metrics: MetricsRecorder) -> int:
+    def process(self, event: Any, metrics: MetricsRecorder) -> int:
         """Handle a Logs subscription event or an SNS event; returns the number of receipts applied."""
+        if not isinstance(event, Mapping):
+            logger.warning("event of an unknown shape ignored")
+            metrics.count("ReceiptRejected", source="unknown")
+            return 0
         receipts = list(self._receipts(event, metrics))
         metrics.count("Receipts", len(receipts))
         if receipts:
@@ -212,9 +256,9 @@ class ReceiptsService:
     # ---- reading the two event shapes --------------------------------------------------------------
 
     def _receipts(self, event: Mapping[str, Any], metrics: MetricsRecorder) -> Iterable[Receipt]:
-        if "awslogs" in event:
+        if isinstance(event.get("awslogs"), Mapping):
             yield from self._from_logs(event, metrics)
-        elif "Records" in event:
+        elif isinstance(event.get("Records"), list):
             yield from self._from_sns(event, metrics)
         else:
             logger.warning("event of an unknown shape ignored")
@@ -234,26 +278,36 @@ class ReceiptsService:
             logger.warning("log group not accepted for receipts", extra={"log_group": log_group})
             metrics.count("ReceiptRejected", source="logs")
             return
-        for log_event in payload.get("logEvents") or []:
+        log_events = payload.get("logEvents") or []
+        if not isinstance(log_events, list):
+            logger.warning(
+                "log subscription event without a list of log events", extra={"log_group": log_group}
+            )
+            metrics.count("BadReceipt")
+            return
+        for log_event in log_events:
+            event_id = str(log_event.get("id", ""))[:64] if isinstance(log_event, Mapping) else ""
             try:
+                if not isinstance(log_event, Mapping):
+                    raise BadReceipt("log event is not a JSON object")
                 record = json.loads(str(log_event.get("message", "")))
                 if not isinstance(record, dict):
                     raise BadReceipt("log message is not a JSON object")
                 yield parse_sns_delivery_log(record, log_group)
-            except (BadReceipt, ValueError, AttributeError) as exc:
+            except (BadReceipt, ValueError, RecursionError) as exc:
                 logger.warning(
                     "log event is not a readable receipt",
-                    extra={
-                        "log_group": log_group,
-                        "event_id": str(log_event.get("id", "")),
-                        "error": str(exc),
-                    },
+                    extra={"log_group": log_group, "event_id": event_id, "error": str(exc)[:200]},
                 )
                 metrics.count("BadReceipt")
 
     def _from_sns(self, event: Mapping[str, Any], metrics: MetricsRecorder) -> Iterable[Receipt]:
         for record in event.get("Records") or []:
-            sns = record.get("Sns") or {}
+            sns = record.get("Sns") if isinstance(record, Mapping) else None
+            if not isinstance(sns, Mapping):
+                logger.warning("record is not an SNS notification")
+                metrics.count("BadReceipt")
+                continue
             topic = sns.get("TopicArn")
             if topic != self.delivery_events_topic_arn:
                 logger.warning("notification from a topic not accepted for receipts", extra={"topic": topic})
@@ -264,8 +318,8 @@ class ReceiptsService:
                 if not isinstance(message, dict):
                     raise BadReceipt("SNS message is not a JSON object")
                 receipt = parse_eum_event(message)
-            except (BadReceipt, ValueError) as exc:
-                logger.warning("notification is not a readable receipt", extra={"error": str(exc)})
+            except (BadReceipt, ValueError, RecursionError) as exc:
+                logger.warning("notification is not a readable receipt", extra={"error": str(exc)[:200]})
                 metrics.count("BadReceipt")
                 continue
             if receipt is not None:
@@ -285,7 +339,10 @@ class ReceiptsService:
         for message_id, receipt in latest.items():
             message = messages.get(message_id)
             if message is None:
+                # Kept, and pointed out to the daily sweep: the sender may write the MESSAGE after this
+                # (its batch's ledger write comes after its last publish).
                 writes.append(self.ledger.receipt_op(message_id, receipt.fields(), receipt.at))
+                writes.append(self.ledger.early_receipt_op(message_id, receipt.at))
                 metrics.count("UnknownMessageId")
                 logger.info("receipt for an unknown message id kept", extra={"message_id": message_id})
                 continue

@@ -6,22 +6,33 @@
   breaks the item contract and has no cadence item gets a STOP ``data.invalid`` once.
 - AMBIGUOUS jobs (claimed, outcome unknown) are resolved to SENT when a MESSAGE for the same loan and
   step exists (found through the ledger's ``ByLoan`` index); the others stay AMBIGUOUS, on record.
+- Receipts that arrived before their MESSAGE was written are merged into it; a receipt whose MESSAGE
+  still does not exist after :data:`EARLY_RECEIPT_WAIT` (a message not ours, or one whose sender died
+  before its ledger write) stays a RECEIPT on its own and is no longer looked at.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dunning import clock
 from dunning.adapters.dynamo import Dynamo, WriteOp
-from dunning.adapters.ledger import AMBIGUOUS_PK, Ledger, Status, outcome_key
+from dunning.adapters.ledger import (
+    AMBIGUOUS_PK,
+    EARLY_RECEIPT_PK,
+    Ledger,
+    Status,
+    message_key,
+    outcome_key,
+    receipt_key,
+)
 from dunning.adapters.lender import Lender
 from dunning.adapters.state import StateStore, cadence_key, loan_id_of
-from dunning.items import InvalidItem, iso_utc, loan_from_item, raw_status
+from dunning.items import InvalidItem, iso_utc, loan_from_item, parse_iso_utc, raw_status
 from dunning.models import Decision, DecisionKind, LoanStatus, UtcDateTime
 from dunning.observability import MetricsRecorder, PackageLogger
 from dunning.settings import ReconcileSettings
@@ -29,6 +40,9 @@ from dunning.settings import ReconcileSettings
 logger = PackageLogger(__name__)
 
 TERMINAL = frozenset({LoanStatus.PAID, LoanStatus.CLOSED, LoanStatus.CHARGED_OFF})
+# A sender writes its MESSAGE items seconds after publishing, and receipts arrive up to 72 h after the
+# send: a receipt with no MESSAGE after this long never gets one.
+EARLY_RECEIPT_WAIT = timedelta(days=4)
 
 
 class SweepRequest(BaseModel):
@@ -54,6 +68,8 @@ class SweepResult:
     invalid: int = 0
     ambiguous_resolved: int = 0
     ambiguous_open: int = 0
+    early_receipts_merged: int = 0
+    early_receipts_dropped: int = 0
     segments: list[int] = field(default_factory=list)
 
 
@@ -70,9 +86,10 @@ class Reconciler:
         segments = [request.segment] if request.segment is not None else list(range(request.total_segments))
         for segment in segments:
             self.sweep_segment(segment, request.total_segments, request.scheduled_time, result, metrics)
-        # Ambiguous jobs are few and global: the invocation holding segment 0 resolves them.
+        # Ambiguous jobs and early receipts are few and global: the invocation holding segment 0 does them.
         if request.segment in (None, 0):
             self.resolve_ambiguous(request.scheduled_time, result, metrics)
+            self.merge_early_receipts(request.scheduled_time, result, metrics)
         logger.info("reconcile sweep done", extra=result.__dict__)
         return result
 
@@ -197,6 +214,36 @@ class Reconciler:
             writes.append(self.ledger.delete_op({"pk": AMBIGUOUS_PK, "sk": f"{loan_id}#{step}"}))
             result.ambiguous_resolved += 1
             metrics.count("AmbiguousResolved")
+        if writes:
+            self.ledger.write(writes)
+
+    def merge_early_receipts(self, now: datetime, result: SweepResult, metrics: MetricsRecorder) -> None:
+        """Merge each RECEIPT that came before its MESSAGE into the MESSAGE, now that it is written."""
+        from dunning.receipts import RECEIPT_FIELDS
+
+        pointers = self.ledger.early_receipt_pointers()
+        if not pointers:
+            return
+        ids = [str(p["sk"]) for p in pointers]
+        found = self.ledger.get_items([message_key(i) for i in ids] + [receipt_key(i) for i in ids])
+        messages = {str(i["pk"]): i for i in found if i.get("sk") == "MESSAGE"}
+        receipts = {str(i["pk"]): i for i in found if i.get("sk") == "RECEIPT"}
+        writes: list[WriteOp] = []
+        for pointer, message_id in zip(pointers, ids, strict=True):
+            message, receipt = messages.get(f"MSG#{message_id}"), receipts.get(f"MSG#{message_id}")
+            if message is None and receipt is not None:
+                if parse_iso_utc(str(pointer["at"])) > now - EARLY_RECEIPT_WAIT:
+                    continue  # its MESSAGE may still come
+                result.early_receipts_dropped += 1
+                metrics.count("EarlyReceiptsDropped")
+            elif message is not None and receipt is not None:
+                newer = str(receipt.get("receipt_at", "")) > str(message.get("receipt_at", ""))
+                if newer:
+                    fields = {k: receipt[k] for k in RECEIPT_FIELDS if k in receipt}
+                    writes.append(self.ledger.merged_message_op(message, fields))
+                result.early_receipts_merged += 1
+                metrics.count("EarlyReceiptsMerged")
+            writes.append(self.ledger.delete_op({"pk": EARLY_RECEIPT_PK, "sk": message_id}))
         if writes:
             self.ledger.write(writes)
 

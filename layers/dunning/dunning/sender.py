@@ -16,7 +16,11 @@ batch needs. Then, job by job:
    and the engine asked again: if it now says SEND on another channel for the same step, that goes out;
    no answer from SNS → AMBIGUOUS (it may have gone out: never risk a second one).
 
-All ledger items of the batch are written with BatchWriteItem at the end.
+All ledger items of the batch are written with BatchWriteItem at the end. A record that fails (to be
+retried by SQS, and after the queue's maxReceiveCount moved to its DLQ) leaves a ``RETRY`` item saying
+why. Nothing raises out of a batch: if the batch cannot be read, every record is retried; if its ledger
+write fails, every record whose outcome was in it is retried (a step already claimed then becomes
+AMBIGUOUS, never a second message).
 """
 
 from __future__ import annotations
@@ -26,8 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from botocore.exceptions import ClientError
 
 from dunning import clock
 from dunning.adapters.dynamo import Dynamo, WriteOp
@@ -39,7 +42,7 @@ from dunning.adapters.state import ClaimConflict, StateStore
 from dunning.items import InvalidItem, iso_utc
 from dunning.jobs import InvalidJob, Job, parse_job
 from dunning.models import Borrower, Channel, ContactState, Decision, DecisionKind, Loan
-from dunning.observability import MetricsRecorder, PackageLogger, mask_contact_point
+from dunning.observability import MetricsRecorder, PackageLogger, mask_contact_point, mask_text
 from dunning.settings import SenderSettings
 
 logger = PackageLogger(__name__)
@@ -86,18 +89,47 @@ class Sender:
         """Handle an SQS batch of jobs; returns the partial batch response."""
         if not event.get("Records"):
             return {"batchItemFailures": []}
-        metrics.count("Jobs", len(event["Records"]))
+        records = event["Records"]
+        metrics.count("Jobs", len(records))
         batch = _Batch(self, metrics)
-        batch.prepare(event.get("Records", []))
-        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         try:
-            response = process_partial_response(
-                event=dict(event), record_handler=batch.handle, processor=processor, context=context
-            )
+            batch.prepare(records)
+        except Exception as exc:
+            # Nothing was claimed or sent yet: the whole batch is simply tried again later.
+            logger.error("batch not read; every record retried", extra={"error": _describe(exc)})
+            metrics.count("BatchRetried")
+            return {"batchItemFailures": [{"itemIdentifier": str(r.get("messageId", ""))} for r in records]}
+        # The partial batch response is built here rather than with Powertools' BatchProcessor, whose
+        # import (the parser models of every event source) costs the sender's cold start ~60 ms.
+        failures: list[dict[str, str]] = []
+        try:
+            for raw in records:
+                record = SQSRecord(raw)
+                try:
+                    batch.handle(record)
+                except Exception:
+                    failures.append({"itemIdentifier": record.message_id})
         finally:
             # Whatever happened to individual records, what was sent must be in the ledger.
-            batch.flush()
-        return dict(response)
+            unwritten = batch.flush()
+        failing = {f["itemIdentifier"] for f in failures}
+        failures += [{"itemIdentifier": m} for m in sorted(unwritten - failing)]
+        return {"batchItemFailures": failures}
+
+
+@dataclass(frozen=True)
+class SQSRecord:
+    """One record of an SQS event, read like Powertools' ``SQSRecord``."""
+
+    raw_event: Mapping[str, Any]
+
+    @property
+    def message_id(self) -> str:
+        return str(self.raw_event.get("messageId", ""))
+
+    @property
+    def body(self) -> str:
+        return str(self.raw_event.get("body", ""))
 
 
 @dataclass
@@ -109,6 +141,8 @@ class _Batch:
     states: dict[str, ContactState] = field(default_factory=dict)
     seen_jobs: set[str] = field(default_factory=set)
     writes: list[WriteOp] = field(default_factory=list)
+    # SQS message ids of the records whose outcome is among ``writes``.
+    writers: set[str] = field(default_factory=set)
 
     # ---- before the records: parse every job, read everything in one go -------------------------
 
@@ -126,14 +160,62 @@ class _Batch:
         if wanted:
             self.snapshot = read_snapshot(self.sender.lender, self.sender.state, wanted, consistent=True)
 
-    def flush(self) -> None:
-        if self.writes:
+    def flush(self) -> set[str]:
+        """Write the batch's ledger items; returns the records to retry if that failed."""
+        if not self.writes:
+            return set()
+        try:
             self.sender.ledger.write(self.writes)
+        except Exception as exc:
+            # The messages that went out are claimed, so their retried records end AMBIGUOUS, never
+            # sent again. Their provider message ids are in the "message sent" log lines.
+            logger.error(
+                "ledger write failed; the records are retried",
+                extra={"error": _describe(exc), "items": len(self.writes), "records": len(self.writers)},
+            )
+            self.metrics.count("LedgerWriteFailed")
+            return set(self.writers)
+        finally:
             self.writes = []
+        return set()
 
     # ---- one record ---------------------------------------------------------------------------------
 
     def handle(self, record: SQSRecord) -> None:
+        before = len(self.writes)
+        try:
+            self._handle(record)
+        except Exception as exc:
+            self._failed(record, exc)
+            raise
+        finally:
+            if len(self.writes) > before:
+                self.writers.add(record.message_id)
+
+    def _failed(self, record: SQSRecord, exc: Exception) -> None:
+        """A record SQS will deliver again (and after maxReceiveCount move to the DLQ): say why."""
+        job = self.jobs.get(record.message_id)
+        count = str(record.raw_event.get("attributes", {}).get("ApproximateReceiveCount", ""))
+        receive_count = int(count) if count.isdigit() else 0
+        reason = _describe(exc)
+        log = {"sqs_message_id": record.message_id, "receive_count": receive_count, "reason": reason}
+        if isinstance(job, Job):
+            log["job_id"] = job.job_id
+            self.writes.append(
+                self.sender.ledger.retry_op(
+                    job.loan_id, job.step, reason=reason, receive_count=receive_count, at=self.sender.clock()
+                )
+            )
+        if isinstance(exc, RetryLater):
+            logger.warning("record retried later", extra=log)
+        elif isinstance(exc, ClientError):
+            # AWS said no (throttled past the retries, access denied): the reason says it all.
+            logger.error("record failed; SQS retries it", extra=log)
+        else:
+            logger.exception("record failed; SQS retries it", extra=log)
+        self.metrics.count("RecordRetried")
+
+    def _handle(self, record: SQSRecord) -> None:
         parsed = self.jobs.get(record.message_id)
         now = self.sender.clock()
         if parsed is None or isinstance(parsed, InvalidJob):
@@ -392,6 +474,12 @@ class _Batch:
 
 class _Done(Exception):
     """Internal: the job reached a recorded terminal state inside a helper; stop processing it."""
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` for the ledger and the logs, numbers masked, bounded."""
+    text = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
+    return mask_text(text)[:500]
 
 
 def _sends_kept_for(policy: Any) -> timedelta:

@@ -204,13 +204,25 @@ class Dynamo:
 
     def put_new(self, table: str, item: Mapping[str, Any], key_attribute: str) -> bool:
         """PutItem only if no item with this key exists; False when one does (a redelivery)."""
+        return self.put_if(table, item, "attribute_not_exists(#k)", names={"#k": key_attribute})
+
+    def put_if(
+        self,
+        table: str,
+        item: Mapping[str, Any],
+        condition: str,
+        *,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """PutItem under a condition; False when the condition does not hold."""
+        params: dict[str, Any] = {"TableName": table, "Item": to_wire(item), "ConditionExpression": condition}
+        if names:
+            params["ExpressionAttributeNames"] = dict(names)
+        if values:
+            params["ExpressionAttributeValues"] = to_wire(values)
         try:
-            self.client.put_item(
-                TableName=table,
-                Item=to_wire(item),
-                ConditionExpression="attribute_not_exists(#k)",
-                ExpressionAttributeNames={"#k": key_attribute},
-            )
+            self.client.put_item(**params)
         except ClientError as exc:
             if is_conditional_failure(exc):
                 return False

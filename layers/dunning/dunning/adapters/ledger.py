@@ -6,13 +6,18 @@ Item shapes (docs/decisions.md D2; statuses in docs/pipeline.md):
 - ``MSG#<provider_message_id>`` / ``MESSAGE``: a published message and, once known, its receipt.
 - ``MSG#<provider_message_id>`` / ``RECEIPT``: a receipt whose MESSAGE item was not there.
 - ``JOB#<loan_id>#<step>`` / ``OUTCOME``: a job that ended without a provider message.
+- ``JOB#<loan_id>#<step>`` / ``RETRY``: why the job's last delivery failed (it is still in a queue or
+  its DLQ).
 - ``BORROWER#<borrower_id>`` / ``<at>#INBOUND#<inbound_id>``: an inbound reply and what was done
   (``PHONE#<e164>`` as the partition when no borrower has that number).
 - ``AMBIGUOUS`` / ``<loan_id>#<step>``: an unresolved AMBIGUOUS job, for the reconcile sweep to find
   without scanning the ledger; deleted when resolved.
+- ``EARLY_RECEIPT`` / ``<provider_message_id>``: a RECEIPT kept because its MESSAGE was not written
+  (yet), for the reconcile sweep to merge once it is; deleted when merged or given up.
 
 Every item carries ``at`` and ``expires_at`` (epoch seconds, the table's TTL attribute); items about a
-loan carry ``loan_id`` so the ``ByLoan`` index finds them.
+loan outside its ``LOAN#`` partition carry ``loan_id`` so the ``ByLoan`` index finds them (decisions are
+in that partition and stay out of the index).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from dunning.models import Decision
 KEY_NAMES = ("pk", "sk")
 BY_LOAN = "ByLoan"
 AMBIGUOUS_PK = "AMBIGUOUS"
+EARLY_RECEIPT_PK = "EARLY_RECEIPT"
 
 
 class Status:
@@ -80,7 +86,8 @@ class Ledger:
                 "pk": f"LOAN#{decision.loan_id}",
                 "sk": f"{iso_utc(when)}#DECISION#{decision.rule_id}",
                 "type": "DECISION",
-                "loan_id": decision.loan_id,
+                # No ``loan_id``: the item is in the loan's own partition, where explain reads it, so
+                # keeping it out of ByLoan saves an index write on every DEFER and STOP.
                 "borrower_id": decision.borrower_id,
                 "decision": decision.kind.value,
                 "rule_id": decision.rule_id,
@@ -127,6 +134,24 @@ class Ledger:
             {"pk": f"SQS#{sqs_message_id}", "sk": "INVALID_JOB", "type": "INVALID_JOB", "reason": reason}, at
         )
 
+    def retry_op(self, loan_id: str, step: str, *, reason: str, receive_count: int, at: datetime) -> WriteOp:
+        """Why a job's record is being retried (the latest attempt): what a job in a DLQ failed on.
+
+        Not an outcome: the job is still in a queue. Overwritten by each attempt, kept after the job ends.
+        """
+        return self._put(
+            {
+                "pk": f"JOB#{loan_id}#{step}",
+                "sk": "RETRY",
+                "type": "RETRY",
+                "loan_id": loan_id,
+                "step": step,
+                "reason": reason,
+                "receive_count": receive_count,
+            },
+            at,
+        )
+
     def ambiguous_op(self, loan_id: str, step: str, at: datetime) -> WriteOp:
         return self._put(
             {
@@ -139,10 +164,29 @@ class Ledger:
             at,
         )
 
+    def early_receipt_op(self, message_id: str, at: datetime) -> WriteOp:
+        """Points the sweep at a RECEIPT that arrived before its MESSAGE (or for a message not ours)."""
+        return self._put(
+            {"pk": EARLY_RECEIPT_PK, "sk": message_id, "type": "RECEIPT_POINTER", "message_ref": message_id},
+            at,
+        )
+
     def put_new(self, op: WriteOp) -> bool:
         """Write one item only if it is not there yet: the gate that makes a redelivery a no-op."""
         assert op.item is not None
         return self.dynamo.put_new(self.table, op.item, "pk")
+
+    def put_unfinished(self, op: WriteOp) -> bool:
+        """Write one item unless it is there with ``handled`` true: the gate that makes a redelivery of
+        finished work a no-op, while work that died half way (a throttle, a timeout) is done again."""
+        assert op.item is not None
+        return self.dynamo.put_if(
+            self.table,
+            op.item,
+            "attribute_not_exists(#k) OR #h = :no",
+            names={"#k": "pk", "#h": "handled"},
+            values={":no": False},
+        )
 
     def delete_op(self, key: Key) -> WriteOp:
         return WriteOp.delete(self.table, key)
@@ -181,3 +225,6 @@ class Ledger:
 
     def ambiguous_pointers(self) -> list[Item]:
         return self.partition(AMBIGUOUS_PK)
+
+    def early_receipt_pointers(self) -> list[Item]:
+        return self.partition(EARLY_RECEIPT_PK)
