@@ -87,7 +87,7 @@ def generate(n: int, seed: int = 20260301) -> list[Case]:
         now = datetime.combine(due, datetime.min.time(), UTC) + timedelta(
             days=rng.randrange(-5, 40), minutes=rng.randrange(0, 24 * 60)
         )
-        endpoints = ()
+        endpoints: tuple[PushEndpoint, ...] = ()
         if rng.random() < 0.6:
             arn = f"arn:aws:sns:us-east-1:123456789012:endpoint/GCM/dunning/{i:08x}"
             endpoints = (PushEndpoint(arn=arn, platform="GCM"),)

@@ -46,7 +46,7 @@ SMS_PRICE_PER_PART = {
     "IE": 0.0730,
 }
 PUSH_PRICE = 0.50 / 1_000_000  # SNS mobile push, per message after the free tier
-INFRA_PER_MESSAGE = 0.0000045  # Lambda + SQS + DynamoDB per message, see docs/cost.md
+INFRA_PER_MESSAGE = 0.0000103  # Lambda + SQS + SNS requests + DynamoDB units per message: docs/cost.md
 STOP_WORDS = ["STOP", "stop", "Stop texting me", "UNSUBSCRIBE", "revoke", "退订"]
 FREE_TEXT = {"en": ["paid", "I dispute this", "I lost my job, can we talk?"], "zh": ["已还款", "我有异议"]}
 

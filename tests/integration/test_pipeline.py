@@ -343,9 +343,8 @@ def test_requests_per_delivered_message_at_scale(pipeline: Harness) -> None:
     for fn in steady:
         print(f"  {fn}: {dict(pipeline.requests_of(fn))}")
     print(f"requests per delivered message (plan + send + receipt): {per_message:.2f}")
-    # One claim and one Publish per message are the floor; everything else is batched. (With the
-    # due-index keys only, the planner reads a page in three rounds: loans, then borrowers and contact
-    # items, then consent items.)
+    # One claim and one Publish per message are the floor; everything else is batched. (The due-index
+    # projects borrower_id and phone, so the planner reads a page in one BatchGetItem round.)
     assert per_message < 3.0
     assert pipeline.requests_of("SenderFunction")["dynamodb.BatchGetItem"] == count // 10
 

@@ -2,7 +2,8 @@
 
 A tick (the Scheduler's ``{"scheduled_time", "execution_id"}``) fans out one PlanQueue task per
 due-index shard. A shard task Queries the shard for ``next_contact_at <= scheduled_time`` page by page,
-reads everything a decision needs in one BatchGetItem per page, decides each loan with the pure engine
+reads everything a decision needs in one BatchGetItem round per page (the index projects each loan's
+borrower and phone, so every key is known up front), decides each loan with the pure engine
 at the *scheduled* time (a late or retried tick plans exactly the same tick), then:
 
 - SEND  → a job on the OutboundTopic (PublishBatch); the loan's next contact moves to the next step's
@@ -10,7 +11,8 @@ at the *scheduled* time (a late or retried tick plans exactly the same tick), th
 - DEFER → next contact = the instant the reason stops holding; the decision goes to the ledger;
 - STOP  → out of the due-index; the decision goes to the ledger.
 
-Cadence and ledger items are written with BatchWriteItem. A shard that cannot finish before the Lambda
+Jobs are published ten at a time (carried over from page to page until a batch is full); cadence and
+ledger items are written with BatchWriteItem. A shard that cannot finish before the Lambda
 deadline hands the rest on as a continuation task instead of failing half way.
 """
 
@@ -24,28 +26,30 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from dunning import clock
-from dunning.adapters.dynamo import Dynamo, Key, WriteOp
+from dunning.adapters.dynamo import BATCH_WRITE_LIMIT, Dynamo, Key, WriteOp
 from dunning.adapters.ledger import Ledger
 from dunning.adapters.lender import Lender
 from dunning.adapters.outbound import Outbound
 from dunning.adapters.plan_queue import PlanQueue
 from dunning.adapters.reads import MissingItem, Wanted, read_snapshot
 from dunning.adapters.state import DueEntry, StateStore
-from dunning.engine import decide
 from dunning.items import InvalidItem, iso_utc
 from dunning.jobs import Job, job_from_decision
 from dunning.models import Borrower, ContactState, Decision, DecisionKind, Loan, UtcDateTime
 from dunning.observability import MetricsRecorder, PackageLogger
-from dunning.rules import load_rulebooks
 from dunning.settings import PlannerSettings
-from dunning.strategy import load_strategies
 
 logger = PackageLogger(__name__)
 
 DecideFn = Callable[[Loan, Borrower, ContactState, datetime, Any, Any], Decision]
 
-# 25 loans need at most 100 keys (loan, borrower, contact item, consent item): one BatchGetItem a page.
-PAGE_SIZE = 25
+# Due loans per Query page. The due-index projects borrower_id and phone, so a page's loans, borrowers,
+# contact and consent items are read in one round (up to 400 keys: four BatchGetItem requests); a
+# larger page means fewer Query requests and fuller PublishBatch and BatchWriteItem requests, while a
+# page still takes well under the deadline margin.
+PAGE_SIZE = 100
+# PublishBatch takes at most ten entries: jobs are carried from page to page until ten are ready.
+PUBLISH_BATCH = 10
 # Time kept back for the last page's writes and the continuation message when the deadline nears.
 DEADLINE_MARGIN_MS = 20_000
 # A deferral never lands inside the tick being planned (the same pass would read the loan again).
@@ -80,6 +84,25 @@ class ShardTask(BaseModel):
         }
 
 
+@dataclass(frozen=True)
+class _Send:
+    """A SEND decided on a page, waiting for a full PublishBatch."""
+
+    job: Job
+    decision: Decision
+    phone: str
+
+
+@dataclass
+class _Pending:
+    """What a shard task has decided but not yet published or written, carried from page to page so
+    PublishBatch and BatchWriteItem requests go out full. A crash loses nothing: the loans are still
+    due, and the retried task plans them again."""
+
+    sends: list[_Send] = field(default_factory=list)
+    writes: list[WriteOp] = field(default_factory=list)
+
+
 @dataclass
 class ShardResult:
     planned: int = 0
@@ -94,6 +117,12 @@ class ShardResult:
 
 def build_planner(settings: PlannerSettings) -> Planner:
     """The planner wired to AWS as the settings say (clients are created on first use)."""
+    # The engine and its data (holidays, phone metadata, rulebooks) are imported here, not with the
+    # module: a tick's fan-out never needs them, and the handler's cold import stays light.
+    from dunning.engine import decide
+    from dunning.rules import load_rulebooks
+    from dunning.strategy import load_strategies
+
     dynamo = Dynamo()
     return Planner(
         lender=Lender(dynamo, settings.loans_table, settings.borrowers_table),
@@ -155,15 +184,20 @@ class Planner:
         result = ShardResult()
         metrics.count("ShardsPlanned")
         pages = self.state.due_pages(task.shard, now, page_size=self.page_size, start_key=task.continuation)
+        pending = _Pending()
         for entries, last_key in pages:
             result.pages += 1
             if entries:
-                self._plan_page(entries, now, result, metrics)
+                self._plan_page(entries, now, result, metrics, pending)
+                self._flush(pending, now, result, metrics, full_only=True)
             if last_key is not None and remaining_ms() < self.deadline_margin_ms:
+                self._flush(pending, now, result, metrics, full_only=False)
                 self._hand_on(task, last_key)
                 result.handed_on = True
                 metrics.count("PlannerContinuations")
                 break
+        else:
+            self._flush(pending, now, result, metrics, full_only=False)
         logger.info(
             "shard planned",
             extra={
@@ -214,15 +248,20 @@ class Planner:
         self.plan_queue.send([continuation.message()])
 
     def _plan_page(
-        self, entries: list[DueEntry], now: datetime, result: ShardResult, metrics: MetricsRecorder
+        self,
+        entries: list[DueEntry],
+        now: datetime,
+        result: ShardResult,
+        metrics: MetricsRecorder,
+        pending: _Pending,
     ) -> None:
+        """Decide a page: SEND jobs and DEFER/STOP writes join ``pending``."""
         snapshot = read_snapshot(
             self.lender,
             self.state,
             [Wanted(e.loan_id, e.borrower_id, e.phone) for e in entries],
         )
-        writes: list[WriteOp] = []
-        sends: list[tuple[Job, Decision, str]] = []
+        writes = pending.writes
         for entry in entries:
             try:
                 subject = snapshot.subject(entry.loan_id)
@@ -261,7 +300,7 @@ class Planner:
                 )
             if decision.kind == DecisionKind.SEND:
                 job = job_from_decision(decision, ttl=self.job_ttl, phone=borrower.phone)
-                sends.append((job, decision, borrower.phone or ""))
+                pending.sends.append(_Send(job, decision, borrower.phone or ""))
             elif decision.kind == DecisionKind.DEFER:
                 not_before = decision.not_before or now + ENGINE_ERROR_RETRY
                 writes.append(
@@ -275,24 +314,56 @@ class Planner:
                 writes.append(self.ledger.decision_op(decision))
                 metrics.count("Suppressed", rule=decision.rule_id)
                 result.stopped += 1
-        if sends:
-            published, failed = self.outbound.publish([job for job, _, _ in sends])
-            by_id = {job.job_id: (decision, phone) for job, decision, phone in sends}
-            for job in published:
-                decision, phone = by_id[job.job_id]
-                follow_up = decision.follow_up_at
-                next_at = max(follow_up, job.expires_at) if follow_up is not None else None
-                writes.append(self._cadence(decision, next_at, now, phone))
-                metrics.count("Planned")
-                result.planned += 1
-                result.jobs.append(job)
-            for job, code in failed:
-                # The cadence is left as it is: the loan is still due and the next tick plans it again.
-                logger.error("job not published", extra={"job_id": job.job_id, "code": code})
-                metrics.count("PublishFailed")
-                result.publish_failed += 1
-        if writes:
-            self.ledger.dynamo.batch_write(writes)
+
+    def _flush(
+        self,
+        pending: _Pending,
+        now: datetime,
+        result: ShardResult,
+        metrics: MetricsRecorder,
+        *,
+        full_only: bool,
+    ) -> None:
+        """Publish the pending jobs and write the pending items: only full requests (ten jobs, 25
+        items) when ``full_only``, everything otherwise.
+
+        A crash between a PublishBatch and the cadence writes of its jobs leaves those loans due: the
+        retried task plans them again, and the second job for a step is never sent (the sender finds
+        the step claimed and records it AMBIGUOUS, which the daily sweep resolves to SENT).
+        """
+        sends = pending.sends
+        ready = len(sends) - len(sends) % PUBLISH_BATCH if full_only else len(sends)
+        pending.writes += self._publish_ops(sends[:ready], now, result, metrics)
+        del sends[:ready]
+        writes = pending.writes
+        ready = len(writes) - len(writes) % BATCH_WRITE_LIMIT if full_only else len(writes)
+        if ready:
+            self.ledger.dynamo.batch_write(writes[:ready])
+            del writes[:ready]
+
+    def _publish_ops(
+        self, sends: list[_Send], now: datetime, result: ShardResult, metrics: MetricsRecorder
+    ) -> list[WriteOp]:
+        """PublishBatch ``sends``; the cadence writes of those that were published."""
+        if not sends:
+            return []
+        writes: list[WriteOp] = []
+        published, failed = self.outbound.publish([send.job for send in sends])
+        by_id = {send.job.job_id: send for send in sends}
+        for job in published:
+            send = by_id[job.job_id]
+            follow_up = send.decision.follow_up_at
+            next_at = max(follow_up, job.expires_at) if follow_up is not None else None
+            writes.append(self._cadence(send.decision, next_at, now, send.phone))
+            metrics.count("Planned")
+            result.planned += 1
+            result.jobs.append(job)
+        for job, code in failed:
+            # The cadence is left as it is: the loan is still due and the next tick plans it again.
+            logger.error("job not published", extra={"job_id": job.job_id, "code": code})
+            metrics.count("PublishFailed")
+            result.publish_failed += 1
+        return writes
 
     def _cadence(
         self, decision: Decision, next_at: datetime | None, now: datetime, phone: str | None = None

@@ -27,7 +27,9 @@ class SettingsError(RuntimeError):
 
 
 class _Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # defer_build: a function validates one of these models; the others are never built, which keeps
+    # their schema generation out of every handler's cold import.
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     state_table: TableName
     ledger_table: TableName
