@@ -19,11 +19,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,10 +32,10 @@ from bench.meter import Meter, describe_tables
 from dunning_local import lambda_events as ev
 from dunning_local import portfolio
 from dunning_local.invoke import WarmFunction, warm_function
-from dunning_local.stack import DEFAULT_REGION, LocalStack, build_local_stack
+from dunning_local.simulate import LENDER_NUMBER, embedded_aws
+from dunning_local.stack import LocalStack, build_local_stack
 
 PIPELINE = ("planner", "sender", "receipts")
-LENDER_NUMBER = "+18885550100"  # fictional toll-free origination number
 SENDER_BATCH = 10  # template.yaml: SmsQueue/PushQueue event sources, BatchSize 10
 RECEIPT_BATCH = 100  # log events per subscription delivery (CloudWatch Logs batches them)
 
@@ -52,32 +49,6 @@ class RunOptions:
     tick_minutes: int = 15
     # Monday 05:00 UTC: the first windows to open are Asia's, the last California's, all inside 12 hours.
     start: datetime = datetime(2026, 3, 2, 5, 0, tzinfo=UTC)
-
-
-@contextmanager
-def embedded_aws() -> Iterator[boto3.Session]:
-    """moto in-process with fake credentials; the process environment and boto3's default session are
-    restored afterwards."""
-    from moto import mock_aws
-
-    saved_env = dict(os.environ)
-    saved_session = boto3.DEFAULT_SESSION
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-        os.environ.pop(name, None)
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_SESSION_TOKEN="testing",
-        AWS_DEFAULT_REGION=DEFAULT_REGION,
-        AWS_REGION=DEFAULT_REGION,
-    )
-    try:
-        with mock_aws():
-            yield boto3.Session(region_name=DEFAULT_REGION)
-    finally:
-        boto3.DEFAULT_SESSION = saved_session
-        os.environ.clear()
-        os.environ.update(saved_env)
 
 
 def metered_default_session(stack: LocalStack, driver: boto3.Session) -> Meter:

@@ -446,11 +446,13 @@ def _progress(done: int, total: int, at: datetime, elapsed: float) -> None:
 
 
 @contextmanager
-def _embedded_aws() -> Iterator[boto3.Session]:
-    """moto in-process with fake credentials; the process environment is restored afterwards."""
+def embedded_aws() -> Iterator[boto3.Session]:
+    """moto in-process with fake credentials; the process environment and boto3's default session are
+    restored afterwards (the demo, the soak run and the benchmarks all run inside one)."""
     from moto import mock_aws
 
-    saved = dict(os.environ)
+    saved_env = dict(os.environ)
+    saved_session = boto3.DEFAULT_SESSION
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
         os.environ.pop(name, None)
     os.environ.update(
@@ -464,14 +466,15 @@ def _embedded_aws() -> Iterator[boto3.Session]:
         with mock_aws():
             yield boto3.Session(region_name=DEFAULT_REGION)
     finally:
+        boto3.DEFAULT_SESSION = saved_session
         os.environ.clear()
-        os.environ.update(saved)
+        os.environ.update(saved_env)
 
 
 def run_demo(options: DemoOptions) -> DemoResult:
     """Seed, simulate and report; the result says whether every invariant held."""
     started = time.monotonic()
-    with _embedded_aws() as session:
+    with embedded_aws() as session:
         if not options.quiet:
             print(
                 f"Building the stack from template.yaml on embedded AWS and seeding {options.loans:,} loans…",
