@@ -95,7 +95,8 @@ def test_the_layer_is_built_by_sam_from_the_package_folder(template: dict[str, A
     layer = template["Resources"]["DunningLayer"]
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
     assert layer["Properties"]["ContentUri"] == "layers/dunning/"
-    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    assert "build-DunningLayer:" in (REPO_ROOT / "layers/dunning/Makefile").read_text(encoding="utf-8")
     assert (REPO_ROOT / "layers/dunning/requirements.txt").is_file()
     assert (REPO_ROOT / "layers/dunning/dunning/__init__.py").is_file()
 
