@@ -107,6 +107,7 @@ def build_tree(before: Path | None = None) -> dict[str, Any]:
     layer = ROOT / "opt" / "python"
     tree: dict[str, Any] = {"runtime": runtime_folder(ROOT / "var" / "runtime"), "functions": FUNCTIONS}
     if before is not None:
+        before = before.resolve()
         _declared_layer(layer, before / "layers" / "dunning" / "dunning")
         tree |= {"layer": layer, "layer_source": f"declared requirements, unpruned ({before})"}
         tree["functions"] = before / "functions"

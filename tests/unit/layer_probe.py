@@ -1,5 +1,5 @@
-"""What the product computes with Babel and phonenumbers, as JSON: run once on the built layer and once on
-the full packages of the virtual environment, the two outputs must be the same (tests/unit/test_layer_build.py).
+"""What the product computes with Babel and phonenumbers, as JSON: run once on the built layer and once
+on the full packages of the virtual environment, the two must agree (tests/unit/test_layer_build.py).
 
 Every template x channel is rendered for a borrower of every locale Babel lists (the pruned ones included:
 their borrowers get the default template and its formats), every locale's "known" answer is recorded, the

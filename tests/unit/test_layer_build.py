@@ -120,7 +120,7 @@ def test_the_build_targets_what_the_template_declares(lambda_layer: Path) -> Non
         pass
 
     _Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-    template = yaml.load((ROOT / "template.yaml").read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506
+    template = yaml.load((ROOT / "template.yaml").read_text(encoding="utf-8"), Loader=_Loader)
     layer = template["Resources"]["DunningLayer"]
 
     assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
@@ -211,3 +211,79 @@ def test_the_product_never_reads_the_dropped_phonenumbers_data() -> None:
     dropped = {f"phonenumbers.{name}" for name in ("geocoder", "carrier", *BUILD.PHONENUMBERS_DROPPED)}
 
     assert imported & dropped == set()
+
+
+_INVOCATIONS = """
+import json, os, sys
+
+
+class Context:
+    function_name = "indexer"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:indexer"
+    aws_request_id = "00000000-0000-4000-8000-000000000000"
+
+    def get_remaining_time_in_millis(self):
+        return 60_000
+
+
+import app
+loaded = {}
+root = "Root=1-6756f4c0-0123456789abcdef01234567;Parent=0123456789abcdef"
+for label, header in (("no header", ""), ("unsampled", f"{root};Sampled=0"), ("sampled", f"{root};Sampled=1"),
+                      ("unsampled again", f"{root};Sampled=0")):
+    os.environ["_X_AMZN_TRACE_ID"] = header
+    result = app.handler({"Records": []}, Context())
+    loaded[label] = "aws_xray_sdk" in sys.modules
+print(json.dumps({"loaded": loaded, "result": result}))
+"""
+
+
+def test_the_x_ray_sdk_loads_on_the_first_traced_invocation_and_traces_it(
+    host_layer: Path, runtime: Path
+) -> None:
+    import socket
+
+    daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    daemon.bind(("127.0.0.1", 0))
+    daemon.settimeout(10)
+    task_root = ROOT / "functions" / "indexer"
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "POWERTOOLS_SERVICE_NAME": "dunning",
+        "POWERTOOLS_METRICS_NAMESPACE": "Dunning",
+        "LAMBDA_TASK_ROOT": str(task_root),
+        "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{daemon.getsockname()[1]}",
+        "STATE_TABLE": "dunning-State",
+        "LEDGER_TABLE": "dunning-Ledger",
+        "LEDGER_RETENTION_DAYS": "800",
+        "LOANS_TABLE": "dunning-Loans",
+        "BORROWERS_TABLE": "dunning-Borrowers",
+        "SHARD_COUNT": "16",
+        "PYTHONWARNINGS": "ignore",
+    }
+    setup = f"import sys; sys.path[:0] = {[str(task_root), str(host_layer), str(runtime)]!r}\n"
+    with daemon:
+        done = subprocess.run(
+            [sys.executable, "-S", "-c", setup + _INVOCATIONS],
+            env=env,
+            cwd=str(task_root),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        header, _, body = daemon.recv(65536).decode().partition("\n")
+    out = json.loads(done.stdout.splitlines()[-1])
+    segment = json.loads(body)
+
+    assert out["loaded"] == {"no header": False, "unsampled": False, "sampled": True, "unsampled again": True}
+    assert out["result"] == {"batchItemFailures": []}
+    assert json.loads(header) == {"format": "json", "version": 1}
+    assert (segment["name"], segment["parent_id"]) == ("## handler", "0123456789abcdef")
+    # Not the first invocation of the process: Powertools must not call it a cold start.
+    assert segment["annotations"] == {"ColdStart": False, "Service": "dunning"}
