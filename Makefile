@@ -49,3 +49,14 @@ sam-validate:
 
 clean:
 	rm -rf $(VENV) .venv-sam .aws-sam out .mypy_cache .ruff_cache .hypothesis
+
+# --- The Lambda layer (docs/decisions.md, "The layer") -------------------------------------------
+# The same target sam build runs (template.yaml: DunningLayer, BuildMethod makefile), into out/layer:
+# arm64 / CPython 3.13 wheels, no runtime packages, pruned data. LAYER_PLATFORM=host builds this
+# interpreter's twin (what the tests import). pip results are cached in out/layer-cache.
+.PHONY: layer
+LAYER_PLATFORM ?= manylinux2014_aarch64
+layer: $(STAMP)
+	$(MAKE) -C layers/dunning build-DunningLayer ARTIFACTS_DIR=$(CURDIR)/out/layer \
+		PYTHON=$(CURDIR)/$(BIN)/python LAYER_CACHE=$(CURDIR)/out/layer-cache LAYER_PLATFORM=$(LAYER_PLATFORM)
+	@du -sh --apparent-size out/layer/python

@@ -27,7 +27,6 @@ checkout's functions and ``dunning`` package (e.g. ``/work/main``) on the layer 
 from __future__ import annotations
 
 import importlib.metadata as metadata
-import importlib.util
 import json
 import os
 import shutil
@@ -40,27 +39,25 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from bench.sizes import FUNCTIONS, PACKAGE, REPO, RUNTIME_PROVIDES, TRACER_EXTRA, closure, requirement_lines
+from bench.sizes import (
+    FUNCTIONS,
+    LAYER_CACHE,
+    PACKAGE,
+    REPO,
+    RUNTIME_PROVIDES,
+    TRACER_EXTRA,
+    closure,
+    load_build_layer,
+    requirement_lines,
+)
 
 ROOT = REPO / "out" / "bench" / "coldstart"
-LAYER_CACHE = REPO / "out" / "layer-cache"
 TARGET_RATIO = 1.5
 _TRACE_HEADER = "Root=1-6756f4c0-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled={sampled}"
-
-
-def load_build_layer() -> ModuleType:
-    """``layers/dunning/build_layer.py`` (a script SAM runs, not an installed module)."""
-    path = REPO / "layers" / "dunning" / "build_layer.py"
-    spec = importlib.util.spec_from_file_location("build_layer", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _top_level_names(dist: metadata.Distribution) -> set[str]:

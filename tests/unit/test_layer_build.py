@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bench.coldstart import load_build_layer, runtime_folder
+from bench.coldstart import runtime_folder
+from bench.sizes import load_build_layer
 
 ROOT = Path(__file__).parents[2]
 OUT = ROOT / "out" / "test-layer"
