@@ -9,6 +9,7 @@ under ``out/layer-cache`` by platform and requirements, so a rerun does not ask 
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import os
 import subprocess
@@ -32,8 +33,24 @@ LIMIT_BYTES = 40_000_000
 BUILD = load_build_layer()
 
 
+def _inputs_digest() -> str:
+    """What a build depends on: the make target, the script, the requirements and the package."""
+    digest = hashlib.sha256()
+    layer_dir = ROOT / "layers" / "dunning"
+    files = [layer_dir / "Makefile", layer_dir / "build_layer.py", layer_dir / "requirements.txt"]
+    files += sorted(
+        p for p in (layer_dir / "dunning").rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    )
+    for path in files:
+        digest.update(str(path.relative_to(layer_dir)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def _make(platform: str) -> Path:
     artifacts = OUT / platform
+    stamp, digest = artifacts / ".inputs", _inputs_digest()
+    if stamp.is_file() and stamp.read_text() == digest:
+        return artifacts / "python"  # built from the same inputs by an earlier run
     command = [
         "make", "--no-print-directory", "-C", str(ROOT / "layers" / "dunning"), "build-DunningLayer",
         f"ARTIFACTS_DIR={artifacts}", f"LAYER_CACHE={CACHE}", f"PYTHON={sys.executable}",
@@ -46,6 +63,7 @@ def _make(platform: str) -> Path:
         except OSError as exc:
             pytest.skip(f"PyPI is unreachable ({exc}); the layer build needs its wheels for {platform}")
         pytest.fail(f"make build-DunningLayer failed:\n{done.stdout}\n{done.stderr}")
+    stamp.write_text(digest)
     return artifacts / "python"
 
 
@@ -144,6 +162,24 @@ def test_the_importable_twin_is_the_same_layer(lambda_layer: Path, host_layer: P
 
 
 def _in_layer(layer: Path, runtime: Path, task_root: Path, code: str) -> subprocess.CompletedProcess[str]:
+    return _start_in_layer(layer, runtime, task_root, code).result()
+
+
+class _Run:
+    """A subprocess started now, its output collected by ``result()``."""
+
+    def __init__(self, command: list[str], **kwargs: Any) -> None:
+        self.command = command
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs
+        )
+
+    def result(self) -> subprocess.CompletedProcess[str]:
+        stdout, stderr = self.process.communicate(timeout=300)
+        return subprocess.CompletedProcess(self.command, self.process.returncode, stdout, stderr)
+
+
+def _start_in_layer(layer: Path, runtime: Path, task_root: Path, code: str) -> _Run:
     setup = f"import sys; sys.path[:0] = {[str(task_root), str(layer), str(runtime)]!r}\n"
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -152,14 +188,7 @@ def _in_layer(layer: Path, runtime: Path, task_root: Path, code: str) -> subproc
         "POWERTOOLS_SERVICE_NAME": "dunning",
         "LAMBDA_TASK_ROOT": str(task_root),
     }
-    return subprocess.run(
-        [sys.executable, "-S", "-c", setup + code],
-        env=env,
-        cwd=str(task_root),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return _Run([sys.executable, "-S", "-c", setup + code], env=env, cwd=str(task_root))
 
 
 @pytest.mark.parametrize(
@@ -174,10 +203,9 @@ def test_each_handler_imports_from_the_layer(host_layer: Path, runtime: Path, fu
 
 
 def test_rendering_and_phones_on_the_layer_match_the_full_packages(host_layer: Path, runtime: Path) -> None:
-    on_layer = _in_layer(host_layer, runtime, PROBE.parent, f"exec(open({str(PROBE)!r}).read())")
-    full = subprocess.run(
-        [sys.executable, str(PROBE)], capture_output=True, text=True, timeout=300, cwd=str(ROOT)
-    )
+    layer_run = _start_in_layer(host_layer, runtime, PROBE.parent, f"exec(open({str(PROBE)!r}).read())")
+    full = _Run([sys.executable, str(PROBE)], cwd=str(ROOT)).result()
+    on_layer = layer_run.result()
     assert on_layer.returncode == 0, on_layer.stderr
     layer_result: dict[str, Any] = json.loads(on_layer.stdout)
     full_result: dict[str, Any] = json.loads(full.stdout)
