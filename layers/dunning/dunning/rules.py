@@ -525,7 +525,9 @@ class Rulebooks:
         """Whether a rulebook with exactly this code exists."""
         return code in self._books
 
-    def applicable(self, jurisdiction: str, address: str | None, phone: tuple[str, ...] = ()) -> tuple[str, ...]:
+    def applicable(
+        self, jurisdiction: str, address: str | None, phone: tuple[str, ...] = ()
+    ) -> tuple[str, ...]:
         """Codes of the rulebooks that apply, broadest first (lender policy not included)."""
         targets = (jurisdiction, address, *phone)
         codes = [c for c in self._books if any(_is_prefix(c, t) for t in targets)]
