@@ -198,7 +198,7 @@ def test_phone_policy_always_records_an_agreeing_phone_region(tmp_path: Path) ->
 def test_phone_policy_file_rejects_a_mode_that_would_remove_rules(tmp_path: Path) -> None:
     books = copy_rulebooks(tmp_path)
 
-    with pytest.raises(RulebookError, match="phone_policy.yaml: default.adds"):
+    with pytest.raises(RulebookError, match=r"phone_policy\.yaml: default\.adds"):
         load_rulebooks(books, tmp_path / "policy.yaml", _phone_policy(tmp_path, "never"))
 
 

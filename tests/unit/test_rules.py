@@ -126,7 +126,9 @@ def test_policy_for_applies_prefixes_of_loan_jurisdiction_and_address(
 def test_policy_merges_content_consent_keywords_and_segments_strictest() -> None:
     california = policy_for(loan(), borrower(address=Address(country="US", region="CA")), RULEBOOKS)
     nyc = policy_for(loan(jurisdiction="US-NY-NYC"), borrower(), RULEBOOKS)
-    china = policy_for(loan(jurisdiction="CN"), borrower(address=Address(country="CN"), phone=None), RULEBOOKS)
+    china = policy_for(
+        loan(jurisdiction="CN"), borrower(address=Address(country="CN"), phone=None), RULEBOOKS
+    )
 
     assert california.required_content == {"opt_out", "sender_identity", "licence_number"}
     assert china.required_content == {"cn_signature", "sender_identity"}
