@@ -6,10 +6,12 @@ Phone numbers are fictional (555-01xx, libphonenumber example numbers).
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from engine_fixtures import (
     BOSTON_PHONE,
     NYC_PHONE,
@@ -28,7 +30,7 @@ from engine_fixtures import (
 
 from dunning.jurisdictions import candidate_jurisdictions, relation
 from dunning.models import Address, Borrower, Channel, Consent, DecisionKind
-from dunning.rules import RulebookError, load_rulebooks, policy_for
+from dunning.rules import DATA_DIR, RulebookError, load_rulebooks, policy_for
 from dunning.zones import phone_regions
 from dunning_local import area_codes
 from dunning_local.cli import main
@@ -322,3 +324,14 @@ def test_a_week_later_the_massachusetts_cap_has_room_again() -> None:
     later = run(loan(), boston, history, at=utc(2026, 3, 3, 15) + timedelta(days=7))
 
     assert later.kind is SEND
+
+
+def test_area_code_table_entries_are_jurisdiction_codes_and_overrides_replace_known_area_codes() -> None:
+    data = yaml.safe_load((DATA_DIR / "nanp_area_codes.yaml").read_text(encoding="utf-8"))
+    code = re.compile(r"^(US|CA)(-[A-Z]{2,3}){1,2}$")
+
+    for table in ("area_codes", "overrides"):
+        for area_code, regions in data[table].items():
+            assert re.fullmatch(r"[2-9]\d\d", area_code), area_code
+            assert regions and all(code.match(r) for r in regions), (area_code, regions)
+    assert set(data["overrides"]) <= set(data["area_codes"])
