@@ -5,9 +5,10 @@ Two layers are measured, both from wheels for ``manylinux2014_aarch64`` / CPytho
 
 - ``built_layer``: what ``sam build`` ships, made by the same code (``layers/dunning/build_layer.py``,
   which the layer's ``build-DunningLayer`` make target runs): no runtime packages, Babel's data for the
-  template languages only, no phonenumbers geocoder/carrier data. ``layer_with_tracer_sdk`` is the same
-  figure (the layer carries the X-Ray SDK, as ``Tracing: Active`` needs), kept under that name for the
-  report.
+  template languages only, no phonenumbers geocoder/carrier data, and CPython 3.13 bytecode when a 3.13
+  interpreter is at hand (``$LAYER_PYTHON``; ``bytecode_bytes`` says how much, 0 without).
+  ``layer_with_tracer_sdk`` is the same figure (the layer carries the X-Ray SDK, as ``Tracing: Active``
+  needs), kept under that name for the report.
 - ``declared_layer``: ``pip install --target`` of ``layers/dunning/requirements.txt`` as it comes,
   what ``BuildMethod: python3.13`` shipped before, into ``out/bench/layer/<hash>``.
 
@@ -189,13 +190,16 @@ def built_layer() -> dict[str, Any]:
     target = build.build(OUT / "built", platform=build.LAMBDA_PLATFORM, cache=LAYER_CACHE)
     package = tree_size(target / "dunning")
     by_distribution = dict(sorted(_dist_sizes(target).items(), key=lambda kv: -kv[1]))
-    total = tree_size(target)
+    # Bytecode ships too (compiled by CPython 3.13 when the build machine has it; see build_layer.py).
+    bytecode = sum(p.stat().st_size for p in target.rglob("*.pyc"))
+    total = tree_size(target) + bytecode
     locale_data = list((target / "babel" / "locale-data").glob("*.dat"))
     return {
         "source": "build_layer.py (manylinux2014_aarch64, CPython 3.13)",
         "requirements": requirement_lines(),
         "dependencies_bytes": total - package,
         "dunning_package_bytes": package,
+        "bytecode_bytes": bytecode,
         "total_bytes": total,
         "by_distribution": by_distribution,
         "runtime_provided_but_bundled": {k: v for k, v in by_distribution.items() if k in RUNTIME_PROVIDES},

@@ -12,6 +12,7 @@ import ast
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -33,6 +34,22 @@ LIMIT_BYTES = 40_000_000
 BUILD = load_build_layer()
 
 
+def _lambda_python() -> str | None:
+    """A CPython of Lambda's version to compile the layer's bytecode with, if this machine has one."""
+    candidates = [shutil.which(f"python{BUILD.LAMBDA_PYTHON}")]
+    candidates += [str(p) for p in Path.home().glob(f".pyenv/versions/{BUILD.LAMBDA_PYTHON}*/bin/python3")]
+    for candidate in filter(None, candidates):
+        os.environ["LAYER_PYTHON"] = candidate
+        found = BUILD.find_interpreter(BUILD.LAMBDA_PYTHON)
+        del os.environ["LAYER_PYTHON"]
+        if found:
+            return str(found)
+    return None
+
+
+LAMBDA_PYTHON = _lambda_python()
+
+
 def _inputs_digest() -> str:
     """What a build depends on: the make target, the script, the requirements and the package."""
     digest = hashlib.sha256()
@@ -51,12 +68,13 @@ def _make(platform: str) -> Path:
     stamp, digest = artifacts / ".inputs", _inputs_digest()
     if stamp.is_file() and stamp.read_text() == digest:
         return artifacts / "python"  # built from the same inputs by an earlier run
+    env = {**os.environ, **({"LAYER_PYTHON": LAMBDA_PYTHON} if LAMBDA_PYTHON else {})}
     command = [
         "make", "--no-print-directory", "-C", str(ROOT / "layers" / "dunning"), "build-DunningLayer",
         f"ARTIFACTS_DIR={artifacts}", f"LAYER_CACHE={CACHE}", f"PYTHON={sys.executable}",
         f"LAYER_PLATFORM={platform}",
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
     if done.returncode != 0:
         try:
             urllib.request.urlopen("https://pypi.org/simple/pip/", timeout=10).close()
@@ -115,8 +133,38 @@ def test_no_package_the_runtime_provides_is_inside(lambda_layer: Path) -> None:
     assert top_level & {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3"} == set()
 
 
-def test_the_layer_is_at_most_40_mb_unzipped(lambda_layer: Path) -> None:
-    assert sum(p.stat().st_size for p in _files(lambda_layer)) <= LIMIT_BYTES
+def test_the_layer_is_at_most_40_mb_unzipped(lambda_layer: Path, host_layer: Path) -> None:
+    size = sum(p.stat().st_size for p in lambda_layer.rglob("*") if p.is_file())
+    if not any(lambda_layer.rglob("*.pyc")):
+        # No CPython 3.13 here to compile it: count the twin's bytecode instead (3.11's, about the same).
+        size += sum(p.stat().st_size for p in host_layer.rglob("*.pyc"))
+
+    assert size <= LIMIT_BYTES
+
+
+def _pyc_missing_or_checked(layer: Path, tag: str) -> list[str]:
+    problems = []
+    for source in layer.rglob("*.py"):
+        if any(part.endswith(".dist-info") for part in source.parts):
+            continue
+        compiled = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+        if not compiled.is_file():
+            problems.append(f"{source.relative_to(layer)}: no {compiled.name}")
+        elif int.from_bytes(compiled.read_bytes()[4:8], "little") != 0b01:  # hash-based, unchecked
+            problems.append(f"{compiled.relative_to(layer)}: not an unchecked-hash pyc")
+    return problems
+
+
+def test_every_module_is_precompiled_for_lambdas_python(lambda_layer: Path) -> None:
+    if LAMBDA_PYTHON is None:
+        pytest.skip(f"no CPython {BUILD.LAMBDA_PYTHON} on this machine to compile the layer with")
+    tag = f"cpython-{BUILD.LAMBDA_PYTHON.replace('.', '')}"
+
+    assert _pyc_missing_or_checked(lambda_layer, tag) == []
+
+
+def test_the_twin_is_precompiled_too(host_layer: Path) -> None:
+    assert _pyc_missing_or_checked(host_layer, sys.implementation.cache_tag) == []
 
 
 def test_tracing_keeps_what_it_needs(lambda_layer: Path) -> None:
