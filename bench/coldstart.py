@@ -11,8 +11,15 @@ it falls back to symlinks of this environment's packages (``layer_source`` says 
 on a small event of the function's own kind (an empty batch; the reconcile sweep of an empty table),
 which builds what every first invocation builds (settings, clients, service, rulebooks, templates).
 AWS requests go to a stub endpoint in this process that answers ``{}`` (never real AWS). The *bare*
-handler imports boto3 and returns. ``ready_ratio`` (function ready / bare ready, medians) is the
-reported figure; ``ratio`` is the import alone against ``import boto3``.
+handler imports boto3 and returns; the *floors* import and set up the libraries the functions build
+on, and return. ``ready_ratio`` (function ready / bare ready, medians of wall time) and
+``ready_cpu_ratio`` (the same in CPU time, measured inside each sample: steadier on a busy machine) are
+the reported figures; ``ratio`` is the import alone against ``import boto3``.
+
+Bytecode: samples never write it (``PYTHONDONTWRITEBYTECODE``, as Lambda cannot write into ``/opt``);
+the layer's comes from its build, the function code's is compiled once here. ``sender_without_bytecode``
+is the sender on the same layer built without it: what a cold start costs when the layer was built
+without a CPython 3.13 at hand.
 
 Tracing as on Lambda with ``Tracing: Active`` (``LAMBDA_TASK_ROOT`` set), in the two cases the runtime
 gives an invocation: an unsampled trace header (``Sampled=0``: most invocations) and a sampled one
@@ -26,6 +33,7 @@ checkout's functions and ``dunning`` package (e.g. ``/work/main``) on the layer 
 
 from __future__ import annotations
 
+import compileall
 import importlib.metadata as metadata
 import json
 import os
@@ -57,6 +65,7 @@ from bench.sizes import (
 
 ROOT = REPO / "out" / "bench" / "coldstart"
 TARGET_RATIO = 1.5
+NO_BYTECODE = "sender, layer without bytecode"
 _TRACE_HEADER = "Root=1-6756f4c0-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled={sampled}"
 
 
@@ -110,8 +119,14 @@ def build_tree(before: Path | None = None) -> dict[str, Any]:
         tree["functions"] = before / "functions"
     else:
         try:
-            load_build_layer().build(ROOT / "opt", platform="host", cache=LAYER_CACHE)
+            build = load_build_layer()
+            build.build(ROOT / "opt", platform="host", cache=LAYER_CACHE)
             tree |= {"layer": layer, "layer_source": "build_layer.py --platform host (pruned as for Lambda)"}
+            # The same layer without bytecode, as Lambda sees a layer built without a CPython 3.13 at
+            # hand: /opt is read-only, so every cold start compiles what it imports.
+            tree["layer_without_bytecode"] = build.build(
+                ROOT / "opt-without-bytecode", platform="host", cache=LAYER_CACHE, bytecode=False
+            )
         except (subprocess.SubprocessError, OSError) as exc:
             shutil.rmtree(layer, ignore_errors=True)
             _declared_layer(layer, PACKAGE)
@@ -122,6 +137,9 @@ def build_tree(before: Path | None = None) -> dict[str, Any]:
         folder.mkdir(parents=True)
         (folder / "app.py").write_text(source, encoding="utf-8")
         tree["handlers"][name] = folder
+    # Function code and an unbuilt package get their bytecode here, as the layer build gives the layer's.
+    for folder in (ROOT / "handlers", tree["functions"], tree["layer"] / "dunning"):
+        compileall.compile_dir(folder, quiet=1)
     return tree
 
 
@@ -184,6 +202,8 @@ EVENTS: dict[str, dict[str, Any]] = {
 
 def _environment(task_root: Path, endpoint: str) -> dict[str, str]:
     return {
+        # Lambda cannot write bytecode into /opt; nothing a sample compiles may help the next one.
+        "PYTHONDONTWRITEBYTECODE": "1",
         "PATH": os.environ.get("PATH", ""),
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -331,8 +351,8 @@ def run(samples: int = 7, before: Path | None = None) -> dict[str, Any]:
     walls: dict[str, list[float]] = {}
     cpus: dict[str, list[float]] = {}
     with stub_aws() as endpoint:
-        # One unmeasured round writes the bytecode caches (a layer built with bytecode has them; Lambda
-        # cannot write into /opt, so without them every cold start compiles).
+        # One unmeasured round: the first reads of every file from disk. Bytecode comes from the layer
+        # build (build_layer.py compiles it), never from an earlier sample (PYTHONDONTWRITEBYTECODE).
         for rounds in range(samples + 1):
             sampled: dict[str, tuple[float, float]] = {
                 "import boto3": (_import_sample(tree["handlers"]["bare"], tree, endpoint, "boto3"), 0.0),
@@ -344,6 +364,11 @@ def run(samples: int = 7, before: Path | None = None) -> dict[str, Any]:
                 sampled[f"{name} import"] = (_import_sample(task_root, tree, endpoint, "app"), 0.0)
                 sampled[name] = _sample(task_root, tree, endpoint, event, 0)
                 sampled[f"{name} traced"] = _sample(task_root, tree, endpoint, event, 1)
+            if "layer_without_bytecode" in tree:
+                bare_layer = {**tree, "layer": tree["layer_without_bytecode"]}
+                sampled[NO_BYTECODE] = _sample(
+                    functions_dir / "sender", bare_layer, endpoint, EVENTS["sender"], 0
+                )
             if rounds:
                 for key, (wall, cpu) in sampled.items():
                     walls.setdefault(key, []).append(wall)
@@ -387,6 +412,8 @@ def run(samples: int = 7, before: Path | None = None) -> dict[str, Any]:
     result["floors"] = {
         name: _stats(walls[name], cpus[name], bare_wall, bare_cpu) for name in HANDLERS if name != "bare"
     }
+    if NO_BYTECODE in walls:
+        result["sender_without_bytecode"] = _stats(walls[NO_BYTECODE], cpus[NO_BYTECODE], bare_wall, bare_cpu)
     result["packages_in_layer"] = sorted(
         canonicalize_name(p.name.removesuffix(".dist-info").rsplit("-", 1)[0])
         for p in tree["layer"].glob("*.dist-info")
