@@ -44,6 +44,7 @@ from dunning.adapters.ledger import Ledger
 from dunning.adapters.lender import Lender
 from dunning.adapters.messaging import Messaging, PublishError, SmsOptions
 from dunning.adapters.state import StateStore
+from dunning.ids import id_problem, storable_id
 from dunning.items import iso_utc, parse_iso_utc, raw_status
 from dunning.models import LoanStatus
 from dunning.observability import MetricsRecorder, PackageLogger, mask_phone
@@ -341,7 +342,7 @@ class InboundService:
     def handle(self, message: InboundMessage, metrics: MetricsRecorder) -> Intent:
         intent = classify(message.body)
         phone, at = message.origination, message.received_at
-        borrower_ids = sorted(self.lender.borrower_ids_with_phone(phone))
+        borrower_ids = self._borrowers_with_phone(phone, at, metrics)
         logger.info(
             "inbound reply",
             extra={"intent": intent.value, "phone": mask_phone(phone), "borrowers": len(borrower_ids)},
@@ -420,6 +421,26 @@ class InboundService:
             },
         )
         metrics.count("InboundFreeText")
+
+    def _borrowers_with_phone(self, phone: str, at: datetime, metrics: MetricsRecorder) -> list[str]:
+        """The borrowers whose number this is, sorted; one whose id cannot be a key part is left out
+        (recorded ``data.invalid`` under its stand-in), so it never blocks the others' opt-out."""
+        valid: list[str] = []
+        for borrower_id in self.lender.borrower_ids_with_phone(phone):
+            problem = id_problem(borrower_id)
+            if problem is None:
+                valid.append(borrower_id)
+                continue
+            stand_in = storable_id(borrower_id)
+            metrics.count("InvalidItem")
+            logger.warning("invalid borrower id", extra={"borrower_id": stand_in, "reason": problem})
+            reason = f"borrower {stand_in}: borrower_id: {problem} (found by a reply to its number)"
+            try:
+                self.ledger.write([self.ledger.invalid_id_op("borrower", stand_in, reason, at)])
+            except Exception:
+                # The record is for the lender to fix the item; the reply must go on without it.
+                logger.exception("invalid borrower id not recorded", extra={"borrower_id": stand_in})
+        return sorted(valid)
 
     def _reply(
         self, message: InboundMessage, intent: Intent, chinese: bool, metrics: MetricsRecorder
