@@ -44,6 +44,7 @@ from dunning.adapters.ledger import Ledger
 from dunning.adapters.lender import Lender
 from dunning.adapters.messaging import Messaging, PublishError, SmsOptions
 from dunning.adapters.state import StateStore
+from dunning.event_shapes import records_of
 from dunning.ids import id_problem, storable_id
 from dunning.items import iso_utc, parse_iso_utc, raw_status
 from dunning.models import LoanStatus
@@ -319,11 +320,10 @@ class InboundService:
     def process(self, event: Mapping[str, Any], metrics: MetricsRecorder) -> int:
         """Handle an SNS event of inbound replies; returns how many were acted on."""
         handled = 0
-        records = event.get("Records") if isinstance(event, Mapping) else None
-        records = records if isinstance(records, list) else []
+        records = records_of(event, metrics)
         metrics.count("InboundReplies", len(records))
         for record in records:
-            sns = record.get("Sns") if isinstance(record, Mapping) else None
+            sns = record.get("Sns")
             if not isinstance(sns, Mapping) or sns.get("TopicArn") != self.inbound_topic_arn:
                 topic = sns.get("TopicArn") if isinstance(sns, Mapping) else None
                 logger.warning("notification from a topic not accepted as inbound", extra={"topic": topic})

@@ -103,15 +103,22 @@ class Indexer:
         metrics.count("StreamRecords", len(records))
         sequence_numbers: list[str] = []
         for record in records:
-            dynamodb = record.get("dynamodb") or {}
-            sequence = str(dynamodb.get("SequenceNumber") or record.get("eventID") or "")
+            dynamodb = record.get("dynamodb")
+            dynamodb = dynamodb if isinstance(dynamodb, Mapping) else {}
+            sequence = str(dynamodb.get("SequenceNumber") or record.get("eventID") or "")[:128]
             sequence_numbers.append(sequence)
             try:
                 self._read(record, plan)
-            except (BadRecord, KeyError, TypeError, ValueError) as exc:
-                logger.error("unreadable stream record", extra={"sequence": sequence, "error": str(exc)})
+            except Exception as exc:  # one record's shape must never take its neighbours down
+                logger.error(
+                    "unreadable stream record",
+                    extra={"sequence": sequence, "error": f"{type(exc).__name__}: {str(exc)[:200]}"},
+                )
                 metrics.count("BadStreamRecord")
-                failures.append(sequence)
+                # Without a sequence number it cannot be named to the stream (an empty identifier
+                # would fail the whole batch): the log line is its record.
+                if sequence:
+                    failures.append(sequence)
         if plan.invalid:
             metrics.count("InvalidItem", plan.invalid)
         try:
@@ -130,7 +137,9 @@ class Indexer:
         if name not in ("INSERT", "MODIFY", "REMOVE"):
             raise BadRecord(f"eventName {name!r}")
         table = table_of(str(record.get("eventSourceARN", "")))
-        dynamodb = record["dynamodb"]
+        dynamodb = record.get("dynamodb")
+        if not isinstance(dynamodb, Mapping):
+            raise BadRecord("dynamodb missing or not an object")
         created = dynamodb.get("ApproximateCreationDateTime")
         at = datetime.fromtimestamp(float(created), UTC) if created is not None else self.clock()
         new, old = _image(dynamodb, "NewImage"), _image(dynamodb, "OldImage")

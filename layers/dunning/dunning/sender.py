@@ -39,6 +39,7 @@ from dunning.adapters.lender import Lender
 from dunning.adapters.messaging import FailureKind, Messaging, PublishError, SmsOptions
 from dunning.adapters.reads import Snapshot, Subject, Wanted, read_snapshot
 from dunning.adapters.state import ClaimConflict, StateStore
+from dunning.event_shapes import records_of
 from dunning.items import InvalidItem, iso_utc
 from dunning.jobs import InvalidJob, Job, parse_job
 from dunning.models import Borrower, Channel, ContactState, Decision, DecisionKind, Loan
@@ -87,9 +88,11 @@ class Sender:
 
     def process(self, event: Mapping[str, Any], context: Any, metrics: MetricsRecorder) -> dict[str, Any]:
         """Handle an SQS batch of jobs; returns the partial batch response."""
-        if not event.get("Records"):
+        # A wrong shape (not an object, Records not a list, null or string records) is logged and counted
+        # by ``records_of``; the records that are objects are handled as usual.
+        records = records_of(event, metrics)
+        if not records:
             return {"batchItemFailures": []}
-        records = event["Records"]
         metrics.count("Jobs", len(records))
         batch = _Batch(self, metrics)
         try:
