@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import cache
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -69,10 +70,33 @@ class LoanFlags(Frozen):
     attorney_represented: bool = False
 
 
+@cache
+def currencies_in_use() -> frozenset[str]:
+    """ISO 4217 codes legal tender somewhere today (CLDR's territory currencies, through Babel)."""
+    from babel.core import get_global  # imported when first needed: the indexer's cold start stays light
+
+    return frozenset(
+        code
+        for entries in get_global("territory_currencies").values()
+        for code, _start, end, tender in entries
+        if end is None and tender
+    )
+
+
+def _iso_4217(code: str) -> str:
+    # The message must not echo the code (a reason never carries the offending value).
+    if code not in currencies_in_use():
+        raise ValueError("not an ISO 4217 currency code in use")
+    return code
+
+
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$"), AfterValidator(_iso_4217)]
+
+
 class Loan(Frozen):
     loan_id: Id
     borrower_id: Id
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    currency: CurrencyCode
     amount_due: Annotated[Decimal, Field(ge=0, le=Decimal("1000000000"), max_digits=14, decimal_places=2)]
     due_date: date
     status: LoanStatus = LoanStatus.ACTIVE
