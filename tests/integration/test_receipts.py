@@ -27,11 +27,20 @@ class Ledger:
         self.state = dynamodb.Table(stack.tables["StateTable"])
 
     def sent(
-        self, message_id: str, *, loan_id: str = "L-1", channel: str = "sms", point: str = PHONE
+        self,
+        message_id: str,
+        *,
+        loan_id: str = "L-1",
+        channel: str = "sms",
+        point: str = PHONE,
+        failures_counted: bool = False,
     ) -> None:
-        """A MESSAGE item as the sender writes it."""
+        """A MESSAGE item as the sender writes it (``failures_counted``: the point had failures counted
+        when it was sent)."""
+        extra = {"failures_counted": True} if failures_counted else {}
         self.table.put_item(
             Item={
+                **extra,
                 "pk": f"MSG#{message_id}",
                 "sk": "MESSAGE",
                 "type": "MESSAGE",
@@ -276,7 +285,7 @@ def test_a_delivery_resets_the_count_of_failures(stack: LocalStack, ledger: Ledg
     fail("r-1")
     fail("r-2")
     assert ledger.contact()["hard_failures"][PHONE] == 2
-    ledger.sent("r-ok")
+    ledger.sent("r-ok", failures_counted=True)
     delivered = events.sms_delivery_record(
         "r-ok", PHONE, AT + timedelta(minutes=next(minute)), success=True, price=0.00581
     )

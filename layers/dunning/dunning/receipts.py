@@ -406,7 +406,9 @@ class ReceiptsService:
             metrics.count("Delivered" if receipt.delivered else "Failed", channel=channel)
             if message.get("borrower_id") and message.get("contact_point"):
                 pair = (str(message["borrower_id"]), str(message["contact_point"]))
-                seen = failures if receipt.hard else deliveries if receipt.delivered else None
+                # Only a message sent while failures were counted against its point can reset them.
+                may_reset = receipt.delivered and bool(message.get("failures_counted"))
+                seen = failures if receipt.hard else deliveries if may_reset else None
                 if seen is not None and (pair not in seen or receipt.at >= seen[pair].at):
                     seen[pair] = receipt
         if writes:

@@ -410,6 +410,9 @@ class _Batch:
             "segments": getattr(rendered, "segments", None),
             "encoding": getattr(rendered, "encoding", None),
             "planned_at": iso_utc(job.planned_at),
+            # Failures were counted against this point when it was sent: its DELIVERED receipt resets
+            # them (receipts read contact items only for such messages, not for every delivery).
+            "failures_counted": _failures_counted(self.snapshot, job.borrower_id, contact_point),
         }
         self.writes.append(self.sender.ledger.message_op(message_id, fields, now))
         self.metrics.count("Sent", channel=channel.value)
@@ -487,6 +490,12 @@ class _Batch:
 
 class _Done(Exception):
     """Internal: the job reached a recorded terminal state inside a helper; stop processing it."""
+
+
+def _failures_counted(snapshot: Snapshot, borrower_id: str, contact_point: str) -> bool | None:
+    """True when the borrower's contact item, as read for this batch, counts failures of the point."""
+    counted = (snapshot.contacts.get(borrower_id) or {}).get("hard_failures") or {}
+    return True if contact_point in counted else None
 
 
 def _describe(exc: BaseException) -> str:
