@@ -575,7 +575,9 @@ def render_message(
         if exc.kind not in _NAME_CAN_CAUSE:
             raise
         return _render_message(decision, loan, nameless, **options)
-    if message.channel == Channel.SMS and message.encoding == UCS2:
+    # A second render is only worth it when every non-GSM character of the SMS could be the name's.
+    name_chars = set(first_name_for_message(borrower.first_name))
+    if message.encoding == UCS2 and {c for c in message.text or "" if not is_gsm7(c)} <= name_chars:
         without = _render_message(decision, loan, nameless, **options)
         if without.encoding == GSM7:
             return without
