@@ -98,15 +98,21 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     from dunning_local.invoke import invoke_main
 
     read_json(args.event, "event")
-    if args.now:
-        parse_at(args.now, "--now")
+    try:
+        return _invoke(args, invoke_main)
+    except KeyError as exc:
+        # An unknown function name, or an event without a field its handler needs.
+        raise UsageError(str(exc.args[0]) if exc.args else "KeyError") from exc
+
+
+def _invoke(args: argparse.Namespace, invoke_main: Callable[[list[str]], int]) -> int:
     return invoke_main(
         [
             args.function,
             "--event",
             args.event,
             *(["--endpoint", args.endpoint] if args.endpoint else []),
-            *(["--now", args.now] if args.now else []),
+            *(["--now", parse_at(args.now, "--now").isoformat()] if args.now else []),
         ]
     )
 

@@ -128,7 +128,8 @@ def sample_messages(
 ) -> list[dict[str, Any]]:
     """One message per (locale, template, channel), as the borrower saw it."""
     samples: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for m in sorted(messages, key=lambda m: (str(m.get("at")), str(m.get("message_id")))):
+    # The first message of each kind, by time then loan: message ids are random, loan ids are the seed's.
+    for m in sorted(messages, key=lambda m: (str(m.get("at")), str(m.get("loan_id")), str(m.get("step")))):
         key = (str(m.get("locale") or "?"), str(m.get("template") or "?"), str(m.get("channel")))
         if key in samples:
             continue
@@ -195,7 +196,7 @@ def build(sim: Simulation, summary: Mapping[str, Any]) -> dict[str, Any]:
         loan = loans.get(str(x.get("loan_id")))
         if loan is not None and x.get("status") == "SUPPRESSED":
             rows[loan.jurisdiction]["suppressed"] += 1
-    for m in messages:
+    for m in sorted(messages, key=lambda m: str(m.get("message_id"))):
         loan = loans[str(m["loan_id"])]
         row = rows[loan.jurisdiction]
         row["sent"] += 1
@@ -214,7 +215,7 @@ def build(sim: Simulation, summary: Mapping[str, Any]) -> dict[str, Any]:
             usd = PUSH_PRICE
             spend["push"] += 1
         cost[loan.jurisdiction] += usd
-        spend["usd"] = round(spend["usd"] + usd, 6)
+        spend["usd"] += usd
     jurisdictions = {
         code: {
             "planned": row["planned"],
@@ -284,7 +285,7 @@ def build(sim: Simulation, summary: Mapping[str, Any]) -> dict[str, Any]:
         },
         "samples": sample_messages(messages, sms_bodies, push_bodies),
         "interesting_loans": interesting,
-        "spend_by_country": {c: by_country[c] for c in sorted(by_country)},
+        "spend_by_country": {c: {**by_country[c], "usd": round(by_country[c]["usd"], 4)} for c in sorted(by_country)},
     }
     return {k: v for k, v in extras.items() if k not in summary}
 

@@ -18,6 +18,7 @@ import os
 import random
 import sys
 import time
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
@@ -486,10 +487,19 @@ class _Progress:
             sys.stderr.write("\n")
 
 
+@contextmanager
+def _quiet_functions() -> Iterator[None]:
+    """Powertools warns on every invocation that emits no metric (metrics are off in the simulation):
+    noise for a terminal, where the functions' own output does not belong anyway."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        yield
+
+
 def run_demo(options: DemoOptions) -> DemoResult:
     """Seed, simulate and report; the result says whether every invariant held."""
     started = time.monotonic()
-    with embedded_aws() as session:
+    with embedded_aws() as session, _quiet_functions():
         if not options.quiet:
             print(
                 f"Building the stack from template.yaml on embedded AWS and seeding {options.loans:,} loans…",
@@ -594,7 +604,7 @@ def simulate_command(options: DemoOptions, endpoint: str | None) -> int:
     """
     from dunning_local.operate import require_seeded
 
-    with _server_aws(endpoint) as session:
+    with _server_aws(endpoint) as session, _quiet_functions():
         require_seeded(session.client("dynamodb"), str(endpoint))
         sim = Simulation(session, _server_stack(session, options), options, embedded=False)
         started = time.monotonic()
