@@ -62,7 +62,8 @@ def cmd_lint(args: argparse.Namespace) -> int:
     print(
         f"checked {len(rulebooks.codes)} rulebooks ({', '.join(rulebooks.codes)}), "
         f"{len(strategies.names)} strategies ({', '.join(strategies.names)}), "
-        f"{len(catalog.template_ids)} templates × {len(catalog.locales)} locales ({', '.join(catalog.locales)}) "
+        f"{len(catalog.template_ids)} templates × {len(catalog.locales)} locales "
+        f"({', '.join(catalog.locales)}) "
         "× 2 channels (sms, push)"
     )
     print(f"{len(problems)} problem(s)" if problems else "OK: no problem found")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -78,9 +78,11 @@ def contact_windows(
         if loan.jurisdiction not in wanted or loan.jurisdiction in out:
             continue
         policy = policy_for(loan, borrowers[loan.borrower_id], rulebooks)
-        books = []
+        books: list[dict[str, Any]] = []
+        spans: list[tuple[int, int] | None] = []
         for window in policy.windows:
             span = window.day_rule(day).span
+            spans.append((span.start, span.end) if span else None)
             books.append(
                 {
                     "code": window.code,
@@ -88,11 +90,10 @@ def contact_windows(
                     "end": span.end if span else None,
                 }
             )
-        spans = [(b["start"], b["end"]) for b in books]
-        if any(s is None for s, _ in spans) or not spans:
-            allowed = None
-        else:
-            lo, hi = max(s for s, _ in spans), min(e for _, e in spans)
+        allowed: list[int] | None = None
+        known = [s for s in spans if s is not None]
+        if spans and len(known) == len(spans):
+            lo, hi = max(s for s, _ in known), min(e for _, e in known)
             allowed = [lo, hi] if lo < hi else None
         out[loan.jurisdiction] = {"rulebooks": books, "allowed": allowed}
     return dict(sorted(out.items()))
@@ -124,7 +125,7 @@ def _push_views(payload: str) -> dict[str, str]:
 
 
 def sample_messages(
-    messages: list[Mapping[str, Any]], sms_bodies: Mapping[str, str], push_bodies: Mapping[str, str]
+    messages: Sequence[Mapping[str, Any]], sms_bodies: Mapping[str, str], push_bodies: Mapping[str, str]
 ) -> list[dict[str, Any]]:
     """One message per (locale, template, channel), as the borrower saw it."""
     samples: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -285,7 +286,9 @@ def build(sim: Simulation, summary: Mapping[str, Any]) -> dict[str, Any]:
         },
         "samples": sample_messages(messages, sms_bodies, push_bodies),
         "interesting_loans": interesting,
-        "spend_by_country": {c: {**by_country[c], "usd": round(by_country[c]["usd"], 4)} for c in sorted(by_country)},
+        "spend_by_country": {
+            c: {**by_country[c], "usd": round(by_country[c]["usd"], 4)} for c in sorted(by_country)
+        },
     }
     return {k: v for k, v in extras.items() if k not in summary}
 

@@ -113,7 +113,8 @@ def connect(endpoint: str | None, kept: str | Path | None = None) -> Iterator[Ta
     if missing:
         raise UsageError(
             "no stack to read: pass --from out/demo (after `dunning demo --keep`), --endpoint "
-            f"http://127.0.0.1:5000 (moto_server) or set {', '.join(missing)} to the deployed stack's table names"
+            f"http://127.0.0.1:5000 (moto_server) or set {', '.join(missing)} to the deployed stack's "
+            "table names"
         )
     tables = {
         "LoansTable": os.environ["LOANS_TABLE"],

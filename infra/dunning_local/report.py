@@ -234,16 +234,19 @@ def _hour_chart(summary: Mapping[str, Any]) -> str:
         cls = "bar quiet" if windows and value and not allowed_any[h] else "bar"
         parts.append(
             f'<rect x="{x:.1f}" y="{top_pad + plot_h - bar_h:.1f}" width="{hour_w * 0.76:.1f}" '
-            f'height="{bar_h:.1f}" class="{cls}" data-series="hour" data-label="{h:02d}" data-value="{value}">'
+            f'height="{bar_h:.1f}" class="{cls}" data-series="hour" data-label="{h:02d}" '
+            f'data-value="{value}">'
             f"<title>{h:02d}:00–{h:02d}:59 local: {value:,} message(s)</title></rect>"
         )
     for h in range(0, 25, 3):
         x = left + h * hour_w
         parts.append(
-            f'<text x="{x:.1f}" y="{top_pad + plot_h + 16}" class="tick" text-anchor="middle">{h:02d}:00</text>'
+            f'<text x="{x:.1f}" y="{top_pad + plot_h + 16}" class="tick" '
+            f'text-anchor="middle">{h:02d}:00</text>'
         )
     parts.append(
-        f'<text x="14" y="{top_pad + plot_h / 2}" class="axis" transform="rotate(-90 14 {top_pad + plot_h / 2})" '
+        f'<text x="14" y="{top_pad + plot_h / 2}" class="axis" transform="rotate(-90 14 '
+        f'{top_pad + plot_h / 2})" '
         'text-anchor="middle">messages</text>'
     )
     for i, (code, info) in enumerate(windows.items()):
@@ -252,7 +255,8 @@ def _hour_chart(summary: Mapping[str, Any]) -> str:
             f"{b['code']} {_span(b.get('start'), b.get('end'))}" for b in info.get("rulebooks", [])
         )
         parts.append(
-            f'<text x="{left - 8}" y="{y + lane_h - 4}" class="lane-label" text-anchor="end">{_e(code)}</text>'
+            f'<text x="{left - 8}" y="{y + lane_h - 4}" class="lane-label" '
+            f'text-anchor="end">{_e(code)}</text>'
             f'<rect x="{left}" y="{y}" width="{plot_w}" height="{lane_h}" class="lane"/>'
         )
         span = info.get("allowed")
@@ -319,7 +323,8 @@ def _timeline_chart(timeline: Sequence[Mapping[str, Any]]) -> str:
             h = value / sent_max * up_h
             y -= h
             parts.append(
-                f'<rect x="{x:.2f}" y="{y:.2f}" width="{bar_w:.2f}" height="{h:.2f}" fill="{_SERIES[channel]}" '
+                f'<rect x="{x:.2f}" y="{y:.2f}" width="{bar_w:.2f}" height="{h:.2f}" '
+                f'fill="{_SERIES[channel]}" '
                 f'data-series="sent-{channel}" data-tick="{_e(row["tick"])}" data-value="{value}">'
                 f"<title>{when}Z: {value:,} {channel.upper()} sent</title></rect>"
             )
@@ -337,7 +342,8 @@ def _timeline_chart(timeline: Sequence[Mapping[str, Any]]) -> str:
             y += h
         if row.get("failed"):
             parts.append(
-                f'<circle cx="{x + bar_w / 2:.2f}" cy="{top_pad + 4}" r="3.5" class="failed" data-series="failed" '
+                f'<circle cx="{x + bar_w / 2:.2f}" cy="{top_pad + 4}" r="3.5" class="failed" '
+                'data-series="failed" '
                 f'data-tick="{_e(row["tick"])}" data-value="{row["failed"]}">'
                 f"<title>{when}Z: {row['failed']} failed</title></circle>"
             )
@@ -345,18 +351,18 @@ def _timeline_chart(timeline: Sequence[Mapping[str, Any]]) -> str:
     every = max(1, n // 12)
     for i in range(0, n, every):
         tick = str(timeline[i]["tick"])
-        if i and tick[11:16] != "00:00" and every >= 4:
-            label = tick[11:16]
-        else:
-            label = _short_day(tick)
+        # The day on the first tick and at midnight, the time in between.
+        label = tick[11:16] if i and tick[11:16] != "00:00" and every >= 4 else _short_day(tick)
         x = left + i * step
         parts.append(
-            f'<text x="{x:.1f}" y="{axis_y + down_h + 16}" class="tick" text-anchor="start">{_e(label)}</text>'
+            f'<text x="{x:.1f}" y="{axis_y + down_h + 16}" class="tick" '
+            f'text-anchor="start">{_e(label)}</text>'
         )
     parts.append(
         f'<text x="12" y="{top_pad + up_h / 2}" class="axis" transform="rotate(-90 12 {top_pad + up_h / 2})" '
         'text-anchor="middle">sent</text>'
-        f'<text x="12" y="{axis_y + down_h / 2}" class="axis" transform="rotate(-90 12 {axis_y + down_h / 2})" '
+        f'<text x="12" y="{axis_y + down_h / 2}" class="axis" transform="rotate(-90 12 '
+        f'{axis_y + down_h / 2})" '
         'text-anchor="middle">deferred</text></svg>'
     )
     legend = [
@@ -403,7 +409,8 @@ def _table(
         body.append(f"<tr>{cells}</tr>")
     ident = f' id="{table_id}"' if table_id else ""
     cap = f"<caption>{_e(caption)}</caption>" if caption else ""
-    return f'<table class="sortable"{ident}>{cap}<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    head_html = f"{cap}<thead><tr>{head}</tr></thead>"
+    return f'<table class="sortable"{ident}>{head_html}<tbody>{"".join(body)}</tbody></table>'
 
 
 def _count_table(counts: Mapping[str, int], first: str, *, table_id: str = "") -> str:
@@ -466,7 +473,8 @@ def _cost_section(summary: Mapping[str, Any]) -> str:
     parts = []
     if cost:
         tiles = "".join(
-            f'<div class="tile"><div class="v">{money(cost.get(k))}</div><div class="k">{_e(_LABELS[k])}</div></div>'
+            f'<div class="tile"><div class="v">{money(cost.get(k))}</div><div '
+            f'class="k">{_e(_LABELS[k])}</div></div>'
             for k in ("total_usd", "sms_usd", "push_usd", "infra_usd", "per_message_usd")
             if k in cost
         )
@@ -550,7 +558,8 @@ def _samples_section(samples: Sequence[Mapping[str, Any]]) -> str:
             cards.append(
                 f'<figure class="sample push" data-channel="push" data-locale="{_e(s.get("locale"))}">{head}'
                 '<div class="views"><div><div class="view-label">Lock screen</div><div class="lock">'
-                f'<div class="notif"><b>{_e(s.get("title", ""))}</b><br>{_e(s.get("body", ""))}</div></div></div>'
+                "<div "
+                f'class="notif"><b>{_e(s.get("title", ""))}</b><br>{_e(s.get("body", ""))}</div></div></div>'
                 '<div><div class="view-label">In the app</div><div class="detail">'
                 f"<b>{_e(s.get('title', ''))}</b><p>{_e(s.get('detail', ''))}</p></div></div></div>"
                 f'<div class="meta">loan {_e(s.get("loan_id"))} · the lock screen shows no amount or '
@@ -604,7 +613,8 @@ def _trail_section(explained: Mapping[str, Any] | None) -> str:
                 details.append(f"<span class=kv>{_e(key.replace('_', ' '))}: <b>{_e(value)}</b></span>")
         juris = _jurisdictions_text(e.get("jurisdictions"))
         rows.append(
-            f'<tr class="k-{_e(str(e.get("kind", "")).lower())}"><td class=nowrap>{_e(str(e.get("at", ""))[:16].replace("T", " "))}</td>'
+            f'<tr class="k-{_e(str(e.get("kind", "")).lower())}"><td '
+            f"class=nowrap>{_e(str(e.get('at', ''))[:16].replace('T', ' '))}</td>"
             f"<td>{_e(e.get('kind', ''))}</td><td><b>{_e(e.get('status', ''))}</b></td>"
             f"<td>{_e(e.get('step', ''))} {_e(e.get('channel', ''))}</td>"
             f"<td><code>{_e(e.get('rule_id', ''))}</code></td>"
@@ -616,7 +626,8 @@ def _trail_section(explained: Mapping[str, Any] | None) -> str:
         )
     return (
         f"<p>Loan <b>{_e(explained.get('loan_id'))}</b> — {_e(explained.get('why', ''))}. Every record the "
-        f"ledger holds for it, oldest first (the same as <code>dunning explain {_e(explained.get('loan_id'))} "
+        "ledger holds for it, oldest first (the same as <code>dunning explain "
+        f"{_e(explained.get('loan_id'))} "
         "--json</code>); contact points are masked.</p>"
         '<table class="trail" id="trail"><thead><tr><th>when (UTC)</th><th>record</th><th>status</th>'
         "<th>step</th><th>rule</th><th>reason, citation and details</th></tr></thead>"
@@ -630,7 +641,8 @@ def _replies_section(summary: Mapping[str, Any]) -> str:
     parts = [
         f'<div class="tiles"><div class="tile"><div class="v">{int(summary.get("opt_outs", 0)):,}</div>'
         '<div class="k">numbers opted out at the end</div></div>'
-        f'<div class="tile"><div class="v">{sum(by_intent.values()):,}</div><div class="k">replies</div></div></div>'
+        f'<div class="tile"><div class="v">{sum(by_intent.values()):,}</div><div '
+        'class="k">replies</div></div></div>'
     ]
     if by_intent:
         parts.append(_count_table(by_intent, "intent", table_id="intents"))
@@ -659,39 +671,85 @@ def _faults_section(faults: Mapping[str, Any]) -> str:
 
 _CSS = """
 :root{--ink:#111827;--muted:#6b7280;--line:#e5e7eb;--bg:#f8fafc;--ok:#15803d;--bad:#b91c1c;--accent:#2563eb}
-*{box-sizing:border-box}body{font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans","Noto Sans CJK SC",sans-serif;
-color:var(--ink);background:var(--bg);margin:0}
-header{background:#0f172a;color:#e2e8f0;padding:22px 32px 18px}header h1{margin:0 0 4px;font-size:22px;color:#fff}
-header p{margin:0;color:#cbd5e1}nav{display:flex;flex-wrap:wrap;gap:6px 14px;margin-top:12px}
-nav a{color:#93c5fd;text-decoration:none;font-size:13px}nav a:hover{text-decoration:underline}
+*{box-sizing:border-box}
+body{
+  font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans","Noto Sans CJK SC",sans-serif;
+  color:var(--ink);background:var(--bg);margin:0}
+header{background:#0f172a;color:#e2e8f0;padding:22px 32px 18px}
+header h1{margin:0 0 4px;font-size:22px;color:#fff}
+header p{margin:0;color:#cbd5e1}
+nav{display:flex;flex-wrap:wrap;gap:6px 14px;margin-top:12px}
+nav a{color:#93c5fd;text-decoration:none;font-size:13px}
+nav a:hover{text-decoration:underline}
 main{max-width:1100px;margin:0 auto;padding:12px 32px 48px}
 section{background:#fff;border:1px solid var(--line);border-radius:10px;padding:18px 22px;margin:18px 0}
-h2{font-size:17px;margin:0 0 4px}h3{font-size:14px;margin:18px 0 6px}.lead{color:var(--muted);margin:0 0 12px}
-.tiles{display:flex;flex-wrap:wrap;gap:10px;margin:8px 0}.tile{border:1px solid var(--line);border-radius:8px;padding:8px 14px;min-width:120px;background:#fff;color:var(--ink)}
-.tile .v{font-size:20px;font-weight:650}.tile .k{color:var(--muted);font-size:12px}.tile.ok .v{color:var(--ok)}.tile.bad .v{color:var(--bad)}
-table{border-collapse:collapse;width:100%;margin:6px 0 4px;font-size:13px}th,td{padding:5px 9px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
-th{background:#f1f5f9;font-weight:600;cursor:pointer;user-select:none;white-space:nowrap}th.sorted-asc::after{content:" ▲"}th.sorted-desc::after{content:" ▼"}
-.num{text-align:right;font-variant-numeric:tabular-nums}tbody tr:hover{background:#f8fafc}caption{text-align:left;color:var(--muted)}
-.inv{list-style:none;padding:0;margin:0}.inv li{padding:6px 0;border-bottom:1px solid var(--line)}.badge{display:inline-block;min-width:44px;text-align:center;border-radius:4px;color:#fff;font-weight:700;font-size:12px;margin-right:8px}
-.badge.pass{background:var(--ok)}.badge.fail{background:var(--bad)}
-.chart{display:block;margin:8px 0}.chart .grid{stroke:#eef2f7}.chart .tick{font-size:10px;fill:#4b5563}.chart .axis{font-size:11px;fill:#374151}
-.chart .axis-line{stroke:#374151}.chart .bar{fill:var(--accent)}.chart .bar.quiet{fill:var(--bad)}.chart .closed{fill:#fee2e2;opacity:.55}
-.chart .lane{fill:#f3f4f6}.chart .window{fill:#bbf7d0;stroke:#16a34a;stroke-width:.6}.chart .lane-label{font-size:11px;fill:#111827;font-weight:600}
-.chart .lane-text{font-size:10px;fill:#14532d}.chart .failed{fill:var(--bad)}
-.legend{display:flex;flex-wrap:wrap;gap:6px 16px;font-size:12px;color:#374151}.key i{display:inline-block;width:11px;height:11px;border-radius:2px;margin-right:5px;vertical-align:-1px}
+h2{font-size:17px;margin:0 0 4px}
+h3{font-size:14px;margin:18px 0 6px}
+.lead{color:var(--muted);margin:0 0 12px}
+.tiles{display:flex;flex-wrap:wrap;gap:10px;margin:8px 0}
+.tile{border:1px solid var(--line);border-radius:8px;padding:8px 14px;min-width:120px;
+  background:#fff;color:var(--ink)}
+.tile .v{font-size:20px;font-weight:650}
+.tile .k{color:var(--muted);font-size:12px}
+.tile.ok .v{color:var(--ok)}
+.tile.bad .v{color:var(--bad)}
+table{border-collapse:collapse;width:100%;margin:6px 0 4px;font-size:13px}
+th,td{padding:5px 9px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
+th{background:#f1f5f9;font-weight:600;cursor:pointer;user-select:none;white-space:nowrap}
+th.sorted-asc::after{content:" ▲"}
+th.sorted-desc::after{content:" ▼"}
+.num{text-align:right;font-variant-numeric:tabular-nums}
+tbody tr:hover{background:#f8fafc}
+caption{text-align:left;color:var(--muted)}
+.inv{list-style:none;padding:0;margin:0}
+.inv li{padding:6px 0;border-bottom:1px solid var(--line)}
+.badge{display:inline-block;min-width:44px;text-align:center;border-radius:4px;color:#fff;
+  font-weight:700;font-size:12px;margin-right:8px}
+.badge.pass{background:var(--ok)}
+.badge.fail{background:var(--bad)}
+.chart{display:block;margin:8px 0}
+.chart .grid{stroke:#eef2f7}
+.chart .tick{font-size:10px;fill:#4b5563}
+.chart .axis{font-size:11px;fill:#374151}
+.chart .axis-line{stroke:#374151}
+.chart .bar{fill:var(--accent)}
+.chart .bar.quiet{fill:var(--bad)}
+.chart .closed{fill:#fee2e2;opacity:.55}
+.chart .lane{fill:#f3f4f6}
+.chart .window{fill:#bbf7d0;stroke:#16a34a;stroke-width:.6}
+.chart .lane-label{font-size:11px;fill:#111827;font-weight:600}
+.chart .lane-text{font-size:10px;fill:#14532d}
+.chart .failed{fill:var(--bad)}
+.legend{display:flex;flex-wrap:wrap;gap:6px 16px;font-size:12px;color:#374151}
+.key i{display:inline-block;width:11px;height:11px;border-radius:2px;margin-right:5px;vertical-align:-1px}
 .key i.dot{background:var(--bad);border-radius:50%}
 .samples{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:14px}
-.sample{margin:0;border:1px solid var(--line);border-radius:10px;padding:10px;background:#fafafa}.card-head{font-size:12px;color:#374151;margin-bottom:8px}
-.phone{background:#fff;border-radius:14px;padding:12px;border:1px solid #e5e7eb}.bubble{background:#e5e7eb;border-radius:16px 16px 16px 4px;padding:9px 12px;white-space:pre-wrap;word-break:break-word;font-size:13px}
-.views{display:grid;grid-template-columns:1fr 1fr;gap:8px}.view-label{font-size:11px;color:var(--muted);margin-bottom:3px}
-.lock{background:linear-gradient(160deg,#1e293b,#334155);border-radius:12px;padding:22px 8px 28px}.notif{background:rgba(255,255,255,.88);border-radius:10px;padding:7px 9px;font-size:12px}
-.detail{background:#fff;border:1px solid #e5e7eb;border-radius:12px;padding:8px 10px;font-size:12px}.detail p{margin:4px 0 0;white-space:pre-wrap}
+.sample{margin:0;border:1px solid var(--line);border-radius:10px;padding:10px;background:#fafafa}
+.card-head{font-size:12px;color:#374151;margin-bottom:8px}
+.phone{background:#fff;border-radius:14px;padding:12px;border:1px solid #e5e7eb}
+.bubble{background:#e5e7eb;border-radius:16px 16px 16px 4px;padding:9px 12px;white-space:pre-wrap;
+  word-break:break-word;font-size:13px}
+.views{display:grid;grid-template-columns:1fr 1fr;gap:8px}
+.view-label{font-size:11px;color:var(--muted);margin-bottom:3px}
+.lock{background:linear-gradient(160deg,#1e293b,#334155);border-radius:12px;padding:22px 8px 28px}
+.notif{background:rgba(255,255,255,.88);border-radius:10px;padding:7px 9px;font-size:12px}
+.detail{background:#fff;border:1px solid #e5e7eb;border-radius:12px;padding:8px 10px;font-size:12px}
+.detail p{margin:4px 0 0;white-space:pre-wrap}
 .meta{font-size:11px;color:var(--muted);margin-top:6px}
-.trail td{font-size:12.5px}.trail .cite{color:#4b5563;font-style:italic;margin-top:3px}.trail .details{margin-top:3px}.kv{display:inline-block;margin-right:12px;color:#4b5563}
-.trail tr.k-message td:first-child{border-left:3px solid var(--accent)}.trail tr.k-decision td:first-child{border-left:3px solid #d97706}
-.trail tr.k-inbound td:first-child{border-left:3px solid #7c3aed}.trail tr.k-outcome td:first-child{border-left:3px solid #9ca3af}
-.pill{display:inline-block;background:#eef2ff;border-radius:10px;padding:0 8px;margin:2px 4px 0 0;font-size:12px}.nowrap{white-space:nowrap}
-.note{color:var(--muted);font-size:12px}.over{color:var(--bad);font-weight:700}.cols{display:grid;grid-template-columns:1fr 1fr;gap:18px}
+.trail td{font-size:12.5px}
+.trail .cite{color:#4b5563;font-style:italic;margin-top:3px}
+.trail .details{margin-top:3px}
+.kv{display:inline-block;margin-right:12px;color:#4b5563}
+.trail tr.k-message td:first-child{border-left:3px solid var(--accent)}
+.trail tr.k-decision td:first-child{border-left:3px solid #d97706}
+.trail tr.k-inbound td:first-child{border-left:3px solid #7c3aed}
+.trail tr.k-outcome td:first-child{border-left:3px solid #9ca3af}
+.pill{display:inline-block;background:#eef2ff;border-radius:10px;padding:0 8px;margin:2px 4px 0 0;
+  font-size:12px}
+.nowrap{white-space:nowrap}
+.note{color:var(--muted);font-size:12px}
+.over{color:var(--bad);font-weight:700}
+.cols{display:grid;grid-template-columns:1fr 1fr;gap:18px}
 code{font-size:12px;background:#f1f5f9;border-radius:3px;padding:0 3px}
 @media (max-width:800px){.cols,.views{grid-template-columns:1fr}main{padding:8px}}
 @media print{header{background:#fff;color:#000}nav{display:none}section{break-inside:avoid}}
@@ -765,7 +823,8 @@ def render_html(summary: Mapping[str, Any]) -> str:
     """The report page as one self-contained HTML document."""
     run = summary["run"]
     invariants = "".join(
-        f'<li><span class="badge {"pass" if i["passed"] else "fail"}">{"PASS" if i["passed"] else "FAIL"}</span>'
+        '<li><span class="badge '
+        f'{"pass" if i["passed"] else "fail"}">{"PASS" if i["passed"] else "FAIL"}</span>'
         f"<b>{_e(i['name'])}</b><br><span class=note>{_e(i['detail'])}</span></li>"
         for i in summary.get("invariants", [])
     )
@@ -782,7 +841,8 @@ def render_html(summary: Mapping[str, Any]) -> str:
             (
                 "timeline",
                 "Timeline per tick",
-                "Every Scheduler tick: messages sent by channel (up), loans held back by rule family (down), ticks with failed sends or deliveries (red dots). Hover for numbers.",
+                "Every Scheduler tick: messages sent by channel (up), loans held back by rule family "
+                "(down), ticks with failed sends or deliveries (red dots). Hover for numbers.",
                 _timeline_chart(summary["timeline"]),
             )
         )
@@ -790,7 +850,9 @@ def render_html(summary: Mapping[str, Any]) -> str:
         (
             "hours",
             "Sends by the borrower's local hour",
-            "Each message placed at the hour it was where the borrower lives. Below, the hours each jurisdiction's rulebooks allow (the strictest of them); hours no rulebook allows are shaded red, and a bar there would be red.",
+            "Each message placed at the hour it was where the borrower lives. Below, the hours each "
+            "jurisdiction's rulebooks allow (the strictest of them); hours no rulebook allows are shaded "
+            "red, and a bar there would be red.",
             _hour_chart(summary),
         )
     )
@@ -799,7 +861,9 @@ def render_html(summary: Mapping[str, Any]) -> str:
             (
                 "jurisdictions",
                 "By jurisdiction",
-                "Per loan jurisdiction: jobs planned, messages sent, loans deferred and stopped by the planner, jobs suppressed by the sender at send time, the delivered share of sends, SMS parts and cost. Click a header to sort.",
+                "Per loan jurisdiction: jobs planned, messages sent, loans deferred and stopped by the "
+                "planner, jobs suppressed by the sender at send time, the delivered share of sends, SMS "
+                "parts and cost. Click a header to sort.",
                 _jurisdiction_table(summary["jurisdictions"]),
             )
         )
@@ -808,7 +872,8 @@ def render_html(summary: Mapping[str, Any]) -> str:
             (
                 "messages",
                 "What borrowers see",
-                "One message per locale and template, exactly as sent (synthetic borrowers). Push: what the lock screen shows against what the app shows after unlock.",
+                "One message per locale and template, exactly as sent (synthetic borrowers). Push: what "
+                "the lock screen shows against what the app shows after unlock.",
                 _samples_section(summary["samples"]),
             )
         )
@@ -832,7 +897,8 @@ def render_html(summary: Mapping[str, Any]) -> str:
         (
             "rules",
             "Why loans were not contacted",
-            "Every deferral and stop carries the rule that decided it (docs/rules.md lists them with their citations).",
+            "Every deferral and stop carries the rule that decided it (docs/rules.md lists them with "
+            "their citations).",
             rules,
         )
     )
@@ -859,14 +925,16 @@ def render_html(summary: Mapping[str, Any]) -> str:
         for sid, title, lead, content in sections
     )
     facts = (
-        f"{run['loans']:,} loans, {run['borrowers']:,} borrowers · {run['hours']} h of {run['tick_minutes']}-minute "
+        f"{run['loans']:,} loans, {run['borrowers']:,} borrowers · {run['hours']} h of "
+        f"{run['tick_minutes']}-minute "
         f"ticks from {_e(run['start'])} · seed {run['seed']} · fault rate {run['fault_rate']:.0%} · "
         f"{run['elapsed_seconds']:.0f} s to run"
     )
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>Dunning run report — {run['loans']:,} loans, {run['hours']} h</title><style>{_CSS}</style></head>"
+        f"<title>Dunning run report — {run['loans']:,} loans, {run['hours']} "
+        f"h</title><style>{_CSS}</style></head>"
         f"<body><header><h1>Dunning run report</h1><p>{facts}</p>{_kpis(summary)}<nav>{nav}</nav></header>"
         f"<main>{body}</main><script>{_JS}</script></body></html>"
     )

@@ -643,5 +643,5 @@ def _server_summary(sim: Simulation, elapsed: float) -> dict[str, Any]:
         "sent": dict(sent),
         "deferred": dict(Counter(str(d["rule_id"]) for d in decisions if d.get("decision") == "DEFER")),
         "stopped": dict(Counter(str(d["rule_id"]) for d in decisions if d.get("decision") == "STOP")),
-        "suppressed": dict(Counter(f"{x['status'].lower()}: {x.get('rule_id', '?')}" for x in outcomes)),
+        "suppressed": dict(Counter(f"{str(x['status']).lower()}: {x.get('rule_id', '?')}" for x in outcomes)),
     }

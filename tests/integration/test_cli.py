@@ -85,7 +85,13 @@ def test_decide_with_a_json_array_says_it_wants_one_object(
 ) -> None:
     loan = json.loads((EXAMPLES[0] / "loan.json").read_text(encoding="utf-8"))
     (tmp_path / "loans.json").write_text(json.dumps([loan, loan]), encoding="utf-8")
-    argv = ["decide", "--loan", str(tmp_path / "loans.json"), "--borrower", str(EXAMPLES[0] / "borrower.json")]
+    argv = [
+        "decide",
+        "--loan",
+        str(tmp_path / "loans.json"),
+        "--borrower",
+        str(EXAMPLES[0] / "borrower.json"),
+    ]
 
     code = main([*argv, "--at", "2026-03-09T16:00:00Z"])
 
@@ -251,7 +257,9 @@ def test_explain_from_a_kept_demo_shows_rule_reason_citation_and_message_details
     assert not re.search(r"\+\d{8,}", text), "phone numbers are masked"
 
 
-def test_explain_json_is_the_whole_trail(kept_demo: tuple[Path, dict], capsys: pytest.CaptureFixture[str]) -> None:
+def test_explain_json_is_the_whole_trail(
+    kept_demo: tuple[Path, dict], capsys: pytest.CaptureFixture[str]
+) -> None:
     out, summary = kept_demo
     loan_id = summary["explained_loan"]["loan_id"]
 

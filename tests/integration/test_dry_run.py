@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -88,4 +87,3 @@ def test_loans_held_back_within_the_tick_say_which_cap_and_what_was_planned(
     assert all(r.decision.kind != DecisionKind.SEND for r in held), "held back means not sent"
     assert all(r.planned is not None and r.planned.kind == DecisionKind.SEND for r in held)
     assert all(r.decision.rule_id and r.decision.reason for r in held), "each says why"
-

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 from collections import Counter
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -180,7 +179,9 @@ def test_the_explained_trail_shows_rules_citations_and_jurisdictions(dom: _Dom) 
     trail = dom.summary["explained_loan"]["trail"]  # type: ignore[attr-defined]
     text = "".join(dom.text)
 
-    assert len([a for t, a in dom.elements if t == "tr" and a.get("class", "").startswith("k-")]) == len(trail)
+    assert len([a for t, a in dom.elements if t == "tr" and a.get("class", "").startswith("k-")]) == len(
+        trail
+    )
     assert all(e["rule_id"] in text for e in trail if e.get("rule_id"))
     assert all(e["citation"] in text for e in trail if e.get("citation"))
     assert "CA-ON from phone, no rulebook" in text

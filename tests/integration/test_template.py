@@ -189,9 +189,8 @@ def test_delivery_status_log_groups_are_encrypted_with_a_key_only_logs_may_use_f
     (logs,) = [s for s in statements if "Service" in s.get("Principal", {})]
 
     assert len(groups) == 6
-    assert {lid: g.get("KmsKeyId") for lid, g in groups.items()} == dict.fromkeys(
-        groups, {"Fn::GetAtt": ["DeliveryLogKey", "Arn"]}
-    )
+    key = {"Fn::GetAtt": ["DeliveryLogKey", "Arn"]}
+    assert {lid: g.get("KmsKeyId") for lid, g in groups.items()} == {lid: key for lid in groups}
     assert props(template, "DeliveryLogKey")["EnableKeyRotation"] is True
     assert "log-group:sns/*" in logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]["Fn::Sub"]
 

@@ -123,7 +123,7 @@ def _jurisdictions(item: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
 def _entry(item: Mapping[str, Any]) -> TrailEntry | None:
     kind = str(item.get("type", ""))
     at = str(item.get("at", ""))
-    common = {
+    common: dict[str, Any] = {
         "rule_id": str(item.get("rule_id") or ""),
         "reason": str(item.get("reason") or ""),
         "step": str(item.get("step") or ""),
