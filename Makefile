@@ -56,12 +56,12 @@ sam-validate: $(SAM)
 # layer's wheels must match Lambda's Python (3.13): with python3.13 on PATH, SAM fetches arm64 wheels
 # itself; otherwise it builds in the Lambda build image (needs a running Docker).
 sam-build: $(SAM)
-	@if command -v python3.13 >/dev/null 2>&1; then \
+	@if python3.13 -c "" >/dev/null 2>&1; then \
 		$(SAM) build --region us-east-1 $(SAM_BUILD_ARGS); \
 	elif docker info >/dev/null 2>&1; then \
 		$(SAM) build --region us-east-1 --use-container $(SAM_BUILD_ARGS); \
 	else \
-		echo "sam build needs python3.13 on PATH or a running Docker (for --use-container)" >&2; exit 2; \
+		echo "sam build needs a working python3.13 on PATH or a running Docker (for --use-container)" >&2; exit 2; \
 	fi
 
 clean:
