@@ -351,8 +351,9 @@ def _timeline_chart(timeline: Sequence[Mapping[str, Any]]) -> str:
     every = max(1, n // 12)
     for i in range(0, n, every):
         tick = str(timeline[i]["tick"])
-        # The day on the first tick and at midnight, the time in between.
-        label = tick[11:16] if i and tick[11:16] != "00:00" and every >= 4 else _short_day(tick)
+        # The weekday on the first label and whenever the day changes, the time in between.
+        new_day = i == 0 or tick[:10] != str(timeline[i - every]["tick"])[:10]
+        label = _short_day(tick) if new_day or every < 4 else tick[11:16]
         x = left + i * step
         parts.append(
             f'<text x="{x:.1f}" y="{axis_y + down_h + 16}" class="tick" '

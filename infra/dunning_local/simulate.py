@@ -522,7 +522,7 @@ def run_demo(options: DemoOptions) -> DemoResult:
         summary["explained_loan"] = _explained_loan(sim, summary)
         kept = None
         if options.keep:
-            from dunning_local.operate import keep_tables
+            from dunning_local.targets import keep_tables
 
             kept = keep_tables(session, stack.tables, options.shards, options.out)
         summary["run"]["elapsed_seconds"] = round(time.monotonic() - started, 1)
@@ -602,7 +602,7 @@ def simulate_command(options: DemoOptions, endpoint: str | None) -> int:
     On a server, moto's stream records and SMS log cannot be read back, so payments, delivery receipts
     and borrower replies are left out; ``dunning demo`` simulates those on embedded AWS.
     """
-    from dunning_local.operate import require_seeded
+    from dunning_local.targets import require_seeded
 
     with _server_aws(endpoint) as session, _quiet_functions():
         require_seeded(session.client("dynamodb"), str(endpoint))

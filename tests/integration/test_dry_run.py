@@ -16,9 +16,10 @@ from dunning.adapters import Adapters
 from dunning.models import DecisionKind
 from dunning_local.audit import table_items
 from dunning_local.embedded import embedded_aws
-from dunning_local.operate import PlanRow, Target, plan_at
+from dunning_local.operate import PlanRow, plan_at
 from dunning_local.simulate import DemoOptions, Simulation
 from dunning_local.stack import build_local_stack
+from dunning_local.targets import Target
 
 AT = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 

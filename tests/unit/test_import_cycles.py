@@ -123,3 +123,12 @@ def test_nothing_imports_the_cli() -> None:
     importers = sorted(name for name, targets in graph.items() if "dunning_local.cli" in targets)
 
     assert importers == []
+
+
+def test_only_the_cli_imports_the_commands() -> None:
+    graph = _graph()
+    commands = {"dunning_local.operate", "dunning_local.simulate"}
+
+    importers = sorted(name for name, targets in graph.items() if targets & commands)
+
+    assert importers == ["dunning_local.cli"]

@@ -110,7 +110,10 @@ def _plain(value: Any) -> Any:
 
 
 def _kept(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _plain(v) for k, v in values.items() if k in _DETAIL_LABELS and v not in (None, "", False)}
+    kept = {k: _plain(v) for k, v in values.items() if k in _DETAIL_LABELS and v not in (None, "", False)}
+    if isinstance(kept.get("price_usd"), float):
+        kept["price_usd"] = round(kept["price_usd"], 6)  # a carrier's price, not float noise
+    return kept
 
 
 def _jurisdictions(item: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
