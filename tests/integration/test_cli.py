@@ -233,14 +233,19 @@ def kept_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     return out, result.summary
 
 
-def test_demo_keep_prints_loans_to_explain_with_the_command(
+def test_demo_keep_prints_loans_to_explain_and_each_shows_what_it_was_printed_for(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    options = DemoOptions(loans=150, hours=12, seed=7, quiet=True, out=tmp_path, keep=True)
-    run_demo(options)
+    run_demo(DemoOptions(loans=150, hours=12, seed=7, quiet=True, out=tmp_path, keep=True))
+    printed = re.findall(
+        rf"dunning explain (L-\d+) --from {re.escape(str(tmp_path))} +# (.+)", capsys.readouterr().out
+    )
+    cap_loans = [loan for loan, why in printed if "cap" in why]
 
-    out = capsys.readouterr().out
-    assert f"dunning explain L-000058 --from {tmp_path}    # held back by a contact cap" in out
+    assert cap_loans, printed
+    assert main(["explain", cap_loans[0], "--json", "--from", str(tmp_path)]) == 0
+    trail = json.loads(capsys.readouterr().out)["trail"]
+    assert any(e.get("rule_id", "").startswith("cap.") for e in trail), trail
 
 
 def test_explain_from_a_kept_demo_shows_rule_reason_citation_and_message_details(
