@@ -543,6 +543,8 @@ def run_demo(options: DemoOptions) -> DemoResult:
             print(f"  dunning explain {loan['loan_id']} --from {options.out}    # {loan['why']}")
         start = options.start + timedelta(hours=options.hours)
         print(f"  dunning plan --dry-run --at {start:%Y-%m-%dT%H:%M:%SZ} --from {options.out}")
+    elif summary.get("interesting_loans"):
+        print("To explore a loan's whole trail afterwards, run the demo with --keep.")
     print(
         "All invariants PASS" if passed else "Some invariants FAILED",
         file=sys.stderr if not passed else sys.stdout,
