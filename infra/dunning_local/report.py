@@ -730,11 +730,13 @@ caption{text-align:left;color:var(--muted)}
 .phone{background:#fff;border-radius:14px;padding:12px;border:1px solid #e5e7eb}
 .bubble{background:#e5e7eb;border-radius:16px 16px 16px 4px;padding:9px 12px;white-space:pre-wrap;
   word-break:break-word;font-size:13px}
-.views{display:grid;grid-template-columns:1fr 1fr;gap:8px}
+.views{display:grid;grid-template-columns:2fr 3fr;gap:8px}.views>div{min-width:0}
 .view-label{font-size:11px;color:var(--muted);margin-bottom:3px}
 .lock{background:linear-gradient(160deg,#1e293b,#334155);border-radius:12px;padding:22px 8px 28px}
-.notif{background:rgba(255,255,255,.88);border-radius:10px;padding:7px 9px;font-size:12px}
-.detail{background:#fff;border:1px solid #e5e7eb;border-radius:12px;padding:8px 10px;font-size:12px}
+.notif{background:rgba(255,255,255,.88);border-radius:10px;padding:7px 9px;font-size:12px;
+  overflow-wrap:anywhere}
+.detail{background:#fff;border:1px solid #e5e7eb;border-radius:12px;padding:8px 10px;font-size:12px;
+  overflow-wrap:anywhere}
 .detail p{margin:4px 0 0;white-space:pre-wrap}
 .meta{font-size:11px;color:var(--muted);margin-top:6px}
 .trail td{font-size:12.5px}
