@@ -611,15 +611,16 @@ def _trail_section(explained: Mapping[str, Any] | None) -> str:
         for key in _TRAIL_DETAIL:
             if e.get(key) not in (None, ""):
                 value = money(e[key]) if key == "price_usd" else e[key]
-                details.append(f"<span class=kv>{_e(key.replace('_', ' '))}: <b>{_e(value)}</b></span>")
+                label = "price" if key == "price_usd" else key.replace("_", " ")
+                details.append(f"<span class=kv>{_e(label)}: <b>{_e(value)}</b></span>")
         juris = _jurisdictions_text(e.get("jurisdictions"))
         rows.append(
             f'<tr class="k-{_e(str(e.get("kind", "")).lower())}"><td '
             f"class=nowrap>{_e(str(e.get('at', ''))[:16].replace('T', ' '))}</td>"
             f"<td>{_e(e.get('kind', ''))}</td><td><b>{_e(e.get('status', ''))}</b></td>"
             f"<td>{_e(e.get('step', ''))} {_e(e.get('channel', ''))}</td>"
-            f"<td><code>{_e(e.get('rule_id', ''))}</code></td>"
-            f"<td>{_e(e.get('reason', ''))}"
+            + (f"<td><code>{_e(e['rule_id'])}</code></td>" if e.get("rule_id") else "<td></td>")
+            + f"<td>{_e(e.get('reason', ''))}"
             + (f'<div class="cite">{_e(e["citation"])}</div>' if e.get("citation") else "")
             + (f'<div class="juris">{juris}</div>' if juris else "")
             + (f'<div class="details">{"".join(details)}</div>' if details else "")
