@@ -180,19 +180,24 @@ def test_every_table_has_deletion_protection(template: dict[str, Any]) -> None:
 def test_delivery_status_log_groups_are_encrypted_with_a_key_only_logs_may_use_for_them(
     template: dict[str, Any],
 ) -> None:
+    # SNS delivery-status groups (sns/...) and End User Messaging events: both hold full phone numbers.
     groups = {
         lid: g["Properties"]
         for lid, g in resources_of(template, "AWS::Logs::LogGroup").items()
-        if "sns/" in json.dumps(g["Properties"]["LogGroupName"])
+        if "sns/" in json.dumps(g["Properties"]["LogGroupName"]) or lid == "SmsEventsLogGroup"
     }
     statements = props(template, "DeliveryLogKey")["KeyPolicy"]["Statement"]
     (logs,) = [s for s in statements if "Service" in s.get("Principal", {})]
+    allowed = [a["Fn::Sub"] for a in logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]]
 
-    assert len(groups) == 6
+    assert len(groups) == 7
     key = {"Fn::GetAtt": ["DeliveryLogKey", "Arn"]}
     assert {lid: g.get("KmsKeyId") for lid, g in groups.items()} == {lid: key for lid in groups}
     assert props(template, "DeliveryLogKey")["EnableKeyRotation"] is True
-    assert "log-group:sns/*" in logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]["Fn::Sub"]
+    assert [a.rsplit("log-group:", 1)[1] for a in allowed] == [
+        "sns/*",
+        "/dunning/${AWS::StackName}/sms-events",
+    ]
 
 
 def test_services_may_use_the_topic_key_for_this_account_only(template: dict[str, Any]) -> None:
