@@ -42,6 +42,7 @@ from enum import StrEnum
 from typing import Any
 
 from dunning import clock
+from dunning.adapters import Adapters
 from dunning.adapters.attention import Attention
 from dunning.adapters.dynamo import Dynamo
 from dunning.adapters.ledger import Ledger
@@ -585,6 +586,37 @@ class Confirmer:
 
 # A claimed confirmation is published within seconds; one claimed longer ago than this lost its sender.
 CLAIM_TIMEOUT = timedelta(minutes=15)
+
+
+def close_dispute(adapters: Adapters, loan_id: str, *, at: datetime, verification: str) -> bool:
+    """Close the open dispute of a loan once verification of the debt was sent to the borrower.
+
+    ``verification`` says what was sent and how (it is kept in the ledger). The dispute is removed from
+    the borrower's contact item, a ``DISPUTE_CLOSED`` item recorded under the loan, and the loan planned
+    again now (the dispute had taken it out of the due-index). Returns False if no dispute was open.
+    """
+    if not verification.strip():
+        raise ValueError("say what verification was sent (it is the record that collection may resume)")
+    item = adapters.lender.get_loan(loan_id)
+    if item is None or not isinstance(item.get("borrower_id"), str):
+        raise ValueError(f"loan {loan_id} not found in the Loans table")
+    borrower_id = str(item["borrower_id"])
+    record = adapters.state.close_dispute(borrower_id, loan_id)
+    if record is None:
+        return False
+    inbound_id = str(record.get("inbound_id") or "operator")
+    adapters.ledger.write(
+        [adapters.ledger.dispute_op(loan_id, borrower_id, inbound_id, at, closed_by=verification[:500])]
+    )
+    adapters.state.replan_earlier(
+        loan_id,
+        at,
+        at,
+        "dispute.verified",
+        "verification of the disputed debt was sent: collection may resume",
+    )
+    logger.info("dispute closed", extra={"loan_id": loan_id})
+    return True
 
 
 def lender_contact() -> LenderContact:
