@@ -463,3 +463,48 @@ def test_a_dispute_reply_with_no_message_reference_covers_the_borrowers_open_loa
     assert reminders(world, "L-NY") == []
     assert reminders(world, "L-NY-B") == []
     world.check()
+
+
+@pytest.mark.filterwarnings("ignore:Exception\\(SNSException\\)")
+def test_an_owed_confirmation_is_completed_once_by_the_reconcile_sweep(
+    world: Matrix, aws: boto3.Session
+) -> None:
+    seeded(world, aws, extra=0)
+    with (
+        faults.injected(1.0, seed=12, operations={faults.SNS_PUBLISH}),
+        pytest.raises(inbound.ConfirmationOwed),
+    ):
+        reply(world, "STOP", STOP_AT, "in-stop")
+    # Lambda's retries ran out (the event is in the AsyncDLQ): the daily sweep sends what is owed.
+    swept = world.reconcile(STOP_AT + timedelta(hours=1))
+    assert swept["confirmations"] == {"SENT": 1}
+    assert len(confirmations(world)) == 1
+    assert world.reconcile(STOP_AT + timedelta(hours=2))["confirmations"] == {}
+    assert len(confirmations(world)) == 1
+    report(
+        "break 4: the STOP confirmation owed after Lambda's retries, sent by the sweep", {"confirmations": 1}
+    )
+
+
+def test_a_confirmation_claimed_by_an_invocation_that_died_is_recorded_ambiguous_by_the_sweep(
+    world: Matrix, aws: boto3.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeded(world, aws, extra=0)
+    from dunning.adapters.messaging import Messaging
+
+    send_sms = Messaging.send_sms
+
+    def dies(self: Messaging, *args: Any, **kwargs: Any) -> str:
+        raise SimulatedCrash("the inbound function died while publishing the confirmation")
+
+    monkeypatch.setattr(Messaging, "send_sms", dies)
+    with pytest.raises(SimulatedCrash):
+        reply(world, "STOP", STOP_AT, "in-stop")
+    monkeypatch.setattr(Messaging, "send_sms", send_sms)
+    # Too recent to judge: the claim holder may still be publishing.
+    assert world.reconcile(STOP_AT + timedelta(minutes=5))["confirmations"] == {}
+    # Later it may or may not have gone out: recorded, never sent a second time.
+    assert world.reconcile(STOP_AT + timedelta(hours=1))["confirmations"] == {"AMBIGUOUS": 1}
+    reply(world, "STOP", STOP_AT, "in-stop")
+    assert confirmations(world) == []
+    assert consent_item(world)["confirmations"]["in-stop"]["status"] == "AMBIGUOUS"
