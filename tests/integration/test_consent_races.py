@@ -33,8 +33,10 @@ from test_faults import SEND_AT, Matrix, SimulatedCrash, report, seeded
 # The fault matrix's fixture (an explicit re-export), used through ``world``.
 from test_faults import matrix as matrix
 
+from bench.capacity import item_size
 from dunning import inbound
 from dunning.adapters import Adapters
+from dunning.adapters.dynamo import to_wire
 from dunning.adapters.state import StateStore
 from dunning.models import Address, Borrower, Consent
 from dunning_local import faults
@@ -508,3 +510,57 @@ def test_a_confirmation_claimed_by_an_invocation_that_died_is_recorded_ambiguous
     reply(world, "STOP", STOP_AT, "in-stop")
     assert confirmations(world) == []
     assert consent_item(world)["confirmations"]["in-stop"]["status"] == "AMBIGUOUS"
+
+
+# ---- what closing the claim race costs (docs/benchmarks.md) -----------------------------------------
+
+
+@pytest.mark.parametrize("sharing", [1, 3, 120])
+def test_the_claim_race_is_paid_for_by_the_opt_out_not_the_send(
+    world: Matrix, aws: boto3.Session, sharing: int
+) -> None:
+    seeded(world, aws, extra=0)
+    others = [
+        Borrower(
+            borrower_id=f"B-SH{n:03d}",
+            time_zone="America/New_York",
+            phone=NY_PHONE,
+            consent=Consent(sms=True),
+        )
+        for n in range(sharing - 1)
+    ]
+    world.harness.seed([], others)
+    world.harness.index(TICK - timedelta(hours=1))
+    transacted: list[int] = []
+
+    def count_items(params: dict[str, Any], **_: Any) -> None:
+        transacted.append(len(params["TransactItems"]))
+
+    session = boto3.DEFAULT_SESSION
+    assert session is not None
+    session.events.register("provide-client-params.dynamodb.TransactWriteItems", count_items)
+    before = world.harness.requests_of("InboundFunction")
+    reply(world, "STOP", STOP_AT, "in-stop")
+    session.events.unregister("provide-client-params.dynamodb.TransactWriteItems", count_items)
+    stop = world.harness.requests_of("InboundFunction") - before
+    # Every item written is under 1 KB: one unit a plain write, two a transactional one.
+    sizes = [item_size(to_wire(i)) for i in world.harness.state.scan()["Items"]]
+    assert max(sizes) < 1024
+    plain_writes = stop["dynamodb.UpdateItem"] + stop["dynamodb.BatchWriteItem"] + stop["dynamodb.PutItem"]
+    opt_out_units = 2 * sum(transacted) + plain_writes
+    # The sends: one conditional UpdateItem per claim, never a transaction.
+    world.send()
+    world.run_tick()
+    sender = world.harness.requests_of("SenderFunction")
+    assert sender["dynamodb.TransactWriteItems"] == 0
+    sent = len([a for a in world.accepted if a.job_id])
+    assert sender["dynamodb.UpdateItem"] == sent
+    # One transaction: the consent item, the confirmation pointer and up to 98 contact items; the rest of
+    # the borrowers one UpdateItem each (plus the confirmation's claim and settlement).
+    assert transacted == [2 + min(sharing, 98)]
+    assert stop["dynamodb.UpdateItem"] == 2 + max(0, sharing - 98)
+    print(
+        f"\nBENCH opt-out shared by {sharing}: requests {dict(sorted(stop.items()))}, "
+        f"transaction items {sum(transacted)}, write units {opt_out_units}; "
+        f"sends {sent}: claim UpdateItems {sender['dynamodb.UpdateItem']} (1 unit each)"
+    )
