@@ -29,9 +29,8 @@ from moto.sns.exceptions import InternalError, SNSException
 from moto.sns.models import SNSBackend
 from pipeline_helpers import NY_PHONE, OUR_NUMBER, TICK, loan
 from test_faults import SEND_AT, Matrix, SimulatedCrash, report, seeded
-
-# The fault matrix's fixture (an explicit re-export), used through ``world``.
-from test_faults import matrix as matrix
+from test_faults import matrix as matrix  # the fault matrix's fixture, used through ``world``
+from test_pipeline import role_allows
 
 from bench.capacity import item_size
 from dunning import inbound
@@ -66,6 +65,11 @@ def consent_item(m: Matrix, phone: str = NY_PHONE) -> dict[str, Any]:
 
 def confirmations(m: Matrix, phone: str = NY_PHONE) -> list[str]:
     return [t for t in m.harness.sms_to(phone) if "unsubscribed" in t]
+
+
+def calls_not_allowed(m: Matrix) -> list[tuple[str, str, str]]:
+    """Every (function, action, resource) the handlers used that their role in template.yaml denies."""
+    return sorted(g for g in m.harness.grants_used if not role_allows(m.stack, *g))
 
 
 def reminders(m: Matrix, loan_id: str) -> list[str]:
@@ -379,6 +383,7 @@ def test_a_wrong_number_reply_stops_texts_to_that_number_for_every_borrower_unti
     world.run_tick(TICK + timedelta(days=8, hours=1), TICK + timedelta(days=8, hours=1, minutes=1))
     assert len(reminders(world, "L-NY")) == 1
     measured = world.check()
+    assert calls_not_allowed(world) == []
     report("reply: wrong number (two borrowers on the number), then START", measured)
 
 
@@ -449,6 +454,7 @@ def test_a_dispute_reply_suppresses_that_debt_until_verification_is_recorded(
     world.run_tick(closed_at, closed_at + timedelta(minutes=1))
     assert len(reminders(world, "L-NY")) == 2
     measured = world.check()
+    assert calls_not_allowed(world) == []
     report("reply: dispute of one debt (by previousPublishedMessageId)", measured)
 
 
@@ -483,6 +489,7 @@ def test_an_owed_confirmation_is_completed_once_by_the_reconcile_sweep(
     assert len(confirmations(world)) == 1
     assert world.reconcile(STOP_AT + timedelta(hours=2))["confirmations"] == {}
     assert len(confirmations(world)) == 1
+    assert calls_not_allowed(world) == []
     report(
         "break 4: the STOP confirmation owed after Lambda's retries, sent by the sweep", {"confirmations": 1}
     )
