@@ -402,6 +402,7 @@ class _Batch:
             "template": decision.template or job.template,
             "rule_id": decision.rule_id,
             "reason": decision.reason,
+            "jurisdictions": decision.jurisdictions_record() or None,
             "locale": getattr(rendered, "locale", None),
             "segments": getattr(rendered, "segments", None),
             "encoding": getattr(rendered, "encoding", None),
@@ -431,6 +432,7 @@ class _Batch:
         reason: str,
         channel: Channel | None = None,
         contact_point: str | None = None,
+        jurisdictions: list[dict[str, str | None]] | None = None,
     ) -> None:
         fields = {
             "job_id": job.job_id,
@@ -441,6 +443,7 @@ class _Batch:
             "reason": reason,
             "contact_point": contact_point,
             "planned_at": iso_utc(job.planned_at),
+            "jurisdictions": jurisdictions or None,
         }
         self.writes.append(self.sender.ledger.outcome_op(job.loan_id, job.step, fields, now))
 
@@ -459,7 +462,14 @@ class _Batch:
         reason: str | None = None,
     ) -> None:
         rule = rule_id or decision.rule_id
-        self._outcome(job, Status.SUPPRESSED, now, rule_id=rule, reason=reason or decision.reason)
+        self._outcome(
+            job,
+            Status.SUPPRESSED,
+            now,
+            rule_id=rule,
+            reason=reason or decision.reason,
+            jurisdictions=decision.jurisdictions_record(),
+        )
         self.metrics.count("Suppressed", rule=rule)
         logger.info("job suppressed at send time", extra={"job_id": job.job_id, "rule_id": rule})
         # Plan the loan again at the engine's earliest instant, not at the later one the planner set.

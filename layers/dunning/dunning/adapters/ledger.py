@@ -98,6 +98,8 @@ class Ledger:
                 "step": decision.step,
                 "channel": decision.channel.value if decision.channel else None,
                 "not_before": iso_utc(decision.not_before) if decision.not_before else None,
+                # Which jurisdictions applied and why: [{code, source, rulebook}] (None when empty).
+                "jurisdictions": decision.jurisdictions_record() or None,
             },
             when,
         )
