@@ -275,6 +275,10 @@ def test_a_publish_whose_response_is_lost_is_never_sent_twice(
     contact = world.harness.state.get_item(Key={"pk": "BORROWER#B-NY", "sk": "CONTACT"})["Item"]
     claims: Any = contact["claims"]
     assert "L-NY#D+7" in claims  # the claim is kept
+    # The sweep cannot tell (there is no message id): it stays AMBIGUOUS, on record, never re-sent.
+    swept = world.reconcile(TICK + timedelta(hours=14))
+    assert swept["ambiguous_open"] == 1
+    assert swept["ambiguous_resolved"] == 0
     measured = world.check()
     report(f"break 3: {case}", {**measured, "publish_attempts": attempts["n"]})
 
