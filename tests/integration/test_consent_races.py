@@ -575,3 +575,34 @@ def test_the_claim_race_is_paid_for_by_the_opt_out_not_the_send(
         f"transaction items {sum(transacted)}, write units {opt_out_units}; "
         f"sends {sent}: claim UpdateItems {sender['dynamodb.UpdateItem']} (1 unit each)"
     )
+
+
+def test_a_number_shared_by_more_borrowers_than_one_transaction_holds_is_blocked_and_unblocked_for_all(
+    world: Matrix, aws: boto3.Session
+) -> None:
+    seeded(world, aws, extra=0)
+    sharing = [
+        Borrower(
+            borrower_id=f"B-SH{n:03d}",
+            time_zone="America/New_York",
+            phone=NY_PHONE,
+            consent=Consent(sms=True),
+        )
+        for n in range(130)
+    ]
+    world.harness.seed([], sharing)
+    everyone = {"B-NY"} | {b.borrower_id for b in sharing}
+
+    def blocked() -> set[str]:
+        contacts = world.harness.state.scan()["Items"]
+        return {
+            str(c["pk"]).removeprefix("BORROWER#")
+            for c in contacts
+            if c["sk"] == "CONTACT" and f"sms_block#{NY_PHONE}" in c
+        }
+
+    reply(world, "STOP", STOP_AT, "in-stop")
+    assert blocked() == everyone
+    reply(world, "START", STOP_AT + timedelta(minutes=5), "in-start")
+    assert blocked() == set()
+    assert consent_item(world)["sms_opted_out"] is False
