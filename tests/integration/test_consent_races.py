@@ -606,3 +606,30 @@ def test_a_number_shared_by_more_borrowers_than_one_transaction_holds_is_blocked
     reply(world, "START", STOP_AT + timedelta(minutes=5), "in-start")
     assert blocked() == set()
     assert consent_item(world)["sms_opted_out"] is False
+
+
+@pytest.mark.parametrize("reply_body", ["Wrong number", "STOP"])
+def test_a_new_consent_from_the_lender_lifts_a_wrong_number_block_but_never_a_stop(
+    world: Matrix, aws: boto3.Session, intents: None, reply_body: str
+) -> None:
+    seeded(world, aws, extra=0)
+    reply(world, reply_body, STOP_AT, "in-reply")
+    # The lender records the number's consent as withdrawn, then (the borrower confirmed the number and
+    # consented again) as given.
+    for sms, minutes in ((False, 10), (True, 20)):
+        world.harness.borrowers.update_item(
+            Key={"borrower_id": "B-NY"},
+            UpdateExpression="SET consent = :c",
+            ExpressionAttributeValues={":c": {"sms": sms}},
+        )
+        world.harness.index(STOP_AT + timedelta(minutes=minutes))
+    world.run_tick()
+    if reply_body == "STOP":
+        assert consent_item(world)["sms_opted_out"] is True
+        assert reminders(world, "L-NY") == []
+    else:
+        assert consent_item(world)["sms_opted_out"] is False
+        assert consent_item(world)["reason"] == "lender_consent"
+        assert len(reminders(world, "L-NY")) == 1
+    assert calls_not_allowed(world) == []
+    world.check()

@@ -493,6 +493,7 @@ class StateStore:
         inbound_id: str,
         borrower_ids: Iterable[str],
         confirmation: Mapping[str, Any] | None = None,
+        only_if_reason: str | None = None,
     ) -> ConsentChange:
         """Record an opt-out (or opt-in) of a number for every borrower who uses it.
 
@@ -502,7 +503,8 @@ class StateStore:
         consent item, ``confirmation`` as owed (only when the change is effective) with its pointer, and
         bumps and blocks (or unblocks) the contact items of up to 98 borrowers. More borrowers: the rest
         are blocked *before* the transaction (a block ahead of the registry is harmless: an opt-in
-        recorded later lifts it) and unblocked after it.
+        recorded later lifts it) and unblocked after it. ``only_if_reason``: change nothing unless the
+        recorded change has that reason (a lender's new consent lifts a wrong-number block, never a STOP).
         """
         contacts = sorted(set(borrower_ids))
         first, rest = contacts[:CONTACTS_PER_TRANSACTION], contacts[CONTACTS_PER_TRANSACTION:]
@@ -517,6 +519,8 @@ class StateStore:
                 return ConsentChange(
                     recorded=False, effective=False, why_not="older than the recorded change"
                 )
+            if only_if_reason is not None and current.get("reason") != only_if_reason:
+                return ConsentChange(recorded=False, effective=False, why_not=f"not a {only_if_reason} block")
             was = current.get("sms_opted_out")
             effective = was is None or bool(was) != opted_out
             if opted_out and rest and not blocked_ahead:
@@ -723,4 +727,5 @@ class ConsentChange:
 
     recorded: bool  # this reply's change was written
     effective: bool  # the number's state flipped (or was set for the first time)
-    why_not: str = ""  # when not recorded: "redelivered" or "older than the recorded change"
+    # When not recorded: "redelivered", "older than the recorded change" or "not a <reason> block".
+    why_not: str = ""
