@@ -17,7 +17,8 @@ Then, for a reply from a number:
 - START / UNSTOP → opted back in the same way, confirmed, and the borrowers' active loans re-planned now
   (an opt-out had taken them out of the due-index);
 - a wrong number / not the borrower → the number is blocked like an opt-out (reason ``wrong_number``) for
-  every borrower using it, with no text back, and an attention event; only a new consent (START) lifts it;
+  every borrower using it, with no text back, and an attention event; only a new consent lifts it (a
+  START, or the lender's data giving SMS consent again: :mod:`dunning.indexer`);
 - a dispute of the debt → an open dispute on the loan replied to (``previousPublishedMessageId``), else
   on every active loan of the borrowers with that number: the engine stops collection messages for it
   until verification is recorded (``dunning dispute-close``), and an attention event;

@@ -12,7 +12,7 @@ Item shapes (docs/decisions.md D2):
   fails and is re-decided: that is what makes caps and pauses exact under concurrency.
 - ``PHONE#<e164>`` / ``CONSENT``: ``sms_opted_out``, ``changed_at`` (the received time of the reply
   that last changed consent: an older reply is a no-op), ``source``, ``reason`` (``stop``,
-  ``wrong_number``, ``start``), ``last_inbound_id`` (a redelivery of it is a no-op) and
+  ``wrong_number``, ``start``, ``lender_consent``), ``last_inbound_id`` (a redelivery of it is a no-op) and
   ``confirmations`` (per inbound id: a confirmation SMS owed, claimed, sent, failed or ambiguous).
 - ``CONFIRMATION_OWED`` / ``<e164>#<inbound_id>``: points the reconcile sweep at a confirmation still
   owed, written in the same transaction as the opt-out; deleted once it is settled.
