@@ -632,4 +632,5 @@ def test_a_new_consent_from_the_lender_lifts_a_wrong_number_block_but_never_a_st
         assert consent_item(world)["reason"] == "lender_consent"
         assert len(reminders(world, "L-NY")) == 1
     assert calls_not_allowed(world) == []
-    world.check()
+    measured = world.check()
+    report(f"reply: {reply_body}, then the lender records SMS consent again", measured)
