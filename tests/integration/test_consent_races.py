@@ -117,20 +117,6 @@ def log_lines() -> Iterator[list[str]]:
     logging.getLogger("dunning").removeHandler(handler)
 
 
-@pytest.fixture
-def intents(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The classifier's answer for the two reply kinds whose keyword tables are built elsewhere: these
-    tests are about what the inbound function does with a WRONG_NUMBER or DISPUTE intent."""
-    classify = inbound.classify
-    known = {"wrong number": inbound.Intent.WRONG_NUMBER, "i dispute this debt": inbound.Intent.DISPUTE}
-
-    def with_reply_kinds(text: str) -> inbound.Intent:
-        return known.get(inbound.normalise(text or ""), classify(text))
-
-    monkeypatch.setattr(inbound, "classify", with_reply_kinds)
-    yield
-
-
 # ---- break 1: a START processed after a later STOP --------------------------------------------------
 
 
@@ -351,7 +337,6 @@ def test_a_stop_confirmation_with_no_answer_is_recorded_ambiguous_and_not_resent
 def test_a_wrong_number_reply_stops_texts_to_that_number_for_every_borrower_until_a_new_consent(
     world: Matrix,
     aws: boto3.Session,
-    intents: None,
     attention: Callable[[], list[dict[str, Any]]],
     log_lines: list[str],
 ) -> None:
@@ -392,7 +377,7 @@ def test_a_wrong_number_reply_stops_texts_to_that_number_for_every_borrower_unti
 
 
 def test_a_wrong_number_written_between_the_senders_read_and_its_claim_stops_that_send(
-    world: Matrix, aws: boto3.Session, monkeypatch: pytest.MonkeyPatch, intents: None
+    world: Matrix, aws: boto3.Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seeded(world, aws, extra=0)
     world.tick(TICK)
@@ -418,7 +403,6 @@ def test_a_wrong_number_written_between_the_senders_read_and_its_claim_stops_tha
 def test_a_dispute_reply_suppresses_that_debt_until_verification_is_recorded(
     world: Matrix,
     aws: boto3.Session,
-    intents: None,
     attention: Callable[[], list[dict[str, Any]]],
     log_lines: list[str],
 ) -> None:
@@ -463,7 +447,7 @@ def test_a_dispute_reply_suppresses_that_debt_until_verification_is_recorded(
 
 
 def test_a_dispute_reply_with_no_message_reference_covers_the_borrowers_open_loans(
-    world: Matrix, aws: boto3.Session, intents: None
+    world: Matrix, aws: boto3.Session
 ) -> None:
     seeded(world, aws, extra=0)
     world.harness.seed([loan("L-NY-B", "B-NY", "US-NY", date(2026, 2, 28))], [])
@@ -610,7 +594,7 @@ def test_a_number_shared_by_more_borrowers_than_one_transaction_holds_is_blocked
 
 @pytest.mark.parametrize("reply_body", ["Wrong number", "STOP"])
 def test_a_new_consent_from_the_lender_lifts_a_wrong_number_block_but_never_a_stop(
-    world: Matrix, aws: boto3.Session, intents: None, reply_body: str
+    world: Matrix, aws: boto3.Session, reply_body: str
 ) -> None:
     seeded(world, aws, extra=0)
     reply(world, reply_body, STOP_AT, "in-reply")
