@@ -6,7 +6,8 @@ deterministic (no clock, no I/O) and checks, in this order, each with a stable r
 1. What does not expire → STOP (the loan leaves the due-index; a data change re-indexes it):
    ``status.paid`` / ``status.closed`` / ``status.charged_off`` / ``status.nothing_due``,
    ``flag.bankruptcy``, ``flag.deceased``, ``flag.cease_and_desist``, ``flag.attorney_represented``,
-   ``flag.dispute`` (open, no end date), ``jurisdiction.unknown`` (no rulebook for the loan's country),
+   ``flag.dispute`` (open, no end date), ``dispute.open`` (a dispute reply awaiting verification),
+   ``jurisdiction.unknown`` (no rulebook for the loan's country),
    ``consent.none_usable`` (no channel of the strategy can be used: consent, opt-outs, contact points).
 2. What expires → DEFER to the earliest instant at which *all* of them have stopped holding:
    ``flag.dispute`` / ``flag.promise_to_pay`` / ``flag.hardship`` (dated), ``pause.inbound``,
@@ -130,6 +131,12 @@ def decide(
     stop = _permanent_stop(loan)
     if stop is not None:
         return out.stop(stop[0], stop[1], policy.citation(stop[0]))
+    if loan.loan_id in state.disputed_loans:
+        return out.stop(
+            "dispute.open",
+            "the borrower disputed this debt by reply: no collection message until verification is recorded",
+            policy.citation("flag.dispute"),
+        )
     if not policy.loan_country_covered:
         return out.stop(
             "jurisdiction.unknown",

@@ -6,6 +6,8 @@
 - an amount-only change → nothing (the next message reads the new amount anyway);
 - a borrower change that matters (phone, consent, opt-outs, zone, locale, address, push endpoints,
   invalid contacts), a new or a removed borrower → that borrower's active loans due now;
+- a borrower's SMS consent given again (``consent.sms`` turned true) → a wrong-number block of their
+  number is lifted (a new consent; a STOP is never lifted this way), ordered by the record's time;
 - an item that breaks the contract → STOP ``data.invalid`` recorded, out of the index, skipped;
 - a loan or borrower id that cannot be a key part (``dunning.ids``) → STOP ``data.invalid`` recorded
   under the id's digest, that record alone: never a key built from it, never the batch failed by it.
@@ -31,7 +33,7 @@ from dunning.adapters.state import StateStore
 from dunning.ids import attribute_id, id_problem, is_valid_id, storable_id
 from dunning.items import InvalidItem, loan_from_item, raw_status
 from dunning.models import Decision, DecisionKind, Loan, LoanStatus
-from dunning.observability import MetricsRecorder, PackageLogger
+from dunning.observability import MetricsRecorder, PackageLogger, mask_phone
 from dunning.settings import IndexerSettings
 
 logger = PackageLogger(__name__)
@@ -65,9 +67,16 @@ class LoanChange:
 class Plan:
     loans: dict[str, LoanChange] = field(default_factory=dict)
     borrowers: dict[str, datetime] = field(default_factory=dict)
+    # Numbers whose borrower's SMS consent was given again: (when, stream event id).
+    consents: dict[str, tuple[datetime, str]] = field(default_factory=dict)
     invalid: int = 0
     # Borrowers whose id cannot be a key part: (stand-in id, reason, at), recorded in the ledger only.
     invalid_borrowers: list[tuple[str, str, datetime]] = field(default_factory=list)
+
+
+def _sms_consent(item: Mapping[str, Any] | None) -> bool:
+    consent = (item or {}).get("consent")
+    return isinstance(consent, Mapping) and consent.get("sms") is True
 
 
 def table_of(event_source_arn: str) -> str:
@@ -221,6 +230,9 @@ class Indexer:
                 "invalid borrower id", extra={"borrower_id": stand_in, "reason": f"borrower_id: {problem}"}
             )
             return
+        phone = (new or {}).get("phone")
+        if _sms_consent(new) and not _sms_consent(old) and isinstance(phone, str) and phone:
+            plan.consents[phone] = (at, f"stream-{dynamodb.get('SequenceNumber') or borrower_id}")
         if name == "MODIFY" and _contract_view(new, BORROWER_FIELDS_THAT_MATTER) == _contract_view(
             old, BORROWER_FIELDS_THAT_MATTER
         ):
@@ -230,6 +242,25 @@ class Indexer:
     # ---- phase 2: batched reads and writes -----------------------------------------------------
 
     def _apply(self, plan: Plan, metrics: MetricsRecorder) -> None:
+        for number, (at, event_id) in plan.consents.items():
+            # Before the loans are re-planned below, so the re-plan already sees the block lifted.
+            lifted = self.state.record_consent(
+                number,
+                opted_out=False,
+                at=at,
+                source="lender",
+                reason="lender_consent",
+                inbound_id=event_id,
+                # An id that cannot be a key part would fail the transaction: left out (recorded by
+                # its own stream record), never blocking the others.
+                borrower_ids=[
+                    b for b in self.lender.borrower_ids_with_phone(number) if id_problem(b) is None
+                ],
+                only_if_reason="wrong_number",
+            )
+            if lifted.recorded:
+                logger.info("wrong-number block lifted by a new consent", extra={"phone": mask_phone(number)})
+                metrics.count("WrongNumberLifted")
         # A borrower's change re-plans their loans that are still active; a change to the loan itself
         # in the same batch is newer information about that loan and wins.
         borrower_loans: dict[str, str] = {}

@@ -170,6 +170,8 @@ class ContactState(Frozen):
     paused_until: UtcDateTime | None = None
     sms_opted_out: bool = False
     unusable: frozenset[str] = frozenset()
+    # Loans of this borrower with an open dispute (a reply disputing the debt) awaiting verification.
+    disputed_loans: frozenset[str] = frozenset()
 
     @staticmethod
     def claim_key(loan_id: str, step: str) -> str:

@@ -11,10 +11,13 @@ batch needs. Then, job by job:
 4. claim: a conditional UpdateItem on the borrower's contact item (version read + step not claimed)
    that also records the send for the caps. A lost race re-reads and re-decides; a step already
    claimed → AMBIGUOUS, never resent;
-5. Publish. Throttled → the claim is released and the record reported as a batch item failure (SQS
-   retries it later); a dead number or endpoint → FAILED, the point marked unusable, the claim released,
-   and the engine asked again: if it now says SEND on another channel for the same step, that goes out;
-   no answer from SNS → AMBIGUOUS (it may have gone out: never risk a second one).
+5. Publish, attempted exactly once (the client has no automatic retries: a retry after a lost
+   response sends twice). Refused for now (throttled, not authorised) → the claim is released and the
+   record reported as a batch item failure (SQS retries it later); a dead number or endpoint → FAILED,
+   the point marked unusable, the claim released, and the engine asked again: if it now says SEND on
+   another channel for the same step, that goes out; no answer, or one that may follow an acceptance (a
+   timeout, a dropped connection, a 5xx) → AMBIGUOUS, claim kept (it may have gone out: never risk a
+   second one).
 
 All ledger items of the batch are written with BatchWriteItem at the end. A record that fails (to be
 retried by SQS, and after the queue's maxReceiveCount moved to its DLQ) leaves a ``RETRY`` item saying
