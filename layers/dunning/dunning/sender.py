@@ -291,7 +291,12 @@ class _Batch:
             except toolkit.render_errors as exc:
                 logger.error("message not rendered", extra={"job_id": job.job_id, "error": str(exc)})
                 self._outcome(
-                    job, Status.FAILED, now, rule_id="render.error", reason=str(exc)[:500], channel=channel
+                    job,
+                    Status.FAILED,
+                    now,
+                    rule_id=getattr(exc, "rule_id", "render.error"),
+                    reason=str(exc)[:500],
+                    channel=channel,
                 )
                 self.metrics.count("RenderFailed")
                 return
