@@ -57,6 +57,7 @@ TEMPLATE_VARIABLES: Final[Mapping[str, str]] = {
     "help_url": "help page",
     "licence": "licence number(s) the jurisdiction demands, '; '-joined; empty when none is required",
     "opt_out": "the locale's opt-out instruction for this channel (SMS: keyword reply; push: app settings)",
+    "signature": "the registered 【签名】 the renderer prepends to this SMS (China), else empty",
 }
 # Push title and body show on a lock screen: only these may appear there, never the amount or the date.
 LOCK_SCREEN_VARIABLES: Final[frozenset[str]] = frozenset({"first_name", "lender_name", "lender_short_name"})
@@ -617,6 +618,12 @@ def render_message(
         "help_url": lender.help_url,
         "licence": "; ".join(licences) if "licence_number" in required_content else "",
         "opt_out": locale.phrases.opt_out_sms if channel == Channel.SMS else locale.phrases.opt_out_push,
+        # Lets a one-segment text skip repeating the lender's name the signature already gives.
+        "signature": (
+            f"【{profile.cn_signature}】"
+            if channel == Channel.SMS and "cn_signature" in required_content and profile.cn_signature
+            else ""
+        ),
     }
     common = {
         "channel": channel,
