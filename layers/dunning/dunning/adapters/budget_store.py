@@ -66,7 +66,19 @@ class SpendLedger:
         day_key = {"pk": f"SPEND#{country}", "sk": f"D#{day}"}
         month_key = {"pk": f"SPEND#{country}", "sk": f"M#{month}"}
         limits = (Decimal(str(daily)), Decimal(str(monthly)))
+        granted = count
         for _ in range(MAX_RESERVE_ATTEMPTS):
+            # Optimistic first: the usual page fits, and two conditional ADDs are all it costs.
+            if granted > 0:
+                cost = unit * granted
+                day_total = self._add(day_key, cost, limits[0])
+                if day_total is not None:
+                    month_total = self._add(month_key, cost, limits[1])
+                    if month_total is not None:
+                        return Reservation(
+                            granted, _percent(day_total, limits[0]), _percent(month_total, limits[1])
+                        )
+                    self._add(day_key, -cost, None)  # give the day's share back: the month is full
             spent = self.spent(country, at)
             fits = [
                 math.floor((limit - used) / unit) if unit > 0 else count
@@ -75,31 +87,24 @@ class SpendLedger:
             granted = max(0, min(count, *fits))
             if granted == 0:
                 return Reservation(0, _percent(spent[0], limits[0]), _percent(spent[1], limits[1]))
-            cost = unit * granted
-            if not self._add(day_key, cost, limits[0]):
-                continue
-            if not self._add(month_key, cost, limits[1]):
-                self._add(day_key, -cost, None)  # give the day's share back; another shard took the month's
-                continue
-            return Reservation(
-                granted, _percent(spent[0] + cost, limits[0]), _percent(spent[1] + cost, limits[1])
-            )
         return Reservation(0, 100.0, 100.0)
 
-    def _add(self, key: dict[str, str], amount: Decimal, limit: Decimal | None) -> bool:
+    def _add(self, key: dict[str, str], amount: Decimal, limit: Decimal | None) -> Decimal | None:
+        """ADD ``amount`` unless the total would pass ``limit``; the new total, or None if refused."""
         try:
-            self.dynamo.update(
+            item = self.dynamo.update(
                 self.table,
                 key,
                 update="ADD spent :a",
                 values={":a": amount, **({":max": limit - amount} if limit is not None else {})},
                 condition="attribute_not_exists(spent) OR spent <= :max" if limit is not None else None,
+                return_new=True,
             )
         except ClientError as exc:
             if is_conditional_failure(exc):
-                return False
+                return None
             raise
-        return True
+        return Decimal(str((item or {}).get("spent", amount)))
 
 
 def _percent(used: Decimal, limit: Decimal) -> float:
