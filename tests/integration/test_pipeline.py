@@ -166,7 +166,9 @@ def test_a_tick_sends_the_right_messages_and_receipts_close_them(
     sender = pipeline.requests_of("SenderFunction")
     # One read for the batch, one claim and one publish per message, one ledger write per batch.
     assert sender["dynamodb.BatchGetItem"] == 2  # one per SQS batch (SmsQueue, PushQueue)
-    assert sender["dynamodb.UpdateItem"] == 4 and sender["sns.Publish"] == 4
+    assert sender["sns.Publish"] == 4
+    # Four claims, and the send-rate tokens: one request per batch and identity while the second lasts.
+    assert 4 + 2 <= sender["dynamodb.UpdateItem"] <= 4 + 4
     assert sender["dynamodb.BatchWriteItem"] == 2
     assert "dynamodb.GetItem" not in sender and "dynamodb.PutItem" not in sender
     planner = pipeline.requests_of("PlannerFunction")
@@ -352,8 +354,11 @@ def test_requests_per_delivered_message_at_scale(pipeline: Harness) -> None:
         print(f"  {fn}: {dict(pipeline.requests_of(fn))}")
     print(f"requests per delivered message (plan + send + receipt): {per_message:.2f}")
     # One claim and one Publish per message are the floor; everything else is batched. (The due-index
-    # projects borrower_id and phone, so the planner reads a page in one BatchGetItem round.)
-    assert per_message < 3.0
+    # projects borrower_id and phone, so the planner reads a page in one BatchGetItem round.) The send
+    # budget adds the sender's rate tokens (one request per batch and identity per second: moto's slow
+    # sends cross more seconds than Lambda's) and the planner's spend reservations (two per page and
+    # destination country).
+    assert per_message < 3.4
     assert pipeline.requests_of("SenderFunction")["dynamodb.BatchGetItem"] == count // 10
 
 

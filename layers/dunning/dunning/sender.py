@@ -37,6 +37,7 @@ from dunning.adapters.dynamo import Dynamo, WriteOp
 from dunning.adapters.ledger import Ledger, Status
 from dunning.adapters.lender import Lender
 from dunning.adapters.messaging import FailureKind, Messaging, PublishError, SmsOptions
+from dunning.adapters.pacing import SendPacer
 from dunning.adapters.reads import Snapshot, Subject, Wanted, read_snapshot
 from dunning.adapters.state import ClaimConflict, StateStore
 from dunning.items import InvalidItem, iso_utc
@@ -84,6 +85,8 @@ class Sender:
     sms_options: SmsOptions
     job_ttl: timedelta
     clock: Callable[[], datetime]
+    # Per-identity send pacing shared by concurrent senders (None: publish without waiting).
+    pacer: SendPacer | None = None
 
     def process(self, event: Mapping[str, Any], context: Any, metrics: MetricsRecorder) -> dict[str, Any]:
         """Handle an SQS batch of jobs; returns the partial batch response."""
@@ -312,6 +315,8 @@ class _Batch:
                 continue
             self.states[borrower.borrower_id] = claimed
             try:
+                if sender.pacer is not None:
+                    sender.pacer.pace(channel, loan.jurisdiction, demand=self._still_to_send(channel))
                 if channel == Channel.SMS:
                     message_id = sender.messaging.send_sms(contact_point, rendered.text, sender.sms_options)
                 else:
@@ -326,6 +331,11 @@ class _Batch:
             self._sent(job, decision, channel, contact_point, message_id, rendered, now)
             return
         raise RetryLater(f"{job.job_id}: contact item kept changing")
+
+    def _still_to_send(self, channel: Channel) -> int:
+        # This job and the batch's jobs not handled yet: the pacer takes their tokens in one request.
+        waiting = (j for j in self.jobs.values() if isinstance(j, Job) and j.job_id not in self.seen_jobs)
+        return 1 + sum(1 for j in waiting if j.channel == channel)
 
     def _contact_point(self, borrower: Borrower, state: ContactState, channel: Channel) -> str | None:
         unusable = state.unusable | borrower.invalid_contacts
@@ -498,6 +508,9 @@ def _sends_kept_for(policy: Any) -> timedelta:
 
 def build_sender(settings: SenderSettings) -> Sender:
     """The sender wired to AWS as the settings say (clients are created on first use)."""
+    from dunning.adapters.budget_store import RateLimiter
+    from dunning.adapters.pacing import SENDER_MAX_WAIT_SECONDS
+    from dunning.budget import load_sending_policy
     from dunning.engine import decide
     from dunning.render import RenderError, load_profile, render_message, sns_push_message
     from dunning.rules import load_rulebooks, policy_for
@@ -522,4 +535,7 @@ def build_sender(settings: SenderSettings) -> Sender:
         sms_options=SmsOptions(settings.sms_origination_identity, settings.sms_max_price_usd),
         job_ttl=timedelta(minutes=settings.job_ttl_minutes),
         clock=clock.now,
+        pacer=SendPacer(
+            RateLimiter(dynamo, settings.state_table, max_wait=SENDER_MAX_WAIT_SECONDS), load_sending_policy()
+        ),
     )

@@ -131,25 +131,34 @@ class RateLimiter:
     max_wait: float = MAX_WAIT_SECONDS
     waited: float = field(default=0.0, init=False)
 
-    def acquire(self, identity: str, rate_per_second: float) -> int:
-        """Take one token for ``identity``; returns the epoch second it belongs to."""
+    def acquire(self, identity: str, rate_per_second: float, *, tokens: int = 1) -> tuple[int, int]:
+        """Take up to ``tokens`` tokens of one second for ``identity``: (epoch second, tokens taken).
+
+        Asks for all of them first, then for fewer (halving) when the bucket has less room, then waits
+        for the next second when it has none.
+        """
         per_second = max(1, math.floor(rate_per_second))
         started = self.clock()
+        want = max(1, min(tokens, per_second))
         while True:
             now = self.clock()
             second = int(now)
-            try:
-                self.dynamo.update(
-                    self.table,
-                    {"pk": f"RATE#{identity}", "sk": f"{second:012d}"},
-                    update="ADD n :one SET expires_at = if_not_exists(expires_at, :exp)",
-                    values={":one": 1, ":rate": per_second, ":exp": second + RATE_ITEM_SECONDS},
-                    condition="attribute_not_exists(n) OR n < :rate",
-                )
-                return second
-            except ClientError as exc:
-                if not is_conditional_failure(exc):
-                    raise
+            while True:
+                try:
+                    self.dynamo.update(
+                        self.table,
+                        {"pk": f"RATE#{identity}", "sk": f"{second:012d}"},
+                        update="ADD n :k SET expires_at = if_not_exists(expires_at, :exp)",
+                        values={":k": want, ":room": per_second - want, ":exp": second + RATE_ITEM_SECONDS},
+                        condition="attribute_not_exists(n) OR n <= :room",
+                    )
+                    return second, want
+                except ClientError as exc:
+                    if not is_conditional_failure(exc):
+                        raise
+                if want == 1:
+                    break
+                want = max(1, want // 2)
             if now - started >= self.max_wait:
                 raise RateLimitTimeout(f"no send token for {identity} within {self.max_wait:.0f} s")
             pause = second + 1 - self.clock()
