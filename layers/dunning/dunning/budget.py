@@ -188,19 +188,25 @@ def load_prices(path: Path | None = None) -> Prices:
 
 
 def tick_budget(
-    rate_per_second: float, job_ttl: timedelta, tick_interval: timedelta, shards: int, shard_index: int
+    rate_per_second: float,
+    job_ttl: timedelta,
+    tick_interval: timedelta,
+    shards: int,
+    shard_index: int,
+    tick_number: int = 0,
 ) -> int:
     """SENDs one shard may plan for one identity in one tick: ``rate x min(JOB_TTL, tick)``, split.
 
-    The identity's whole-tick budget is split so the shards' budgets add up to it exactly (the first
-    ``remainder`` shards take one more), never to more.
+    The identity's whole-tick budget is split so the shards' budgets add up to it exactly, never to
+    more. The ``remainder`` extra sends go to different shards from tick to tick, so a shard whose even
+    share rounds down to nothing still gets its turn.
     """
     if shards < 1 or not 0 <= shard_index < shards:
         raise ValueError("shard_index must be in [0, shards)")
     horizon = min(job_ttl, tick_interval).total_seconds()
     whole = math.floor(rate_per_second * horizon)
     share, remainder = divmod(whole, shards)
-    return share + (1 if shard_index < remainder else 0)
+    return share + (1 if (shard_index - tick_number * remainder) % shards < remainder else 0)
 
 
 def pacing_fraction(borrower_id: str) -> float:

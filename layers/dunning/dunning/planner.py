@@ -339,8 +339,9 @@ class Planner:
         shards = len(self.state.shards())
         index = int(task.shard.split("#")[1])
         interval = self.tick_interval or self.job_ttl
+        tick_number = int(task.scheduled_time.timestamp() // interval.total_seconds())
         limits = {
-            identity: tick_budget(rate, self.job_ttl, interval, shards, index % shards)
+            identity: tick_budget(rate, self.job_ttl, interval, shards, index % shards, tick_number)
             for identity, rate in self.sending.rates().items()
         }
         return _TickBudget(limits, dict(task.used or {}))
