@@ -21,8 +21,8 @@ from pipeline_helpers import Harness, loan, run_concurrently, start_harness
 from dunning import clock
 from dunning.adapters.budget_store import RateLimiter
 from dunning.adapters.dynamo import Dynamo
-from dunning.adapters.state import due_shard
 from dunning.adapters.pacing import SendPacer
+from dunning.adapters.state import due_shard
 from dunning.budget import SmsIdentity, SpendLimit, SpendPolicy, load_sending_policy
 from dunning.models import Address, Borrower, Consent, Loan
 from dunning.observability import MetricsRecorder
@@ -35,6 +35,28 @@ from dunning_local.stack import LocalStack
 NEW_YORK = ZoneInfo("America/New_York")
 TICK = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # a Monday, 10:00 in New York
 TICK_EVERY = timedelta(minutes=15)
+
+
+@pytest.fixture
+def atomic_updates() -> Any:
+    """DynamoDB applies a conditional UpdateItem atomically; moto, called from several threads, does not
+    (two threads can both pass the same condition). Each UpdateItem is made one request at a time, as
+    the service makes it per item, so the test sees the product's concurrency, not moto's."""
+    session = boto3.DEFAULT_SESSION
+    assert session is not None
+    lock = threading.Lock()
+
+    def take(**_: Any) -> None:
+        lock.acquire()
+
+    def give(**_: Any) -> None:
+        lock.release()
+
+    session.events.register("before-call.dynamodb.UpdateItem", take)
+    session.events.register("after-call.dynamodb.UpdateItem", give)
+    yield
+    session.events.unregister("before-call.dynamodb.UpdateItem", take)
+    session.events.unregister("after-call.dynamodb.UpdateItem", give)
 
 
 @pytest.fixture
@@ -176,7 +198,7 @@ def test_window_releases_are_paced_inside_the_window(pipeline: Harness) -> None:
     assert len(pipeline.jobs()["SmsQueue"]) == len(loans)
 
 
-def test_concurrent_senders_keep_to_the_identitys_rate(pipeline: Harness, aws: boto3.Session) -> None:
+def test_concurrent_senders_keep_to_the_identitys_rate(pipeline: Harness, atomic_updates: None) -> None:
     loans, borrowers = _book(24)
     pipeline.seed(loans, borrowers)
     pipeline.index(TICK - timedelta(hours=2))
@@ -222,9 +244,9 @@ def test_concurrent_senders_keep_to_the_identitys_rate(pipeline: Harness, aws: b
 
 
 def test_a_token_bucket_shared_by_threads_never_passes_the_rate(
-    aws: boto3.Session, stack: LocalStack
+    pipeline: Harness, atomic_updates: None
 ) -> None:
-    table = str(stack.ref("StateTable"))
+    table = str(pipeline.stack.ref("StateTable"))
     taken: list[int] = []
     lock = threading.Lock()
 
