@@ -28,6 +28,7 @@ from typing import Any
 
 import boto3
 
+from dunning.budget import load_prices
 from dunning_local import lambda_events as ev
 from dunning_local import portfolio, report
 from dunning_local.invoke import WarmFunction, warm_function
@@ -35,18 +36,12 @@ from dunning_local.stack import DEFAULT_REGION, LocalStack, build_local_stack
 
 FUNCTIONS = ("indexer", "planner", "sender", "receipts", "inbound", "reconcile")
 LENDER_NUMBER = "+18885550100"  # the lender's (fictional) toll-free origination number
-# Illustrative per-part SMS prices in USD (AWS End User Messaging list price + typical carrier fee);
-# replace with your account's prices. Formula and sources: docs/cost.md.
-SMS_PRICE_PER_PART = {
-    "US": 0.00581 + 0.00302,
-    "CA": 0.00575 + 0.0025,
-    "CN": 0.0250,
-    "IN": 0.0032,
-    "GB": 0.0420,
-    "IE": 0.0730,
-}
-PUSH_PRICE = 0.50 / 1_000_000  # SNS mobile push, per message after the free tier
-INFRA_PER_MESSAGE = 0.0000103  # Lambda + SQS + SNS requests + DynamoDB units per message: docs/cost.md
+# Prices come from the one price list the bench and the spend guard read too (data/prices.yaml,
+# sources in it; formula in docs/cost.md).
+_PRICES = load_prices()
+SMS_PRICE_PER_PART = {country: price.total for country, price in _PRICES.sms_per_part.items()}
+PUSH_PRICE = _PRICES.infrastructure["sns_mobile_push_delivery"]
+INFRA_PER_MESSAGE = _PRICES.infra_per_message
 STOP_WORDS = ["STOP", "stop", "Stop texting me", "UNSUBSCRIBE", "revoke", "退订"]
 FREE_TEXT = {"en": ["paid", "I dispute this", "I lost my job, can we talk?"], "zh": ["已还款", "我有异议"]}
 
