@@ -342,6 +342,11 @@ def run(
         requests = meter.total_requests(PIPELINE)
         wcu = meter.total_write_units(PIPELINE)
         rcu = meter.total_read_units(PIPELINE)
+        budget_requests = sum(
+            n
+            for (label, _table, kind, _op), n in meter.item_writes.items()
+            if label in PIPELINE and kind in ("send-rate tokens", "spend reservation")
+        )
         largest = {f"{t} {k}": size for (t, k), size in sorted(meter.largest.items())}
         result = {
             "options": {**asdict(o), "start": o.start.isoformat()},
@@ -352,6 +357,9 @@ def run(
             "published": sent,
             "requests": requests,
             "requests_per_delivered": round(requests / max(delivered, 1), 3),
+            # The send budget's shared counters (issue 11): a conditional ADD each, not batchable.
+            "budget_requests": budget_requests,
+            "budget_requests_per_delivered": round(budget_requests / max(delivered, 1), 3),
             # Polls of shards with nothing due: per tick, not per message.
             "empty_polls": sum(meter.empty_queries[label] for label in PIPELINE),
             "write_units": wcu,

@@ -2,8 +2,9 @@
 
 Both are conditional ``ADD``s, so concurrent planners and senders never push a counter past its limit:
 
-- spend (``pk = SPEND#<country>``, ``sk = D#<day>`` / ``M#<month>``): the planner reserves a page's
-  estimated cost; a reservation that would cross the day's or the month's budget is cut to what fits;
+- spend (``pk = SPEND#<country>``, ``sk = M#<month>``, the month's total and one attribute per day):
+  the planner reserves a page's estimated cost in one request; a reservation that would cross the
+  day's or the month's budget is cut to what fits;
 - rate (``pk = RATE#<identity>``, ``sk = <epoch second>``): a sender takes one token of the current
   second before it publishes, and waits for the next second when the bucket is full. Items expire
   through the table's TTL (``expires_at``) a few minutes later.
@@ -43,7 +44,8 @@ class Reservation:
 
 @dataclass
 class SpendLedger:
-    """Estimated SMS spend per destination country, per UTC day and month (conditional ADD)."""
+    """Estimated SMS spend per destination country, per UTC day and month, in one item per country and
+    month (``month`` and one attribute per day), so a reservation is a single conditional ADD."""
 
     dynamo: Dynamo
     table: str
@@ -51,34 +53,24 @@ class SpendLedger:
     def spent(self, country: str, at: datetime) -> tuple[Decimal, Decimal]:
         """The day's and the month's estimated spend so far."""
         day, month = spend_period_keys(at)
-        items = [
-            self.dynamo.get(self.table, {"pk": f"SPEND#{country}", "sk": sk})
-            for sk in (f"D#{day}", f"M#{month}")
-        ]
-        return tuple(Decimal(str((item or {}).get("spent", 0))) for item in items)  # type: ignore[return-value]
+        item = self.dynamo.get(self.table, {"pk": f"SPEND#{country}", "sk": f"M#{month}"}) or {}
+        return Decimal(str(item.get(f"d{day}", 0))), Decimal(str(item.get("month", 0)))
 
     def reserve(
         self, country: str, count: int, unit_cost: float, at: datetime, daily: float, monthly: float
     ) -> Reservation:
         """Reserve the estimated cost of up to ``count`` sends; returns how many fit both budgets."""
         unit = Decimal(str(unit_cost)).quantize(_CENTS, rounding="ROUND_CEILING")
-        day, month = spend_period_keys(at)
-        day_key = {"pk": f"SPEND#{country}", "sk": f"D#{day}"}
-        month_key = {"pk": f"SPEND#{country}", "sk": f"M#{month}"}
         limits = (Decimal(str(daily)), Decimal(str(monthly)))
         granted = count
         for _ in range(MAX_RESERVE_ATTEMPTS):
-            # Optimistic first: the usual page fits, and two conditional ADDs are all it costs.
+            # Optimistic first: the usual page fits, and one conditional ADD is all it costs.
             if granted > 0:
-                cost = unit * granted
-                day_total = self._add(day_key, cost, limits[0])
-                if day_total is not None:
-                    month_total = self._add(month_key, cost, limits[1])
-                    if month_total is not None:
-                        return Reservation(
-                            granted, _percent(day_total, limits[0]), _percent(month_total, limits[1])
-                        )
-                    self._add(day_key, -cost, None)  # give the day's share back: the month is full
+                totals = self._add(country, at, unit * granted, limits)
+                if totals is not None:
+                    return Reservation(
+                        granted, _percent(totals[0], limits[0]), _percent(totals[1], limits[1])
+                    )
             spent = self.spent(country, at)
             fits = [
                 math.floor((limit - used) / unit) if unit > 0 else count
@@ -89,22 +81,28 @@ class SpendLedger:
                 return Reservation(0, _percent(spent[0], limits[0]), _percent(spent[1], limits[1]))
         return Reservation(0, 100.0, 100.0)
 
-    def _add(self, key: dict[str, str], amount: Decimal, limit: Decimal | None) -> Decimal | None:
-        """ADD ``amount`` unless the total would pass ``limit``; the new total, or None if refused."""
+    def _add(
+        self, country: str, at: datetime, amount: Decimal, limits: tuple[Decimal, Decimal]
+    ) -> tuple[Decimal, Decimal] | None:
+        """ADD ``amount`` to the day and the month unless either would pass its limit; the new totals."""
+        day, month = spend_period_keys(at)
         try:
             item = self.dynamo.update(
                 self.table,
-                key,
-                update="ADD spent :a",
-                values={":a": amount, **({":max": limit - amount} if limit is not None else {})},
-                condition="attribute_not_exists(spent) OR spent <= :max" if limit is not None else None,
+                {"pk": f"SPEND#{country}", "sk": f"M#{month}"},
+                update="ADD #day :a, #month :a",
+                names={"#day": f"d{day}", "#month": "month"},
+                values={":a": amount, ":dmax": limits[0] - amount, ":mmax": limits[1] - amount},
+                condition="(attribute_not_exists(#day) OR #day <= :dmax) AND "
+                "(attribute_not_exists(#month) OR #month <= :mmax)",
                 return_new=True,
             )
         except ClientError as exc:
             if is_conditional_failure(exc):
                 return None
             raise
-        return Decimal(str((item or {}).get("spent", amount)))
+        item = item or {}
+        return Decimal(str(item.get(f"d{day}", amount))), Decimal(str(item.get("month", amount)))
 
 
 def _percent(used: Decimal, limit: Decimal) -> float:
