@@ -12,12 +12,11 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dunning.models import Channel
@@ -146,6 +145,8 @@ class Prices(_Frozen):
 
 
 def _read(path: Path) -> object:
+    import yaml  # only when the policy is first loaded: not on a handler's cold import
+
     try:
         with path.open(encoding="utf-8") as handle:
             return yaml.safe_load(handle)
@@ -243,8 +244,3 @@ def step_offset_days(step: str | None) -> int:
         except ValueError:
             return 0
     return 0
-
-
-def spend_period_keys(at: datetime) -> tuple[str, str]:
-    """The day and the month a spend falls in (UTC): ``2026-03-02``, ``2026-03``."""
-    return at.strftime("%Y-%m-%d"), at.strftime("%Y-%m")

@@ -21,12 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from dunning import clock
-from dunning.adapters.budget_store import SpendLedger
 from dunning.adapters.dynamo import BATCH_WRITE_LIMIT, Dynamo, Key, WriteOp
 from dunning.adapters.ledger import Ledger
 from dunning.adapters.lender import Lender
@@ -34,22 +33,16 @@ from dunning.adapters.outbound import Outbound
 from dunning.adapters.plan_queue import PlanQueue
 from dunning.adapters.reads import MissingItem, Wanted, read_snapshot
 from dunning.adapters.state import DueEntry, StateStore
-from dunning.budget import (
-    SPEND_RULE,
-    THROUGHPUT_RULE,
-    Candidate,
-    Prices,
-    SendingPolicy,
-    pacing_fraction,
-    priority_key,
-    step_offset_days,
-    tick_budget,
-)
 from dunning.items import InvalidItem, iso_utc
 from dunning.jobs import Job, job_from_decision
 from dunning.models import Borrower, Channel, ContactState, Decision, DecisionKind, Loan, UtcDateTime
 from dunning.observability import MetricsRecorder, PackageLogger
 from dunning.settings import PlannerSettings
+
+if TYPE_CHECKING:
+    # Types only: the budget's code is imported when a shard task plans, not with the handler.
+    from dunning.adapters.budget_store import SpendLedger
+    from dunning.budget import Prices, SendingPolicy
 
 logger = PackageLogger(__name__)
 
@@ -166,6 +159,7 @@ def build_planner(settings: PlannerSettings) -> Planner:
     """The planner wired to AWS as the settings say (clients are created on first use)."""
     # The engine and its data (holidays, phone metadata, rulebooks) are imported here, not with the
     # module: a tick's fan-out never needs them, and the handler's cold import stays light.
+    from dunning.adapters.budget_store import SpendLedger
     from dunning.budget import load_prices, load_sending_policy
     from dunning.engine import decide
     from dunning.rules import load_rulebooks
@@ -336,6 +330,8 @@ class Planner:
         """This shard's share of each identity's tick budget, minus what earlier parts of the task used."""
         if self.sending is None:
             return None
+        from dunning.budget import tick_budget
+
         shards = len(self.state.shards())
         index = int(task.shard.split("#")[1])
         interval = self.tick_interval or self.job_ttl
@@ -432,6 +428,8 @@ class Planner:
                 job = job_from_decision(c.decision, ttl=self.job_ttl, phone=c.borrower.phone)
                 pending.sends.append(_Send(job, c.decision, c.borrower.phone or ""))
             return
+        from dunning.budget import Candidate, priority_key, step_offset_days
+
         previous_tick = iso_utc(now - (self.tick_interval or self.job_ttl))
 
         def key(c: _Candidate) -> tuple[object, ...]:
@@ -447,7 +445,13 @@ class Planner:
                 admitted.append((c, identity))
             else:
                 self._budget_defer(
-                    c, THROUGHPUT_RULE, _throughput_reason(identity, budget), now, result, metrics, pending
+                    c,
+                    "budget.throughput",
+                    _throughput_reason(identity, budget),
+                    now,
+                    result,
+                    metrics,
+                    pending,
                 )
         for c, _identity in self._within_spend(admitted, now, result, metrics, pending, budget):
             job = job_from_decision(c.decision, ttl=self.job_ttl, phone=c.borrower.phone)
@@ -500,7 +504,7 @@ class Planner:
                     f"({limit.monthly if month_full else limit.daily:g} {policy.currency})"
                 )
                 not_before = _next_month(now) if month_full else _next_day(now)
-                self._budget_defer(c, SPEND_RULE, reason, now, result, metrics, pending, not_before)
+                self._budget_defer(c, "budget.spend", reason, now, result, metrics, pending, not_before)
         return kept
 
     def _budget_defer(
@@ -543,6 +547,8 @@ class Planner:
         sending = self.sending
         if sending is None or not sending.pacing_span_minutes:
             return opens
+        from dunning.budget import pacing_fraction
+
         offset = int(pacing_fraction(borrower.borrower_id) * sending.pacing_span_minutes * 60)
         paced = opens + timedelta(seconds=offset)
         try:

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -37,7 +37,6 @@ from dunning.adapters.dynamo import Dynamo, WriteOp
 from dunning.adapters.ledger import Ledger, Status
 from dunning.adapters.lender import Lender
 from dunning.adapters.messaging import FailureKind, Messaging, PublishError, SmsOptions
-from dunning.adapters.pacing import SendPacer
 from dunning.adapters.reads import Snapshot, Subject, Wanted, read_snapshot
 from dunning.adapters.state import ClaimConflict, StateStore
 from dunning.items import InvalidItem, iso_utc
@@ -45,6 +44,9 @@ from dunning.jobs import InvalidJob, Job, parse_job
 from dunning.models import Borrower, Channel, ContactState, Decision, DecisionKind, Loan
 from dunning.observability import MetricsRecorder, PackageLogger, mask_contact_point, mask_text
 from dunning.settings import SenderSettings
+
+if TYPE_CHECKING:
+    from dunning.adapters.pacing import SendPacer
 
 logger = PackageLogger(__name__)
 
@@ -509,7 +511,7 @@ def _sends_kept_for(policy: Any) -> timedelta:
 def build_sender(settings: SenderSettings) -> Sender:
     """The sender wired to AWS as the settings say (clients are created on first use)."""
     from dunning.adapters.budget_store import RateLimiter
-    from dunning.adapters.pacing import SENDER_MAX_WAIT_SECONDS
+    from dunning.adapters.pacing import SENDER_MAX_WAIT_SECONDS, SendPacer
     from dunning.budget import load_sending_policy
     from dunning.engine import decide
     from dunning.render import RenderError, load_profile, render_message, sns_push_message

@@ -22,7 +22,6 @@ from decimal import Decimal
 from botocore.exceptions import ClientError
 
 from dunning.adapters.dynamo import Dynamo, is_conditional_failure
-from dunning.budget import spend_period_keys
 
 # Rate buckets live this long after their second (DynamoDB TTL deletes them within a day or two).
 RATE_ITEM_SECONDS = 300
@@ -103,6 +102,11 @@ class SpendLedger:
             raise
         item = item or {}
         return Decimal(str(item.get(f"d{day}", amount))), Decimal(str(item.get("month", amount)))
+
+
+def spend_period_keys(at: datetime) -> tuple[str, str]:
+    """The day and the month a spend falls in (UTC): ``2026-03-02``, ``2026-03``."""
+    return at.strftime("%Y-%m-%d"), at.strftime("%Y-%m")
 
 
 def _percent(used: Decimal, limit: Decimal) -> float:
