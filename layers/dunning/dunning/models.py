@@ -10,11 +10,22 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from functools import cache
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
-Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+from dunning.ids import ID_MAX_LENGTH, ID_PATTERN
+
+# Loan and borrower ids: limits and why in ``dunning.ids``.
+Id = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 # "US", "US-MA", "US-NY-NYC", "CN", "CA-ON", ...: ISO 3166-1 alpha-2, then subdivisions.
 JurisdictionCode = Annotated[str, Field(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,4}){0,2}$")]
 
@@ -66,10 +77,33 @@ class LoanFlags(Frozen):
     attorney_represented: bool = False
 
 
+@cache
+def currencies_in_use() -> frozenset[str]:
+    """ISO 4217 codes legal tender somewhere today (CLDR's territory currencies, through Babel)."""
+    from babel.core import get_global  # imported when first needed: the indexer's cold start stays light
+
+    return frozenset(
+        code
+        for entries in get_global("territory_currencies").values()
+        for code, _start, end, tender in entries
+        if end is None and tender
+    )
+
+
+def _iso_4217(code: str) -> str:
+    # The message must not echo the code (a reason never carries the offending value).
+    if code not in currencies_in_use():
+        raise ValueError("not an ISO 4217 currency code in use")
+    return code
+
+
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$"), AfterValidator(_iso_4217)]
+
+
 class Loan(Frozen):
     loan_id: Id
     borrower_id: Id
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    currency: CurrencyCode
     amount_due: Annotated[Decimal, Field(ge=0, le=Decimal("1000000000"), max_digits=14, decimal_places=2)]
     due_date: date
     status: LoanStatus = LoanStatus.ACTIVE
@@ -148,6 +182,29 @@ class DecisionKind(StrEnum):
     STOP = "STOP"
 
 
+JurisdictionSource = Literal["loan", "address", "phone"]
+
+
+class AppliedJurisdiction(Frozen):
+    """A jurisdiction a decision took into account: its code, which signal gave it, and its rulebook.
+
+    ``rulebook`` is the code of the rulebook this jurisdiction brings, or None when there is none for
+    that region (a New Jersey area code: shown, adds nothing). ``code`` is kept as the data gave it (an
+    address region is free text), so it is not held to the rulebook code pattern.
+    """
+
+    code: Annotated[str, Field(min_length=2, max_length=16)]
+    source: JurisdictionSource
+    rulebook: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _rulebook_always_shown(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # ``rulebook: null`` is information ("no rules of its own"): kept even under exclude_none.
+        data: dict[str, Any] = handler(self)
+        data.setdefault("rulebook", self.rulebook)
+        return data
+
+
 class Decision(Frozen):
     """The engine's answer for one loan at one instant, with the rule and the reason for the audit trail."""
 
@@ -165,3 +222,9 @@ class Decision(Frozen):
     # For a SEND: when the next cadence step falls due (None after the last step).
     follow_up_at: UtcDateTime | None = None
     skipped_steps: tuple[str, ...] = ()
+    # Which jurisdictions applied and why (loan, address, phone): see dunning.jurisdictions.
+    jurisdictions: tuple[AppliedJurisdiction, ...] = ()
+
+    def jurisdictions_record(self) -> list[dict[str, str | None]]:
+        """``jurisdictions`` as the ledger stores it: a list of ``{code, source, rulebook}``."""
+        return [{"code": j.code, "source": j.source, "rulebook": j.rulebook} for j in self.jurisdictions]

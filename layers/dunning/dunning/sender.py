@@ -39,6 +39,7 @@ from dunning.adapters.lender import Lender
 from dunning.adapters.messaging import FailureKind, Messaging, PublishError, SmsOptions
 from dunning.adapters.reads import Snapshot, Subject, Wanted, read_snapshot
 from dunning.adapters.state import ClaimConflict, StateStore
+from dunning.event_shapes import records_of
 from dunning.items import InvalidItem, iso_utc
 from dunning.jobs import InvalidJob, Job, parse_job
 from dunning.models import Borrower, Channel, ContactState, Decision, DecisionKind, Loan
@@ -92,9 +93,11 @@ class Sender:
 
     def process(self, event: Mapping[str, Any], context: Any, metrics: MetricsRecorder) -> dict[str, Any]:
         """Handle an SQS batch of jobs; returns the partial batch response."""
-        if not event.get("Records"):
+        # A wrong shape (not an object, Records not a list, null or string records) is logged and counted
+        # by ``records_of``; the records that are objects are handled as usual.
+        records = records_of(event, metrics)
+        if not records:
             return {"batchItemFailures": []}
-        records = event["Records"]
         metrics.count("Jobs", len(records))
         batch = _Batch(self, metrics)
         try:
@@ -419,10 +422,14 @@ class _Batch:
             "template": decision.template or job.template,
             "rule_id": decision.rule_id,
             "reason": decision.reason,
+            "jurisdictions": decision.jurisdictions_record() or None,
             "locale": getattr(rendered, "locale", None),
             "segments": getattr(rendered, "segments", None),
             "encoding": getattr(rendered, "encoding", None),
             "planned_at": iso_utc(job.planned_at),
+            # Failures were counted against this point when it was sent: its DELIVERED receipt resets
+            # them (receipts read contact items only for such messages, not for every delivery).
+            "failures_counted": _failures_counted(self.snapshot, job.borrower_id, contact_point),
         }
         self.writes.append(self.sender.ledger.message_op(message_id, fields, now))
         self.metrics.count("Sent", channel=channel.value)
@@ -448,6 +455,7 @@ class _Batch:
         reason: str,
         channel: Channel | None = None,
         contact_point: str | None = None,
+        jurisdictions: list[dict[str, str | None]] | None = None,
     ) -> None:
         fields = {
             "job_id": job.job_id,
@@ -458,6 +466,7 @@ class _Batch:
             "reason": reason,
             "contact_point": contact_point,
             "planned_at": iso_utc(job.planned_at),
+            "jurisdictions": jurisdictions or None,
         }
         self.writes.append(self.sender.ledger.outcome_op(job.loan_id, job.step, fields, now))
 
@@ -476,7 +485,14 @@ class _Batch:
         reason: str | None = None,
     ) -> None:
         rule = rule_id or decision.rule_id
-        self._outcome(job, Status.SUPPRESSED, now, rule_id=rule, reason=reason or decision.reason)
+        self._outcome(
+            job,
+            Status.SUPPRESSED,
+            now,
+            rule_id=rule,
+            reason=reason or decision.reason,
+            jurisdictions=decision.jurisdictions_record(),
+        )
         self.metrics.count("Suppressed", rule=rule)
         logger.info("job suppressed at send time", extra={"job_id": job.job_id, "rule_id": rule})
         # Plan the loan again at the engine's earliest instant, not at the later one the planner set.
@@ -491,6 +507,12 @@ class _Batch:
 
 class _Done(Exception):
     """Internal: the job reached a recorded terminal state inside a helper; stop processing it."""
+
+
+def _failures_counted(snapshot: Snapshot, borrower_id: str, contact_point: str) -> bool | None:
+    """True when the borrower's contact item, as read for this batch, counts failures of the point."""
+    counted = (snapshot.contacts.get(borrower_id) or {}).get("hard_failures") or {}
+    return True if contact_point in counted else None
 
 
 def _describe(exc: BaseException) -> str:

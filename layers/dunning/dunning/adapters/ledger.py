@@ -96,8 +96,25 @@ class Ledger:
                 "step": decision.step,
                 "channel": decision.channel.value if decision.channel else None,
                 "not_before": iso_utc(decision.not_before) if decision.not_before else None,
+                # Which jurisdictions applied and why: [{code, source, rulebook}] (None when empty).
+                "jurisdictions": decision.jurisdictions_record() or None,
             },
             when,
+        )
+
+    def invalid_id_op(self, kind: str, stand_in: str, reason: str, at: datetime) -> WriteOp:
+        """A STOP ``data.invalid`` for a loan or borrower whose id cannot be a key part, under the id's
+        stand-in (``dunning.ids.storable_id``): ``LOAN#~sha256:…`` or ``BORROWER#~sha256:…``."""
+        return self._put(
+            {
+                "pk": f"{kind.upper()}#{stand_in}",
+                "sk": f"{iso_utc(at)}#DECISION#data.invalid",
+                "type": "DECISION",
+                "decision": "STOP",
+                "rule_id": "data.invalid",
+                "reason": reason,
+            },
+            at,
         )
 
     def message_op(self, message_id: str, fields: Mapping[str, Any], at: datetime) -> WriteOp:

@@ -315,10 +315,14 @@ class StateStore:
             current = self.read_contact(current.borrower_id, phone)
         return False
 
-    def record_hard_failure(self, borrower_id: str, point: str, *, threshold: int) -> bool:
-        """Count a hard delivery failure of a contact point; mark it unusable at ``threshold``.
+    def record_hard_failure(
+        self, borrower_id: str, point: str, *, threshold: int, permanent: bool = False
+    ) -> bool:
+        """Count a hard delivery failure of a contact point; mark it unusable at ``threshold``, or at once
+        when ``permanent`` (an invalid number, a dead token).
 
-        Returns True when the point is (now) unusable.
+        Returns True when the point is (now) unusable. Only marking a point unusable changes what the
+        engine decides, but every change bumps the version: the count is a read-modify-write under it.
         """
         for _ in range(MAX_CONFLICT_RETRIES):
             item = self.dynamo.get(self.table, contact_key(borrower_id)) or {}
@@ -326,10 +330,11 @@ class StateStore:
                 return True
             failures = {str(k): int(v) for k, v in (item.get("hard_failures") or {}).items()}
             failures[point] = failures.get(point, 0) + 1
+            unusable = permanent or failures[point] >= threshold
             version = int(item.get("version", 0))
             update = "SET #v = :next, hard_failures = :f"
             values: dict[str, Any] = {":next": version + 1, ":f": failures}
-            if failures[point] >= threshold:
+            if unusable:
                 update += " ADD unusable :p"
                 values[":p"] = {point}
             if version:
@@ -343,11 +348,47 @@ class StateStore:
                     values=values,
                     condition="#v = :read" if version else "attribute_not_exists(#v)",
                 )
-                return failures[point] >= threshold
+                return unusable
             except ClientError as exc:
                 if not is_conditional_failure(exc):
                     raise
         raise ClaimConflict(f"contact item of {borrower_id} kept changing")
+
+    def reset_hard_failures(self, points: Iterable[tuple[str, str]]) -> int:
+        """A DELIVERED receipt: forget the failures counted against these (borrower, contact point) pairs.
+
+        One BatchGetItem for all of them; an UpdateItem only where a count exists (rare), version-checked
+        like :meth:`record_hard_failure` (a lost race leaves the count for the next delivery to reset).
+        A point already unusable stays so. Returns how many counts were reset.
+        """
+        wanted = list(dict.fromkeys(points))
+        if not wanted:
+            return 0
+        keys = [contact_key(b) for b in dict.fromkeys(b for b, _ in wanted)]
+        found = self.dynamo.batch_get({self.table: keys}).get(self.table, [])
+        contacts = {str(i["pk"]).removeprefix("BORROWER#"): i for i in found}
+        reset = 0
+        for borrower_id, point in wanted:
+            item = contacts.get(borrower_id) or {}
+            if point not in (item.get("hard_failures") or {}) or point in item.get("unusable", set()):
+                continue
+            version = int(item.get("version", 0))
+            try:
+                self.dynamo.update(
+                    self.table,
+                    contact_key(borrower_id),
+                    update="SET #v = :next REMOVE hard_failures.#p",
+                    names={"#v": "version", "#p": point},
+                    values={":next": version + 1, ":read": version},
+                    condition="#v = :read",
+                )
+            except ClientError as exc:
+                if not is_conditional_failure(exc):
+                    raise
+                continue
+            item["version"] = version + 1
+            reset += 1
+        return reset
 
     def pause(self, borrower_id: str, until: datetime) -> bool:
         """Pause automated reminders to a borrower until ``until`` (never shortens a longer pause)."""
