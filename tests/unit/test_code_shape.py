@@ -65,4 +65,3 @@ def test_no_class_in_layers_or_infra_is_over_250_lines() -> None:
         if lines > MAX_CLASS_LINES and name not in BEING_SPLIT
     }
     assert too_long == {}, f"classes over {MAX_CLASS_LINES} lines (split them by what they own): {too_long}"
-
