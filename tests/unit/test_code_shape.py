@@ -23,18 +23,17 @@ BEING_SPLIT = frozenset(
 )
 
 
+PACKAGE_PARENTS = (ROOT / "layers" / "dunning", ROOT / "infra")
+
+
 def _module_name(path: Path) -> str:
-    """The dotted name a file is imported as (``layers/dunning/dunning/x.py`` → ``dunning.x``)."""
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    # The importable package starts at the last of the nested project/package directories.
-    for top in ("dunning", "dunning_local"):
-        if top in parts:
-            start = len(parts) - 1 - parts[::-1].index(top)
-            parts = parts[start:]
-            break
+    """The dotted name a file is imported as (``dunning.x``, ``dunning_local.y``; a script beside the
+    packages, such as ``build_layer``, by its own name)."""
+    parent = next((p for p in PACKAGE_PARENTS if path.is_relative_to(p)), ROOT)
+    parts = list(path.relative_to(parent).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts = parts[:-1]
-    return ".".join(parts)
+    return ".".join(parts) if parent != ROOT else path.relative_to(ROOT).as_posix()
 
 
 def class_lengths() -> dict[str, int]:
