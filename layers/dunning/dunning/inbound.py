@@ -9,7 +9,8 @@ forms do not matter. When in doubt between an opt-out and something else, it is 
 opt-out is a violation, a mistaken one costs a reply "START". :func:`intents` gives every meaning a
 reply carries, for a reply that says two things at once (precedence in :data:`PRECEDENCE`).
 
-Then, for a reply from a number:
+Then, for a reply from a number (:class:`InboundService` records it and dispatches; consent changes are
+:class:`ConsentReplies`, disputes :class:`DisputeReplies`):
 
 - STOP → the consent registry item ``PHONE#<e164>/CONSENT`` is opted out for that number across all
   loans, ordered by the reply's received time (an older reply than the recorded change, or a
