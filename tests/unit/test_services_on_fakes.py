@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dunning.adapters.messaging import FailureKind
-from dunning.adapters.state import CONFIRMATION_SENT
-from dunning.inbound import ConfirmationOwed, InboundService, Intent, LenderContact, reply_text
+from dunning.adapters.state import CONFIRMATION_AMBIGUOUS, CONFIRMATION_SENT
+from dunning.inbound import CLAIM_TIMEOUT, ConfirmationOwed, InboundService, Intent, LenderContact, reply_text
 from dunning.observability import MetricsRecorder
 from dunning.receipts import PERMANENT, REPEATED, Receipt, ReceiptsService
 from dunning_local import lambda_events as ev
@@ -112,6 +112,35 @@ def test_a_confirmation_sns_refuses_for_now_is_sent_by_the_retry_and_only_once(r
     assert replies.state.owed_confirmations() == []
 
 
+def test_a_confirmation_sns_may_have_taken_is_recorded_ambiguous_and_never_sent_again(
+    replies: Replies,
+) -> None:
+    replies.messaging.refuse(FailureKind.UNKNOWN)
+    replies.reply("STOP", STOP_AT, "in-stop")
+    replies.reply("STOP", STOP_AT, "in-stop")
+    assert replies.messaging.sent == []
+    assert (replies.state.confirmation(PHONE, "in-stop") or {})["status"] == CONFIRMATION_AMBIGUOUS
+
+
+def test_the_sweep_records_a_claim_whose_holder_died_as_ambiguous_once_it_is_old(replies: Replies) -> None:
+    replies.state.record_consent(
+        PHONE,
+        opted_out=True,
+        at=STOP_AT,
+        source="sms-reply",
+        reason="stop",
+        inbound_id="in-stop",
+        borrower_ids=["B-1"],
+        confirmation={"intent": "STOP", "chinese": False, "origin": OUR_NUMBER},
+    )
+    assert replies.state.claim_confirmation(PHONE, "in-stop", STOP_AT) is not None  # then the holder died
+    sweep = replies.service.confirmer.sweep
+    assert sweep(STOP_AT + timedelta(minutes=5), replies.metrics) == {}
+    assert sweep(STOP_AT + CLAIM_TIMEOUT + timedelta(minutes=1), replies.metrics) == {"AMBIGUOUS": 1}
+    assert replies.messaging.sent == []
+    assert replies.state.owed_confirmations() == []
+
+
 def test_a_wrong_number_blocks_every_borrower_on_it_and_texts_nobody(replies: Replies) -> None:
     replies.borrower("B-2", "L-2")
     replies.reply("wrong number, this isn't Ana's phone", STOP_AT, "in-wrong")
@@ -137,6 +166,12 @@ def test_free_text_pauses_the_borrower_without_a_reply(replies: Replies) -> None
     assert replies.state.read_contact("B-1", PHONE).paused_until == STOP_AT + timedelta(days=3)
     assert replies.messaging.sent == []
     assert replies.attention.types() == ["inbound.free_text"]
+
+
+def test_help_is_answered_with_the_lenders_contacts_and_changes_no_consent(replies: Replies) -> None:
+    replies.reply("HELP", STOP_AT, "in-help")
+    assert [s.text for s in replies.messaging.sent] == [reply_text(Intent.HELP, LENDER, chinese=False)]
+    assert replies.state.consents == {}
 
 
 # ---- receipts ---------------------------------------------------------------------------------------
