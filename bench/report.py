@@ -9,7 +9,10 @@ TARGETS = {
     "requests": 3.0,
     "write_units": 3.0,
     "decisions_per_s": 20_000,
-    "cold_import_ratio": 1.5,
+    # Ready (import + first invocation) against a bare boto3 handler, in CPU time: the steadier figure on
+    # a shared machine (bench/coldstart.py).
+    "ready_cpu_ratio": 1.5,
+    "layer_mb": 40,
     "messages": 2_000,
     "sms_parts": 1.10,
     # Sender rate tokens (one per batch, identity and second) and planner spend reservations (one per
@@ -106,9 +109,19 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     if cold:
         out.append(
             {
-                "target": f"handler cold import <= {TARGETS['cold_import_ratio']}x bare import boto3",
-                "measured": cold["max_ratio"],
-                "met": cold["max_ratio"] <= TARGETS["cold_import_ratio"],
+                "target": f"cold start ready, CPU <= {TARGETS['ready_cpu_ratio']}x a bare boto3 handler",
+                "measured": cold["max_ready_cpu_ratio"],
+                "met": cold["max_ready_cpu_ratio"] <= TARGETS["ready_cpu_ratio"],
+            }
+        )
+    sz = results.get("sizes")
+    if sz:
+        total = _shipped_layer(sz)["total_bytes"]
+        out.append(
+            {
+                "target": f"layer unzipped, as `sam build` ships it <= {TARGETS['layer_mb']} MB",
+                "measured": round(total / 1e6, 1),
+                "met": total <= TARGETS["layer_mb"] * 1e6,
             }
         )
     return out
@@ -279,59 +292,219 @@ def _page_ms(results: dict[str, Any]) -> float:
     return 100 * max((r["us_per_decision"] for r in runs), default=0) / 1000
 
 
+# The floors' names in bench/coldstart.py, as the table labels them.
+FLOOR_LABELS = {
+    "floor: + Powertools Logger/Metrics, pydantic model": (
+        "floor: bare + Powertools Logger/Metrics, pydantic model"
+    ),
+    "floor: + holidays calendar, phonenumbers, babel, jinja2, yaml": (
+        "floor: the same + holidays calendar, phonenumbers, Babel, Jinja2, PyYAML"
+    ),
+}
+
+
+def _by_ready_cpu(cold: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return sorted(cold["functions"].items(), key=lambda kv: (kv[1]["ready_cpu_ratio"], kv[0]))
+
+
+def _floor_ratios(cold: dict[str, Any]) -> list[float]:
+    """The floors' ready CPU ratios, lowest first."""
+    return sorted(f["cpu_ratio"] for f in cold.get("floors", {}).values())
+
+
 def _coldstart_section(results: dict[str, Any]) -> list[str]:
     cold = results.get("coldstart")
     if not cold:
         return []
-    lines = [
-        "## Cold import of the handler modules",
-        "",
-        f"Fresh interpreter per sample, Lambda's path layout (task root, layer, runtime boto3), Tracer "
-        f"enabled as with `Tracing: Active`; median of {cold['samples']} samples taken round-robin with "
-        f"a bare `import boto3` ({cold['boto3_ms']} ms); *best of* compares the fastest samples, which a "
-        "busy machine disturbs less. *Ready* adds what the first invocation builds (settings, service, "
-        "rulebooks, templates): the cold start up to the first AWS request.",
-        "",
-        "| module | import ms | x boto3 | x boto3, best of | ready ms | biggest costs (ms, self time) |",
-        "|---|---:|---:|---:|---:|---|",
-    ]
-    for name, f in cold["functions"].items():
-        top = ", ".join(f"{k} {v}" for k, v in list(f["by_package_ms"].items())[:6])
-        lines.append(
-            f"| {name} | {f['ms']} | {f['ratio']} | {f.get('best_ratio', '')} | {f['ready_ms']} | {top} |"
+    before = cold.get("before")
+    source = cold.get("layer_source", "")
+    if source.startswith("build_layer.py"):
+        layer = (
+            "the layer built by `layers/dunning/build_layer.py --platform host` (the same pruning and "
+            "bytecode as for arm64)"
         )
+    else:
+        layer = f"the layer ({source})"
+    cpus = results.get("machine", {}).get("cpus", "?")
+    samples = cold["samples"]
+    lines = [
+        "## Cold start: ready against a bare handler",
+        "",
+        f"bench/coldstart.py, {samples} samples, on this {cpus}-core machine (on a busy machine wall times "
+        "spread widely; CPU time, measured inside each sample, is the steadier figure). Each sample is a "
+        f"fresh interpreter laid out as Lambda's: the task root, {layer}, the runtime's boto3; samples "
+        "never write bytecode, as Lambda cannot write into `/opt`. They are taken round-robin with a bare "
+        f"handler (`import boto3`, returns `{{}}`; {cold['bare_ready_ms']} ms wall, "
+        f"{cold['bare_ready_cpu_ms']} ms CPU). *Ready* is `import app` plus the first invocation on the "
+        "function's smallest event (an empty batch; reconcile sweeps an empty table through a local stub "
+        "endpoint), which builds the settings, the service, rulebooks and templates. Tracing as with "
+        "`Tracing: Active`: unsampled (most invocations) and sampled (*traced*: the X-Ray SDK loads "
+        f"then). Medians of {samples}.",
+        "",
+    ]
+    header = (
+        "| function | ready ms | x bare | ready CPU ms | x bare, CPU | traced: x bare | traced: x bare, CPU |"
+    )
+    rule = "|---|---:|---:|---:|---:|---:|---:|"
+    if before:
+        header += " before: x bare | before: x bare, CPU |"
+        rule += "---:|---:|"
+    lines += [header, rule]
+    for name, f in _by_ready_cpu(cold):
+        row = (
+            f"| {name} | {f['ready_ms']} | {f['ready_ratio']} | {f['ready_cpu_ms']} | "
+            f"**{f['ready_cpu_ratio']}** | {f['ready_traced_ratio']} | {f['ready_traced_cpu_ratio']} |"
+        )
+        if before:
+            was = before["functions"].get(name, {})
+            row += f" {was.get('ready_ratio', '')} | {was.get('ready_cpu_ratio', '')} |"
+        lines.append(row)
     for name, f in cold.get("floors", {}).items():
-        lines.append(f"| *{name}* | {f['ms']} | {f['ratio']} | {f.get('best_ratio', '')} | | |")
-    lines.append("")
+        label = FLOOR_LABELS.get(name, name)
+        row = f"| *{label}* | {f['ms']} | {f['ratio']} | {f['cpu_ms']} | {f['cpu_ratio']} | | |"
+        if before:
+            was = before.get("floors", {}).get(name, {})
+            row += f" {was.get('ratio', '')} | {was.get('cpu_ratio', '')} |"
+        lines.append(row)
+    bare = cold.get("sender_without_bytecode")
+    if bare:
+        row = (
+            f"| *sender, the same layer without bytecode* | {bare['ms']} | {bare['ratio']} | "
+            f"{bare['cpu_ms']} | {bare['cpu_ratio']} | | |"
+        )
+        lines.append(row + (" | |" if before else ""))
+    lines += [""]
+    if before:
+        lines += [
+            f"*Before* is the same bench on the code before (`python -m bench.coldstart {samples} --before "
+            f"<checkout>`: {before.get('layer_source', 'its own layer')}), bare handler "
+            f"{before['bare_ready_ms']} ms wall, {before['bare_ready_cpu_ms']} ms CPU.",
+            "",
+        ]
+    lines += [
+        "The import alone against `import boto3`, the figure before *ready* was measured, is still in "
+        "out/bench/results.json as `ratio` (worst "
+        f"{cold['max_ratio']}x); on a loaded machine its single wall-time samples move by ±0.5x between "
+        "runs, so it is not the target's figure.",
+        "",
+    ]
+    if bare:
+        sender = cold["functions"].get("sender", {}).get("ready_cpu_ratio", "?")
+        lines += [
+            "The last row is the sender on the same layer built without bytecode, as SAM built it before "
+            "(BuildMethod python3.13 unpacks wheels) and as `build_layer.py` still builds it without a "
+            "CPython 3.13 at hand: Lambda cannot write bytecode into `/opt`, so every cold start compiles "
+            f"every module it imports. **{bare['cpu_ratio']}x** the bare handler in CPU time against "
+            f"{sender}x with the bytecode the build compiles (CPython 3.13, unchecked-hash `.pyc`; "
+            "docs/decisions.md D11).",
+            "",
+        ]
     return lines
+
+
+def _shipped_layer(sz: dict[str, Any]) -> dict[str, Any]:
+    """The layer `sam build` ships (older results name it only ``layer_with_tracer_sdk``)."""
+    return dict(sz.get("built_layer") or sz["layer_with_tracer_sdk"])
+
+
+def _layer_label(shipped: dict[str, Any]) -> str:
+    if not shipped.get("source", "").startswith("build_layer.py"):
+        return f"with aws-xray-sdk, measured from {shipped.get('source', '?')}, unpruned"
+    if shipped.get("bytecode_bytes"):
+        return "as `sam build` ships it, with aws-xray-sdk and CPython 3.13 bytecode"
+    return "as `sam build` ships it, with aws-xray-sdk, without bytecode (no CPython 3.13 at hand)"
+
+
+def _mb_short(size: int) -> str:
+    return f"{size / 1e6:,.1f}"
+
+
+# Why a distribution is its size in the built layer (the pruning of layers/dunning/build_layer.py).
+_DISTRIBUTION_NOTES = {"pyyaml": "its libyaml extension is what parses the data fast"}
+
+
+def _distribution_note(name: str, size: int, shipped: dict[str, Any], declared: dict[str, Any]) -> str:
+    was = declared["by_distribution"].get(name)
+    if name == "babel" and was and shipped.get("babel_locales_with_data"):
+        return (
+            f"was {_mb_short(was)}: data in the {shipped['babel_locales_with_data']:,} locale files of the "
+            f"template languages and root; the other {shipped.get('babel_locales_emptied', 0):,} are kept "
+            "empty so that Babel still recognises those locales"
+        )
+    if name == "phonenumbers" and was and was > size:
+        return f"was {_mb_short(was)}: no geocoder or carrier data"
+    return _DISTRIBUTION_NOTES.get(name, "")
 
 
 def _sizes_section(results: dict[str, Any]) -> list[str]:
     sz = results.get("sizes")
     if not sz:
         return []
-    declared, working = sz["declared_layer"], sz["layer_with_tracer_sdk"]
-    top = ", ".join(f"{k} {_mb(v)}" for k, v in list(working["by_distribution"].items())[:8])
-    functions = ", ".join(f"{k} {v / 1000:.1f} KB" for k, v in sz["functions_bytes"].items())
-    return [
+    declared, shipped = sz["declared_layer"], _shipped_layer(sz)
+    bytecode = shipped.get("bytecode_bytes", 0)
+    built = shipped.get("source", "").startswith("build_layer.py")
+    now = "now: `build_layer.py`, what `sam build` ships (BuildMethod makefile)"
+    if not built:
+        now = f"now: the same requirements + aws-xray-sdk, from {shipped['source']} (the build failed)"
+    lines = [
         "## Package sizes (unzipped)",
         "",
-        "| layer | source | dependencies | dunning package | total |",
-        "|---|---|---:|---:|---:|",
-        f"| as declared (layers/dunning/requirements.txt) | {declared['source']} | "
+        f"bench/sizes.py, wheels for manylinux2014_aarch64 / CPython 3.13 (source: {declared['source']}):",
+        "",
+        "| layer | dependencies | dunning package | total |",
+        "|---|---:|---:|---:|",
+        f"| before: `requirements.txt` as pip installs it (BuildMethod python3.13) | "
         f"{_mb(declared['dependencies_bytes'])} | {_mb(declared['dunning_package_bytes'])} | "
         f"{_mb(declared['total_bytes'])} |",
-        f"| + aws-xray-sdk (what `Tracer()` imports) | {working['source']} | "
-        f"{_mb(working['dependencies_bytes'])} | {_mb(working['dunning_package_bytes'])} | "
-        f"**{_mb(working['total_bytes'])}** |",
+    ]
+    package = _mb(shipped["dunning_package_bytes"])
+    if bytecode:
+        lines += [
+            f"| {now} | {_mb(shipped['dependencies_bytes'] - bytecode)} | {package} | "
+            f"**{_mb(shipped['total_bytes'] - bytecode)}** |",
+            "| now, with CPython 3.13 bytecode (`LAYER_PYTHON=<python3.13> python -m bench.sizes`; "
+            f"`sam build --use-container`) | {_mb(shipped['dependencies_bytes'])} | {package} | "
+            f"**{_mb(shipped['total_bytes'])}** |",
+        ]
+    else:
+        lines.append(
+            f"| {now} | {_mb(shipped['dependencies_bytes'])} | {package} | "
+            f"**{_mb(shipped['total_bytes'])}** |"
+        )
+    largest = []
+    for name, size in list(shipped["by_distribution"].items())[:8]:
+        note = _distribution_note(name, size, shipped, declared)
+        largest.append(f"{name} {_mb(size)}" + (f" ({note})" if note else ""))
+
+    def runtime(layer: dict[str, Any]) -> str:
+        bundled = layer.get("runtime_provided_but_bundled", {})
+        named = (f"{k} {_mb(v)}" if v >= 50_000 else k for k, v in bundled.items())
+        return ", ".join(named) or "none"
+
+    if bytecode:
+        compiled = (
+            f"Bytecode: {_mb(bytecode)} of unchecked-hash `.pyc` files compiled by CPython 3.13 (Lambda "
+            "cannot write them into `/opt` at run time; without them every cold start compiles: see the "
+            "cold-start section)."
+        )
+    else:
+        compiled = (
+            "Bytecode: none (no CPython 3.13 at hand when this ran: set `LAYER_PYTHON`; without it every "
+            "cold start compiles: see the cold-start section)."
+        )
+    functions = sz["functions_bytes"].values()
+    sizes = f"{min(functions) / 1000:.1f}-{max(functions) / 1000:.1f} KB" if functions else "none"
+    lines += [
         "",
-        f"Largest distributions: {top}. Bundled although the runtime has them (pip cannot know): "
-        f"{', '.join(f'{k} {_mb(v)}' for k, v in working['runtime_provided_but_bundled'].items())}. "
-        f"Function packages (CodeUri): {functions}. Largest function + layer: "
-        f"{_mb(sz['largest_deployment_bytes'])} of the 250 MiB ({_mb(sz['lambda_unzipped_limit_bytes'])}) "
-        "Lambda allows unzipped.",
+        f"Largest distributions now: {', '.join(largest)}. Runtime packages inside: {runtime(shipped)} "
+        f"(was {runtime(declared)}). {compiled} tests/unit/test_layer_build.py builds it as `sam build` "
+        "does and checks the ELF machine of every compiled file (aarch64), the absence of the runtime's "
+        f"packages, the {TARGETS['layer_mb']} MB bound with the bytecode, a 3.13 `.pyc` for every module, "
+        "and that rendering and phone parsing on it match the full packages (docs/decisions.md D11). "
+        f"Function packages (CodeUri): {sizes} each.",
         "",
     ]
+    return lines
 
 
 def _budget_section(results: dict[str, Any]) -> list[str]:
@@ -459,19 +632,21 @@ def _table(results: dict[str, Any]) -> list[str]:
         row("messages rendered per second per core", tp["rendering"]["renders_per_s"], None, "", None, 0)
     cold = results.get("coldstart")
     if cold:
-        worst = max(cold["functions"].items(), key=lambda kv: kv[1]["ratio"])
+        worst = max(cold["functions"].items(), key=lambda kv: kv[1]["ready_cpu_ratio"])[0]
         row(
-            f"handler cold import / bare import boto3 (worst: {worst[0]})",
-            cold["max_ratio"],
+            f"cold start ready / bare boto3 handler, CPU (worst: {worst}; section below)",
+            cold["max_ready_cpu_ratio"],
             None,
-            "<= 1.5",
-            cold["max_ratio"] <= TARGETS["cold_import_ratio"],
+            f"<= {TARGETS['ready_cpu_ratio']}",
+            cold["max_ready_cpu_ratio"] <= TARGETS["ready_cpu_ratio"],
         )
     sz = results.get("sizes")
     if sz:
+        shipped = _shipped_layer(sz)
+        ok = "yes" if shipped["total_bytes"] <= TARGETS["layer_mb"] * 1e6 else "**no**"
         lines.append(
-            f"| layer unzipped (with aws-xray-sdk) | {_mb(sz['layer_with_tracer_sdk']['total_bytes'])} | | | "
-            f"< 250 MB with the function | yes |"
+            f"| layer unzipped ({_layer_label(shipped)}) | {_mb(shipped['total_bytes'])} | | | "
+            f"<= {TARGETS['layer_mb']} MB | {ok} |"
         )
     c = results.get("cost")
     if c:
@@ -522,27 +697,67 @@ WRITE_UNIT_FLOOR = (
 )
 
 
+def _names(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _coldstart_bound(cold: dict[str, Any]) -> str:
+    """The cold-start paragraph of the explanation: the floors, and where each function sits."""
+    ordered = _by_ready_cpu(cold)
+    ratios = [f["ready_cpu_ratio"] for _, f in ordered]
+    text = (
+        f"**Cold start (target {TARGETS['ready_cpu_ratio']}x the bare handler; {min(ratios)}-{max(ratios)}x "
+        "measured in CPU time).** "
+    )
+    floors = _floor_ratios(cold)
+    if len(floors) < 2:
+        return text + "No floor rows in this run."
+    low, high = floors[0], floors[-1]
+    near_low = [(n, r) for n, r in ((n, f["ready_cpu_ratio"]) for n, f in ordered) if r - low < high - r]
+    near_high = [(n, r) for n, r in ((n, f["ready_cpu_ratio"]) for n, f in ordered) if r - low >= high - r]
+    text += (
+        "The floor rows of the cold-start table are handlers that only import and set up libraries and "
+        f"return: boto3 with Powertools Logger and Metrics and one pydantic model is already **{low}x**; "
+        "adding what deciding and rendering use (a holidays calendar, whose first use imports all ~250 "
+        "country modules of the package; phonenumbers, Babel, Jinja2, PyYAML) is "
+        f"**{high}x**."
+    )
+    if near_low:
+        text += (
+            " The " + _names([f"{n} ({r}x)" for n, r in near_low]) + " sit"
+            f"{'s' if len(near_low) == 1 else ''} a little above the first floor"
+            + (";" if near_high else ".")
+        )
+    if near_high:
+        span = f"{near_high[0][1]:.1f}-{near_high[-1][1]:.1f}x"
+        text += (
+            (" " if near_low else " The ")
+            + _names([n for n, _ in near_high])
+            + ", which load the rulebooks (and with them the holiday calendars), sit around the second "
+            f"({span})."
+        )
+    over = [r - (low if r - low < high - r else high) for _, r in near_low + near_high]
+    return text + (
+        f" What the product adds on top of its libraries is now at most {max(over):.1f}x (models, rulebook "
+        f"validation, engine modules). Reaching {TARGETS['ready_cpu_ratio']}x for these functions would "
+        "mean not loading the rulebooks and calendars on the first invocation (precomputed holiday tables "
+        "in the layer: the next lever) or leaving Powertools or pydantic, which the design chose on "
+        "purpose."
+    )
+
+
 def _explanation(results: dict[str, Any]) -> list[str]:
     run = results.get("requests", {})
     cold = results.get("coldstart", {})
     wcu = f"{run['write_units_per_delivered']:.1f}" if run else "?"
-    floors = cold.get("floors", {})
-    floor = max((f["ratio"] for f in floors.values()), default=0)
-    ratios = [f["ratio"] for f in cold.get("functions", {}).values()]
-    span = f"{min(ratios):.2f}-{max(ratios):.2f}x" if ratios else "?"
-    return [
+    lines = [
         "## What bounds the targets that are not met",
         "",
         f"**Write units (target 3, {wcu} measured).** " + " ".join(WRITE_UNIT_FLOOR),
-        "",
-        f"**Cold import (target 1.5x, {span} measured).** The floor rows of the cold-import table are what "
-        "any handler on this stack imports before a line of product code: boto3, Powertools Logger and "
-        "Metrics, one pydantic model, and Tracer, whose `Tracer()` imports the X-Ray SDK and patches "
-        f"botocore: {floor:.2f}x already. The product adds its models and settings (pydantic schema "
-        "building) and its own modules. Heavy modules are imported only on the path that needs them (see "
-        "*What was optimised*); going further means leaving Powertools' Tracer (Lambda's own `Tracing: "
-        "Active` segments remain) or pydantic at import, which the design chose on purpose.",
     ]
+    if cold.get("functions") and cold["max_ready_cpu_ratio"] > TARGETS["ready_cpu_ratio"]:
+        lines += ["", _coldstart_bound(cold)]
+    return lines
 
 
 # Measured by a test, not by this bench (it drives replies, which the bench's run has none of).
@@ -609,6 +824,14 @@ HISTORY = [
     "| | planner cold import 475 ms (2.3x boto3) -> 290-300 ms (1.5-1.7x); the first shard task still "
     "loads them: see *ready* |",
     "| settings models `defer_build`: a function builds only its own | | | about -8 ms per handler |",
+    "| layer built by `build_layer.py` (BuildMethod makefile): no runtime packages, Babel data of the "
+    "template languages, no phonenumbers geocoder/carrier data | | | layer 99.7 MB -> 25.7 MB unzipped |",
+    "| Powertools' Tracer created on the first sampled invocation (`FunctionTracer`) | | | X-Ray SDK, "
+    "wrapt and asyncio out of every untraced cold start |",
+    "| packaged YAML parsed by libyaml (`dunning.yamlio`) | | | ready, CPU: 1.89-3.44x -> 1.59-2.98x the "
+    "bare handler (with the two rows above) |",
+    "| layer bytecode compiled by CPython 3.13 at build | | | sender ready, CPU: 7.82x -> 2.98x the bare "
+    "handler |",
     "",
     "The 400-loan book has few messages per tick, so the shards' fixed polls weigh more there than in the "
     "larger run above.",

@@ -1,0 +1,288 @@
+"""docs/benchmarks.md's generator (bench/report.py) on fabricated results: the cold-start (ready against a
+bare handler) and package-size parts, as bench/coldstart.py and bench/sizes.py return them."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from bench import report
+
+FLOOR_LOW = "floor: + Powertools Logger/Metrics, pydantic model"
+FLOOR_HIGH = "floor: + holidays calendar, phonenumbers, babel, jinja2, yaml"
+RUNTIME = ("botocore", "six")
+
+
+def _function(ready_cpu_ratio: float, ratio: float = 1.3) -> dict[str, Any]:
+    return {
+        "ms": 300.0,
+        "ratio": ratio,
+        "best_ratio": 1.2,
+        "ready_ms": 500.0,
+        "ready_ratio": 1.45,
+        "ready_cpu_ms": 170.0,
+        "ready_cpu_ratio": ready_cpu_ratio,
+        "spread_ready_ms": [480.0, 620.0],
+        "ready_traced_ms": 560.0,
+        "ready_traced_ratio": 1.61,
+        "ready_traced_cpu_ratio": 1.77,
+        "by_package_ms": {"boto3": 80.0},
+    }
+
+
+def _floor(cpu_ratio: float) -> dict[str, Any]:
+    return {"ms": 480.0, "ratio": 1.4, "cpu_ms": 160.0, "cpu_ratio": cpu_ratio, "spread_ms": [470.0, 500.0]}
+
+
+def _coldstart() -> dict[str, Any]:
+    functions = {"indexer": _function(1.59), "sender": _function(2.98, ratio=1.8), "planner": _function(2.71)}
+    return {
+        "samples": 7,
+        "layer_source": "build_layer.py --platform host (pruned as for Lambda)",
+        "boto3_ms": 200.0,
+        "bare_ready_ms": 354.8,
+        "bare_ready_cpu_ms": 108.9,
+        "target_ratio": 1.5,
+        "functions": functions,
+        "max_ratio": 1.8,
+        "max_ready_ratio": 1.45,
+        "max_ready_cpu_ratio": 2.98,
+        "max_ready_traced_ratio": 1.61,
+        "floors": {FLOOR_LOW: _floor(1.49), FLOOR_HIGH: _floor(2.4)},
+        "sender_without_bytecode": {"ms": 2570.4, "ratio": 7.25, "cpu_ms": 851.4, "cpu_ratio": 7.82},
+    }
+
+
+def _layer(total: int, bytecode: int, by_distribution: dict[str, int], source: str) -> dict[str, Any]:
+    return {
+        "source": source,
+        "dependencies_bytes": total - 400_000,
+        "dunning_package_bytes": 400_000,
+        "bytecode_bytes": bytecode,
+        "total_bytes": total,
+        "by_distribution": by_distribution,
+        "runtime_provided_but_bundled": {k: v for k, v in by_distribution.items() if k in RUNTIME},
+        "babel_locales_with_data": 174,
+        "babel_locales_emptied": 974,
+    }
+
+
+def _sizes(bytecode: int = 11_700_000) -> dict[str, Any]:
+    declared = _layer(
+        99_700_000,
+        0,
+        {"babel": 33_500_000, "botocore": 21_500_000, "phonenumbers": 21_900_000, "six": 11_000},
+        "pip (manylinux2014_aarch64, CPython 3.13)",
+    )
+    built = _layer(
+        25_700_000 + bytecode,
+        bytecode,
+        {"holidays": 4_900_000, "pyyaml": 3_000_000, "babel": 2_500_000, "phonenumbers": 1_400_000},
+        "build_layer.py (manylinux2014_aarch64, CPython 3.13)",
+    )
+    return {
+        "declared_layer": declared,
+        "built_layer": built,
+        "layer_with_tracer_sdk": built,
+        "functions_bytes": {"indexer": 1_200, "sender": 1_900},
+        "largest_deployment_bytes": built["total_bytes"] + 1_900,
+        "lambda_unzipped_limit_bytes": 250 * 1024 * 1024,
+    }
+
+
+@pytest.fixture
+def results() -> dict[str, Any]:
+    made: dict[str, Any] = {
+        "generated_at": "2026-11-29 16:40 UTC",
+        "command": "make bench",
+        "seconds": 600,
+        "machine": {"cpus": 2, "python": "3.11.7"},
+        "coldstart": _coldstart(),
+        "sizes": _sizes(),
+    }
+    made["targets"] = report.targets(made)
+    return made
+
+
+def _line(text: str, start: str) -> str:
+    """The one line of ``text`` that starts with ``start``."""
+    found = [line for line in text.splitlines() if line.startswith(start)]
+    assert len(found) == 1, f"{len(found)} lines start with {start!r}"
+    return found[0]
+
+
+def _target(results: dict[str, Any], start: str) -> dict[str, Any]:
+    return next(t for t in results["targets"] if t["target"].startswith(start))
+
+
+def test_the_cold_start_target_is_the_worst_ready_cpu_ratio(results: dict[str, Any]) -> None:
+    assert _target(results, "cold start ready, CPU")["measured"] == 2.98
+
+
+def test_the_cold_start_target_is_not_met_above_one_and_a_half(results: dict[str, Any]) -> None:
+    assert _target(results, "cold start ready, CPU")["met"] is False
+
+
+def test_the_cold_start_target_is_met_at_one_and_a_half(results: dict[str, Any]) -> None:
+    results["coldstart"]["max_ready_cpu_ratio"] = 1.5
+    assert _target({"targets": report.targets(results)}, "cold start ready, CPU")["met"] is True
+
+
+def test_the_summary_row_names_the_worst_function_and_its_ready_cpu_ratio(results: dict[str, Any]) -> None:
+    row = _line(report.markdown(results), "| cold start ready / bare boto3 handler, CPU")
+    assert row == (
+        "| cold start ready / bare boto3 handler, CPU (worst: sender; section below) | 2.98 |  |  "
+        "| <= 1.5 | **no** |"
+    )
+
+
+def test_the_import_ratio_is_no_longer_a_summary_row(results: dict[str, Any]) -> None:
+    assert "| handler cold import" not in report.markdown(results)
+
+
+def test_functions_are_listed_by_ready_cpu_ratio(results: dict[str, Any]) -> None:
+    text = report.markdown(results)
+    names = ("| indexer |", "| planner |", "| sender |")
+    rows = [line.split(" | ")[0] for line in text.splitlines() if line.startswith(names)]
+    assert rows == ["| indexer", "| planner", "| sender"]
+
+
+def test_a_function_row_carries_ready_wall_cpu_and_traced_ratios(results: dict[str, Any]) -> None:
+    row = _line(report.markdown(results), "| sender |")
+    assert row == "| sender | 500.0 | 1.45 | 170.0 | **2.98** | 1.61 | 1.77 |"
+
+
+def test_the_floor_rows_are_labelled_as_the_table_names_them(results: dict[str, Any]) -> None:
+    row = _line(report.markdown(results), "| *floor: the same + holidays")
+    assert row == (
+        "| *floor: the same + holidays calendar, phonenumbers, Babel, Jinja2, PyYAML* | 480.0 | 1.4 "
+        "| 160.0 | 2.4 | | |"
+    )
+
+
+def test_the_layer_without_bytecode_has_its_row(results: dict[str, Any]) -> None:
+    row = _line(report.markdown(results), "| *sender, the same layer without bytecode*")
+    assert row == "| *sender, the same layer without bytecode* | 2570.4 | 7.25 | 851.4 | 7.82 | | |"
+
+
+def test_without_a_before_run_there_are_no_before_columns(results: dict[str, Any]) -> None:
+    assert "before: x bare" not in report.markdown(results)
+
+
+def test_a_before_run_adds_its_ratios_to_the_function_rows(results: dict[str, Any]) -> None:
+    before = copy.deepcopy(results["coldstart"])
+    before["functions"]["sender"] |= {"ready_ratio": 3.37, "ready_cpu_ratio": 3.44}
+    results["coldstart"]["before"] = before
+    row = _line(report.markdown(results), "| sender |")
+    assert row.endswith("| 1.77 | 3.37 | 3.44 |")
+
+
+def test_the_bare_handler_times_are_stated(results: dict[str, Any]) -> None:
+    assert "returns `{}`; 354.8 ms wall, 108.9 ms CPU)" in report.markdown(results)
+
+
+def test_the_explanation_spans_the_measured_ready_cpu_ratios(results: dict[str, Any]) -> None:
+    text = report.markdown(results)
+    assert "**Cold start (target 1.5x the bare handler; 1.59-2.98x measured in CPU time).**" in text
+
+
+def test_the_explanation_states_both_floors(results: dict[str, Any]) -> None:
+    paragraph = _line(report.markdown(results), "**Cold start")
+    assert "is already **1.49x**" in paragraph and "PyYAML) is **2.4x**." in paragraph
+
+
+def test_the_explanation_places_each_function_by_its_nearer_floor(results: dict[str, Any]) -> None:
+    paragraph = _line(report.markdown(results), "**Cold start")
+    assert "The indexer (1.59x) sits a little above the first floor; planner and sender, which" in paragraph
+
+
+def test_the_explanation_gives_what_the_product_adds_above_its_floor(results: dict[str, Any]) -> None:
+    # sender 2.98 over the 2.4 floor
+    assert "is now at most 0.6x" in _line(report.markdown(results), "**Cold start")
+
+
+def test_a_met_cold_start_target_needs_no_explanation(results: dict[str, Any]) -> None:
+    for f in results["coldstart"]["functions"].values():
+        f["ready_cpu_ratio"] = 1.4
+    results["coldstart"]["max_ready_cpu_ratio"] = 1.4
+    assert "**Cold start" not in report.markdown(results)
+
+
+def test_the_layer_target_is_the_built_layer_with_bytecode(results: dict[str, Any]) -> None:
+    assert _target(results, "layer unzipped")["measured"] == 37.4
+
+
+def test_the_layer_target_is_met_under_forty_mb(results: dict[str, Any]) -> None:
+    assert _target(results, "layer unzipped")["met"] is True
+
+
+def test_the_layer_target_is_not_met_over_forty_mb() -> None:
+    results = {"sizes": _sizes(bytecode=15_000_000)}
+    assert _target({"targets": report.targets(results)}, "layer unzipped")["met"] is False
+
+
+def test_the_summary_row_is_the_layer_sam_build_ships(results: dict[str, Any]) -> None:
+    row = _line(report.markdown(results), "| layer unzipped")
+    assert row == (
+        "| layer unzipped (as `sam build` ships it, with aws-xray-sdk and CPython 3.13 bytecode) | 37.4 MB "
+        "| | | <= 40 MB | yes |"
+    )
+
+
+def test_the_summary_row_says_when_the_layer_has_no_bytecode(results: dict[str, Any]) -> None:
+    results["sizes"] = _sizes(bytecode=0)
+    row = _line(report.markdown(results), "| layer unzipped")
+    assert row.startswith("| layer unzipped (as `sam build` ships it, with aws-xray-sdk, without bytecode")
+
+
+def test_the_before_row_is_the_requirements_as_pip_installs_them(results: dict[str, Any]) -> None:
+    row = _line(report.markdown(results), "| before: `requirements.txt`")
+    assert row == (
+        "| before: `requirements.txt` as pip installs it (BuildMethod python3.13) | 99.3 MB | 0.4 MB "
+        "| 99.7 MB |"
+    )
+
+
+def test_the_now_row_is_the_built_layer_without_its_bytecode(results: dict[str, Any]) -> None:
+    row = _line(report.markdown(results), "| now: `build_layer.py`")
+    assert row.endswith("| 25.3 MB | 0.4 MB | **25.7 MB** |")
+
+
+def test_the_bytecode_row_is_the_built_layer_as_shipped(results: dict[str, Any]) -> None:
+    row = _line(report.markdown(results), "| now, with CPython 3.13 bytecode")
+    assert row.endswith("| 37.0 MB | 0.4 MB | **37.4 MB** |")
+
+
+def test_without_bytecode_there_is_no_bytecode_row(results: dict[str, Any]) -> None:
+    results["sizes"] = _sizes(bytecode=0)
+    assert "| now, with CPython 3.13 bytecode" not in report.markdown(results)
+
+
+def test_pruned_distributions_say_what_they_were(results: dict[str, Any]) -> None:
+    paragraph = _line(report.markdown(results), "Largest distributions now:")
+    assert "phonenumbers 1.4 MB (was 21.9: no geocoder or carrier data)" in paragraph
+
+
+def test_babel_says_how_many_locales_keep_their_data(results: dict[str, Any]) -> None:
+    paragraph = _line(report.markdown(results), "Largest distributions now:")
+    assert "babel 2.5 MB (was 33.5: data in the 174 locale files" in paragraph
+
+
+def test_the_runtime_packages_the_pip_layer_bundled_are_named(results: dict[str, Any]) -> None:
+    paragraph = _line(report.markdown(results), "Largest distributions now:")
+    assert "Runtime packages inside: none (was botocore 21.5 MB, six)." in paragraph
+
+
+def test_the_function_packages_are_given_as_a_range(results: dict[str, Any]) -> None:
+    assert "Function packages (CodeUri): 1.2-1.9 KB each." in report.markdown(results)
+
+
+def test_the_sections_other_parts_added_are_kept(results: dict[str, Any]) -> None:
+    text = report.markdown(results)
+    assert "## Closing the opt-out/claim race: what it costs (issue 10)" in text
+
+
+def test_the_history_keeps_the_bytecode_row(results: dict[str, Any]) -> None:
+    assert "| layer bytecode compiled by CPython 3.13 at build |" in report.markdown(results)
