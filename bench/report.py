@@ -449,7 +449,10 @@ def _sizes_section(results: dict[str, Any]) -> list[str]:
     lines = [
         "## Package sizes (unzipped)",
         "",
-        f"bench/sizes.py, wheels for manylinux2014_aarch64 / CPython 3.13 (source: {declared['source']}):",
+        "bench/sizes.py, wheels for manylinux2014_aarch64 / CPython 3.13:"
+        if declared["source"].startswith("pip")
+        else "bench/sizes.py, from this virtual environment's installed files (pip could not fetch the "
+        "aarch64 wheels: close but not exact, and unpruned):",
         "",
         "| layer | dependencies | dunning package | total |",
         "|---|---:|---:|---:|",

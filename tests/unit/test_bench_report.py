@@ -286,3 +286,12 @@ def test_the_sections_other_parts_added_are_kept(results: dict[str, Any]) -> Non
 
 def test_the_history_keeps_the_bytecode_row(results: dict[str, Any]) -> None:
     assert "| layer bytecode compiled by CPython 3.13 at build |" in report.markdown(results)
+
+
+def test_the_sizes_say_which_wheels_they_measured(results: dict[str, Any]) -> None:
+    assert "bench/sizes.py, wheels for manylinux2014_aarch64 / CPython 3.13:" in report.markdown(results)
+
+
+def test_sizes_from_the_virtual_environment_say_so(results: dict[str, Any]) -> None:
+    results["sizes"]["declared_layer"]["source"] = "venv"
+    assert "from this virtual environment's installed files" in report.markdown(results)
