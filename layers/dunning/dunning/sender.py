@@ -76,6 +76,7 @@ if TYPE_CHECKING:
 
 
 logger = PackageLogger(__name__)
+
 # Claim races (two jobs of one borrower in flight at once) are re-decided this many times, then the
 # record goes back to the queue to be tried later with fresh state.
 MAX_CLAIM_ATTEMPTS = 3
