@@ -48,18 +48,18 @@ from typing import Any
 from dunning import clock
 from dunning.adapters import Adapters
 from dunning.adapters.attention import Attention
-from dunning.adapters.dynamo import Dynamo
-from dunning.adapters.ledger import Ledger
-from dunning.adapters.lender import Lender
-from dunning.adapters.messaging import FailureKind, Messaging, PublishError, SmsOptions
-from dunning.adapters.state import (
+from dunning.adapters.consent import (
     CONFIRMATION_AMBIGUOUS,
     CONFIRMATION_CLAIMED,
     CONFIRMATION_FAILED,
     CONFIRMATION_OWED,
     CONFIRMATION_SENT,
-    StateStore,
 )
+from dunning.adapters.dynamo import Dynamo
+from dunning.adapters.ledger import Ledger
+from dunning.adapters.lender import Lender
+from dunning.adapters.messaging import FailureKind, Messaging, PublishError, SmsOptions
+from dunning.adapters.state import StateStore
 from dunning.event_shapes import records_of
 from dunning.ids import id_problem, storable_id
 from dunning.items import iso_utc, parse_iso_utc, raw_status
@@ -436,7 +436,7 @@ class InboundService:
             return
         for borrower_id in borrower_ids:
             if paused_until is not None:
-                self.state.pause(borrower_id, paused_until)
+                self.state.contact.pause(borrower_id, paused_until)
         self.attention.publish(
             "inbound.free_text",
             {
@@ -470,7 +470,7 @@ class InboundService:
             if intent == Intent.WRONG_NUMBER
             else {"intent": intent.value, "chinese": chinese, "origin": origin}
         )
-        change = self.state.record_consent(
+        change = self.state.consent.record_consent(
             phone,
             opted_out=opted_out,
             at=at,
@@ -514,7 +514,7 @@ class InboundService:
         opened = [
             loan_id
             for loan_id, borrower_id in sorted(loans.items())
-            if self.state.open_dispute(
+            if self.state.contact.open_dispute(
                 borrower_id,
                 loan_id,
                 at=at,
@@ -614,7 +614,7 @@ class InboundService:
             if raw_status(loans.get(loan_id)) != LoanStatus.ACTIVE:
                 continue
             # One conditional update per loan: STARTs are rare, and the update needs no shard count.
-            if self.state.replan_earlier(
+            if self.state.cadence.replan_earlier(
                 loan_id, at, at, "consent.sms_restored", "the borrower texted START: reminders may resume"
             ):
                 metrics.count("Replanned")
@@ -646,15 +646,17 @@ class Confirmer:
     def complete(self, phone: str, inbound_id: str, metrics: MetricsRecorder) -> str | None:
         """Send the confirmation of one reply if it is owed; returns its status after, None if none."""
         now = self.clock()
-        entry = self.state.claim_confirmation(phone, inbound_id, now)
+        entry = self.state.consent.claim_confirmation(phone, inbound_id, now)
         if entry is None:
-            current = self.state.confirmation(phone, inbound_id)
+            current = self.state.consent.confirmation(phone, inbound_id)
             return str(current["status"]) if current else None
         intent = Intent(str(entry.get("intent")))
         text = reply_text(intent, self.profile, chinese=bool(entry.get("chinese")))
         origin = str(entry.get("origin") or self.origination_identity)
         if text is None:  # pragma: no cover - STOP and START always have a text
-            self.state.settle_confirmation(phone, inbound_id, CONFIRMATION_FAILED, now, code="no text")
+            self.state.consent.settle_confirmation(
+                phone, inbound_id, CONFIRMATION_FAILED, now, code="no text"
+            )
             return CONFIRMATION_FAILED
         try:
             message_id = self.messaging.send_sms(phone, text, SmsOptions(origination_identity=origin))
@@ -663,13 +665,13 @@ class Confirmer:
                 FailureKind.RETRYABLE: CONFIRMATION_OWED,
                 FailureKind.UNKNOWN: CONFIRMATION_AMBIGUOUS,
             }.get(exc.kind, CONFIRMATION_FAILED)
-            self.state.settle_confirmation(phone, inbound_id, status, self.clock(), code=exc.code)
+            self.state.consent.settle_confirmation(phone, inbound_id, status, self.clock(), code=exc.code)
             logger.error(
                 "confirmation not sent", extra={"intent": intent.value, "code": exc.code, "now": status}
             )
             metrics.count("ReplyFailed")
             return status
-        self.state.settle_confirmation(
+        self.state.consent.settle_confirmation(
             phone, inbound_id, CONFIRMATION_SENT, self.clock(), message_id=message_id
         )
         metrics.count("Replies", intent=intent.value)
@@ -678,22 +680,22 @@ class Confirmer:
     def sweep(self, now: datetime, metrics: MetricsRecorder) -> dict[str, int]:
         """Complete every confirmation still owed; a claim older than CLAIM_TIMEOUT becomes AMBIGUOUS."""
         done: dict[str, int] = {}
-        for pointer in self.state.owed_confirmations():
+        for pointer in self.state.consent.owed_confirmations():
             phone, inbound_id = str(pointer.get("phone", "")), str(pointer.get("inbound_id", ""))
-            entry = self.state.confirmation(phone, inbound_id)
+            entry = self.state.consent.confirmation(phone, inbound_id)
             status = str((entry or {}).get("status", ""))
             if status == CONFIRMATION_CLAIMED:
                 claimed_at = parse_iso_utc(str((entry or {}).get("updated_at") or pointer.get("owed_at")))
                 if now - claimed_at < CLAIM_TIMEOUT:
                     continue
-                self.state.settle_confirmation(
+                self.state.consent.settle_confirmation(
                     phone, inbound_id, CONFIRMATION_AMBIGUOUS, now, code="claim expired"
                 )
                 outcome: str | None = CONFIRMATION_AMBIGUOUS
             elif status == CONFIRMATION_OWED:
                 outcome = self.complete(phone, inbound_id, metrics)
             else:
-                self.state.settle_confirmation(phone, inbound_id, status or CONFIRMATION_FAILED, now)
+                self.state.consent.settle_confirmation(phone, inbound_id, status or CONFIRMATION_FAILED, now)
                 outcome = status or None
             if outcome:
                 done[outcome] = done.get(outcome, 0) + 1
@@ -717,14 +719,14 @@ def close_dispute(adapters: Adapters, loan_id: str, *, at: datetime, verificatio
     if item is None or not isinstance(item.get("borrower_id"), str):
         raise ValueError(f"loan {loan_id} not found in the Loans table")
     borrower_id = str(item["borrower_id"])
-    record = adapters.state.close_dispute(borrower_id, loan_id)
+    record = adapters.state.contact.close_dispute(borrower_id, loan_id)
     if record is None:
         return False
     inbound_id = str(record.get("inbound_id") or "operator")
     adapters.ledger.write(
         [adapters.ledger.dispute_op(loan_id, borrower_id, inbound_id, at, closed_by=verification[:500])]
     )
-    adapters.state.replan_earlier(
+    adapters.state.cadence.replan_earlier(
         loan_id,
         at,
         at,

@@ -416,10 +416,10 @@ class ReceiptsService:
         # A delivery newer than every counted failure of its point in this batch proves the point works.
         resets = [p for p, d in deliveries.items() if p not in failures or d.at > failures[p].at]
         if resets:
-            metrics.count("HardFailuresReset", self.state.reset_hard_failures(resets))
+            metrics.count("HardFailuresReset", self.state.contact.reset_hard_failures(resets))
         for (borrower_id, point), receipt in failures.items():
             permanent = receipt.failure_kind == PERMANENT
-            if self.state.record_hard_failure(
+            if self.state.contact.record_hard_failure(
                 borrower_id, point, threshold=self.hard_failure_threshold, permanent=permanent
             ):
                 metrics.count("ContactPointUnusable")

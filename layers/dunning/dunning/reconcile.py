@@ -36,7 +36,7 @@ from dunning.adapters.ledger import (
     receipt_key,
 )
 from dunning.adapters.lender import Lender
-from dunning.adapters.state import StateStore, cadence_key, loan_id_of
+from dunning.adapters.state import StateStore
 from dunning.ids import attribute_id, id_problem, storable_id
 from dunning.items import InvalidItem, iso_utc, loan_from_item, parse_iso_utc, raw_status
 from dunning.models import Decision, DecisionKind, LoanStatus, UtcDateTime
@@ -118,8 +118,7 @@ class Reconciler:
             metrics.count("LoansScanned", len(page))
             # A loan id that cannot be a key is looked up (and recorded) under its stand-in.
             loan_ids = [storable_id(i["loan_id"]) for i in page if isinstance(i.get("loan_id"), str)]
-            found = self.state.dynamo.batch_get({self.state.table: [cadence_key(i) for i in loan_ids]})
-            cadences = {loan_id_of(c): c for c in found.get(self.state.table, [])}
+            cadences = self.state.cadence.cadences(loan_ids)
             writes: list[WriteOp] = []
             for item in page:
                 loan_id = item.get("loan_id")
@@ -173,7 +172,7 @@ class Reconciler:
         result.reindexed += 1
         metrics.count("Reindexed")
         logger.info("active loan without a cadence item re-indexed", extra={"loan_id": loan_id})
-        cadence_item = self.state.cadence_item(
+        cadence_item = self.state.cadence.cadence_item(
             loan_id,
             borrower_id,
             next_contact_at=now,
@@ -181,12 +180,12 @@ class Reconciler:
             rule_id="reconcile.reindexed",
             reason="active loan had no cadence item (a missed stream record)",
         )
-        return [self.state.put_op(cadence_item)]
+        return [self.state.cadence.put_op(cadence_item)]
 
     def _out(
         self, loan_id: str, borrower_id: str, now: datetime, rule: str, reason: str, phone: object = None
     ) -> list[WriteOp]:
-        cadence_item = self.state.cadence_item(
+        cadence_item = self.state.cadence.cadence_item(
             loan_id,
             borrower_id,
             next_contact_at=None,
@@ -203,7 +202,7 @@ class Reconciler:
             rule_id=rule,
             reason=reason,
         )
-        return [self.state.put_op(cadence_item), self.ledger.decision_op(stop)]
+        return [self.state.cadence.put_op(cadence_item), self.ledger.decision_op(stop)]
 
     def resolve_ambiguous(self, now: datetime, result: SweepResult, metrics: MetricsRecorder) -> None:
         """AMBIGUOUS → SENT where the ledger holds a MESSAGE for the same loan and step."""
