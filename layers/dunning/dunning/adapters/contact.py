@@ -186,7 +186,6 @@ class ContactStore:
         current = state
         for _ in range(MAX_CONFLICT_RETRIES):
             sends = tuple(s for s in current.sends if not (s.loan_id == loan_id and s.step == step))
-            names = {"#v": "version"}
             values: dict[str, Any] = {
                 ":next": current.version + 1,
                 ":sends": _sends_value(sends),
@@ -196,21 +195,8 @@ class ContactStore:
             if unusable_point:
                 update += " ADD unusable :p"
                 values[":p"] = {unusable_point}
-            if current.version:
-                values[":read"] = current.version
-            try:
-                self.dynamo.update(
-                    self.table,
-                    contact_key(current.borrower_id),
-                    update=update,
-                    names=names,
-                    values=values,
-                    condition="#v = :read" if current.version else "attribute_not_exists(#v)",
-                )
+            if self._update_at_version(current.borrower_id, current.version, update, values):
                 return True
-            except ClientError as exc:
-                if not is_conditional_failure(exc):
-                    raise
             current = self.read_contact(current.borrower_id, phone)
         return False
 
@@ -236,22 +222,29 @@ class ContactStore:
             if unusable:
                 update += " ADD unusable :p"
                 values[":p"] = {point}
-            if version:
-                values[":read"] = version
-            try:
-                self.dynamo.update(
-                    self.table,
-                    contact_key(borrower_id),
-                    update=update,
-                    names={"#v": "version"},
-                    values=values,
-                    condition="#v = :read" if version else "attribute_not_exists(#v)",
-                )
+            if self._update_at_version(borrower_id, version, update, values):
                 return unusable
-            except ClientError as exc:
-                if not is_conditional_failure(exc):
-                    raise
         raise ClaimConflict(f"contact item of {borrower_id} kept changing")
+
+    def _update_at_version(self, borrower_id: str, version: int, update: str, values: dict[str, Any]) -> bool:
+        """Apply ``update`` if the contact item is still at the ``version`` read (0: an item not written
+        yet); False when it changed since, for the caller to read again."""
+        if version:
+            values[":read"] = version
+        try:
+            self.dynamo.update(
+                self.table,
+                contact_key(borrower_id),
+                update=update,
+                names={"#v": "version"},
+                values=values,
+                condition="#v = :read" if version else "attribute_not_exists(#v)",
+            )
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                return False
+            raise
+        return True
 
     def reset_hard_failures(self, points: Iterable[tuple[str, str]]) -> int:
         """A DELIVERED receipt: forget the failures counted against these (borrower, contact point) pairs.
