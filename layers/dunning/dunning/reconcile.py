@@ -29,6 +29,9 @@ from dunning.adapters.dynamo import Dynamo, WriteOp
 from dunning.adapters.ledger import (
     AMBIGUOUS_PK,
     EARLY_RECEIPT_PK,
+    MESSAGE_SK,
+    RECEIPT_FIELDS,
+    RECEIPT_SK,
     Ledger,
     Status,
     message_key,
@@ -215,7 +218,7 @@ class Reconciler:
             messages = [
                 m
                 for m in self.ledger.get_items(message_keys)
-                if m.get("sk") == "MESSAGE" and m.get("step") == step
+                if m.get("sk") == MESSAGE_SK and m.get("step") == step
             ]
             if not messages:
                 result.ambiguous_open += 1
@@ -246,15 +249,13 @@ class Reconciler:
 
     def merge_early_receipts(self, now: datetime, result: SweepResult, metrics: MetricsRecorder) -> None:
         """Merge each RECEIPT that came before its MESSAGE into the MESSAGE, now that it is written."""
-        from dunning.receipts import RECEIPT_FIELDS
-
         pointers = self.ledger.early_receipt_pointers()
         if not pointers:
             return
         ids = [str(p["sk"]) for p in pointers]
         found = self.ledger.get_items([message_key(i) for i in ids] + [receipt_key(i) for i in ids])
-        messages = {str(i["pk"]): i for i in found if i.get("sk") == "MESSAGE"}
-        receipts = {str(i["pk"]): i for i in found if i.get("sk") == "RECEIPT"}
+        messages = {str(i["pk"]): i for i in found if i.get("sk") == MESSAGE_SK}
+        receipts = {str(i["pk"]): i for i in found if i.get("sk") == RECEIPT_SK}
         writes: list[WriteOp] = []
         for pointer, message_id in zip(pointers, ids, strict=True):
             message, receipt = messages.get(f"MSG#{message_id}"), receipts.get(f"MSG#{message_id}")
