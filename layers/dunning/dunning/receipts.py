@@ -37,6 +37,7 @@ from dunning.adapters.ledger import Ledger, Status
 from dunning.adapters.state import StateStore
 from dunning.items import iso_utc, parse_iso_utc
 from dunning.observability import MetricsRecorder, PackageLogger, mask_contact_point
+from dunning.ports import ContactWriter, LedgerWriter
 from dunning.settings import ReceiptsSettings
 
 logger = PackageLogger(__name__)
@@ -263,8 +264,8 @@ def decode_awslogs(data: str) -> dict[str, Any]:
 
 @dataclass
 class ReceiptsService:
-    state: StateStore
-    ledger: Ledger
+    state: ContactWriter
+    ledger: LedgerWriter
     log_groups: frozenset[str]
     delivery_events_topic_arn: str
     hard_failure_threshold: int
@@ -403,10 +404,10 @@ class ReceiptsService:
         # A delivery newer than every counted failure of its point in this batch proves the point works.
         resets = [p for p, d in deliveries.items() if p not in failures or d.at > failures[p].at]
         if resets:
-            metrics.count("HardFailuresReset", self.state.contact.reset_hard_failures(resets))
+            metrics.count("HardFailuresReset", self.state.reset_hard_failures(resets))
         for (borrower_id, point), receipt in failures.items():
             permanent = receipt.failure_kind == PERMANENT
-            if self.state.contact.record_hard_failure(
+            if self.state.record_hard_failure(
                 borrower_id, point, threshold=self.hard_failure_threshold, permanent=permanent
             ):
                 metrics.count("ContactPointUnusable")
@@ -424,7 +425,7 @@ def build_receipts(settings: ReceiptsSettings) -> ReceiptsService:
     """The receipts service wired to AWS as the settings say (clients are created on first use)."""
     dynamo = Dynamo()
     return ReceiptsService(
-        state=StateStore(dynamo, settings.state_table),
+        state=StateStore(dynamo, settings.state_table).contact,
         ledger=Ledger(dynamo, settings.ledger_table, settings.ledger_retention_days),
         log_groups=settings.log_groups,
         delivery_events_topic_arn=settings.delivery_events_topic_arn,

@@ -289,6 +289,6 @@ def build_reconciler(settings: ReconcileSettings) -> Reconciler:
         ledger=Ledger(dynamo, settings.ledger_table, settings.ledger_retention_days),
         clock=clock.now,
         confirmer=Confirmer(
-            state, Messaging(), lender_contact(), settings.sms_origination_identity, clock.now
+            state.consent, Messaging(), lender_contact(), settings.sms_origination_identity, clock.now
         ),
     )
