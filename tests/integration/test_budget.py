@@ -19,9 +19,9 @@ from pipeline_helpers import Harness, loan, run_concurrently, start_harness
 
 from dunning import clock
 from dunning.adapters.budget_store import RateLimiter
+from dunning.adapters.cadence import due_shard
 from dunning.adapters.dynamo import Dynamo
 from dunning.adapters.pacing import SendPacer
-from dunning.adapters.state import due_shard
 from dunning.budget import SmsIdentity, SpendLimit, SpendPolicy, load_sending_policy
 from dunning.models import Address, Borrower, Channel, Consent, Loan
 from dunning.observability import MetricsRecorder
@@ -124,7 +124,7 @@ def test_the_tick_budget_is_never_exceeded_and_no_loan_starves(
 
     # Each shard gets its share of the budget (the remainder rotating over the shards from tick to
     # tick): the fullest shard bounds how many ticks it takes.
-    shards = len(planner.state.shards())
+    shards = len(planner.state.cadence.shards())
     fullest = max(Counter(due_shard(loan_.loan_id, shards) for loan_ in loans).values())
     bound = math.ceil(fullest * shards / budget)
     first_sent: dict[str, int] = {}

@@ -26,13 +26,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from dunning import clock
+from dunning.adapters.cadence import DueEntry
 from dunning.adapters.dynamo import BATCH_WRITE_LIMIT, Dynamo, Key, WriteOp
 from dunning.adapters.ledger import Ledger
 from dunning.adapters.lender import Lender
 from dunning.adapters.outbound import Outbound
 from dunning.adapters.plan_queue import PlanQueue
 from dunning.adapters.reads import MissingItem, Wanted, read_snapshot
-from dunning.adapters.state import DueEntry, StateStore
+from dunning.adapters.state import StateStore
 from dunning.ids import attribute_id
 from dunning.items import InvalidItem, iso_utc
 from dunning.jobs import Job, job_from_decision
@@ -236,7 +237,7 @@ class Planner:
         """One PlanQueue task per shard (SendMessageBatch, 10 a request). Returns the number of tasks."""
         tasks = [
             ShardTask(shard=shard, scheduled_time=tick.scheduled_time).message()
-            for shard in self.state.shards()
+            for shard in self.state.cadence.shards()
         ]
         self.plan_queue.send(tasks)
         metrics.count("ShardTasks", len(tasks))
@@ -250,7 +251,9 @@ class Planner:
         metrics.observe("PlannerLagSeconds", max(0.0, (self.clock() - now).total_seconds()))
         result = ShardResult()
         metrics.count("ShardsPlanned")
-        pages = self.state.due_pages(task.shard, now, page_size=self.page_size, start_key=task.continuation)
+        pages = self.state.cadence.due_pages(
+            task.shard, now, page_size=self.page_size, start_key=task.continuation
+        )
         outbox = _Outbox(self, now, result, metrics)
         budget = self._tick_budget(task)
         admission = _Admission(self, now, result, metrics, outbox, budget)
@@ -328,7 +331,7 @@ class Planner:
             return None
         from dunning.budget import tick_budget
 
-        shards = len(self.state.shards())
+        shards = len(self.state.cadence.shards())
         index = int(task.shard.split("#")[1])
         interval = self.tick_interval or self.job_ttl
         tick_number = int(task.scheduled_time.timestamp() // interval.total_seconds())
@@ -410,7 +413,7 @@ class _Outbox(_Pass):
     def cadence(self, decision: Decision, next_at: datetime | None, phone: str | None = None) -> WriteOp:
         """The cadence item ``decision`` leaves the loan with: next contact at ``next_at`` (None: out of
         the due-index)."""
-        item = self.state.cadence_item(
+        item = self.state.cadence.cadence_item(
             decision.loan_id,
             decision.borrower_id,
             next_contact_at=next_at,
@@ -419,7 +422,7 @@ class _Outbox(_Pass):
             reason=decision.reason,
             phone=phone,
         )
-        return self.state.put_op(item)
+        return self.state.cadence.put_op(item)
 
 
 @dataclass
@@ -562,7 +565,7 @@ class _PagePlanner(_Pass):
                 borrower_id = attribute_id(loan_item.get("borrower_id") or entry.borrower_id)
                 decision = stop_decision(entry.loan_id, borrower_id, now, DATA_INVALID, str(exc))
                 if isinstance(exc, MissingItem) and exc.kind == "loan":
-                    writes.append(self.state.delete_cadence_op(entry.loan_id))
+                    writes.append(self.state.cadence.delete_cadence_op(entry.loan_id))
                 else:
                     writes.append(self.outbox.cadence(decision, None))
                 writes.append(self.ledger.decision_op(decision))

@@ -37,12 +37,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from botocore.exceptions import ClientError
 
 from dunning import clock
+from dunning.adapters.contact import ClaimConflict
 from dunning.adapters.dynamo import Dynamo, WriteOp
 from dunning.adapters.ledger import Ledger, Status
 from dunning.adapters.lender import Lender
 from dunning.adapters.messaging import FailureKind, Messaging, PublishError, SmsOptions
 from dunning.adapters.reads import Snapshot, Subject, Wanted, read_snapshot
-from dunning.adapters.state import ClaimConflict, StateStore
+from dunning.adapters.state import StateStore
 from dunning.event_shapes import records_of
 from dunning.items import InvalidItem, iso_utc
 from dunning.jobs import InvalidJob, Job, parse_job
@@ -327,12 +328,12 @@ class _Delivery:
             return Outcome.DONE
         keep = _sends_kept_for(policy)
         try:
-            claimed = sender.state.claim(
+            claimed = sender.state.contact.claim(
                 state, loan_id=job.loan_id, step=job.step, channel=channel, at=now, keep_sends_for=keep
             )
         except ClaimConflict:
             batch.metrics.count("ClaimConflict")
-            state = sender.state.read_contact(borrower.borrower_id, borrower.phone)
+            state = sender.state.contact.read_contact(borrower.borrower_id, borrower.phone)
             batch.states[borrower.borrower_id] = state
             return Outcome.REDECIDE
         batch.states[borrower.borrower_id] = claimed
@@ -381,7 +382,9 @@ class _Delivery:
         elif decision.kind == DecisionKind.SEND:
             when = now
         if when is not None:
-            self.batch.sender.state.replan_earlier(job.loan_id, when, now, rule, reason or decision.reason)
+            self.batch.sender.state.cadence.replan_earlier(
+                job.loan_id, when, now, rule, reason or decision.reason
+            )
 
 
 @dataclass(frozen=True)
@@ -439,7 +442,7 @@ class _ClaimedStep:
             recorder.ambiguous(job, now, f"publish outcome unknown ({error.code})", channel=channel)
             return Outcome.DONE
         unusable = self.contact_point if error.kind == FailureKind.CONTACT_POINT else None
-        released = state_store.release(
+        released = state_store.contact.release(
             self.claimed, loan_id=job.loan_id, step=job.step, phone=borrower.phone, unusable_point=unusable
         )
         if error.kind == FailureKind.RETRYABLE:
@@ -466,7 +469,7 @@ class _ClaimedStep:
         batch.metrics.count("Failed", channel=channel.value)
         if not released or error.kind == FailureKind.REJECTED:
             return Outcome.DONE
-        fresh = state_store.read_contact(borrower.borrower_id, borrower.phone)
+        fresh = state_store.contact.read_contact(borrower.borrower_id, borrower.phone)
         batch.states[borrower.borrower_id] = fresh
         return Outcome.REDECIDE
 
