@@ -125,8 +125,9 @@ class Toolkit:
     @classmethod
     def load(cls) -> Toolkit:
         from dunning.engine import decide
+        from dunning.jurisdictions import policy_for
         from dunning.render import RenderError, load_profile, render_message, sns_push_message
-        from dunning.rules import load_rulebooks, policy_for
+        from dunning.rules import load_rulebooks
         from dunning.strategy import load_strategies
 
         return cls(

@@ -29,8 +29,9 @@ def decision_rates(sizes: tuple[int, ...]) -> dict[str, Any]:
 def rendering(cases: int = 10_000, seed: int = 20260301) -> dict[str, Any]:
     """Render every SEND decision of ``cases`` generated loans; renders per second by channel."""
     from dunning.engine import decide
+    from dunning.jurisdictions import policy_for
     from dunning.render import RenderError, load_profile, render_message, sns_push_message
-    from dunning.rules import load_rulebooks, policy_for
+    from dunning.rules import load_rulebooks
     from dunning.strategy import load_strategies
 
     rulebooks, strategies, profile = load_rulebooks(), load_strategies(), load_profile()

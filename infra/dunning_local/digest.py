@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from dunning.items import borrower_from_item, loan_from_item, parse_iso_utc
-from dunning.rules import load_rulebooks, policy_for
+from dunning.jurisdictions import policy_for
+from dunning.rules import load_rulebooks
 from dunning.sms import sms_segments
 from dunning_local.audit import table_items
 from dunning_local.prices import PUSH_PRICE, SMS_PRICE_PER_PART

@@ -26,10 +26,11 @@ from dunning.adapters.state import shard_names
 from dunning.engine import decide
 from dunning.explain import describe_jurisdictions, explain
 from dunning.items import InvalidItem, iso_utc
+from dunning.jurisdictions import policy_for
 from dunning.models import ContactState, Decision, DecisionKind, SendRecord
 from dunning.observability import mask_phone
 from dunning.render import RenderError, render_message
-from dunning.rules import load_rulebooks, policy_for
+from dunning.rules import load_rulebooks
 from dunning.strategy import load_strategies
 from dunning_local.targets import Target, connect
 from dunning_local.usage import UsageError

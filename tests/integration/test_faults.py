@@ -57,8 +57,9 @@ from dunning import zones
 from dunning.adapters.ledger import Ledger
 from dunning.adapters.messaging import Messaging
 from dunning.items import borrower_from_item, loan_from_item, parse_iso_utc
+from dunning.jurisdictions import policy_for
 from dunning.models import Address, Borrower, Consent, Loan
-from dunning.rules import load_rulebooks, policy_for
+from dunning.rules import load_rulebooks
 from dunning_local import faults
 from dunning_local import lambda_events as events
 from dunning_local.audit import cap_violations, window_violation

@@ -28,9 +28,9 @@ from engine_fixtures import (
     wall,
 )
 
-from dunning.jurisdictions import candidate_jurisdictions, relation
+from dunning.jurisdictions import candidate_jurisdictions, policy_for, relation
 from dunning.models import Address, Borrower, Channel, Consent, DecisionKind
-from dunning.rules import DATA_DIR, RulebookError, load_rulebooks, policy_for
+from dunning.rules import DATA_DIR, RulebookError, load_rulebooks
 from dunning.zones import phone_regions
 from dunning_local import area_codes
 from dunning_local.cli import main
