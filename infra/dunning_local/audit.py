@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 from dunning import zones
 from dunning.items import borrower_from_item, loan_from_item, parse_iso_utc
 from dunning.jurisdictions import Candidates, candidate_jurisdictions
-from dunning.models import Borrower, Loan
 from dunning.rules import Policy, load_rulebooks
 from dunning.sms import sms_segments
 from dunning_local.throughput_stats import throughput_summary
@@ -51,18 +50,6 @@ def table_items(account_id: str, region: str, table: str) -> list[dict[str, Any]
         {k: des.deserialize(v) for k, v in item.to_json()["Attributes"].items()}
         for item in source.all_items()
     ]
-
-
-def _candidate_zones(loan: Loan, borrower: Borrower) -> zones.Whereabouts:
-    phone = zones.phone_info(borrower.phone) if borrower.phone else None
-    address = borrower.address
-    return zones.whereabouts(
-        borrower.time_zone,
-        phone.zones if phone is not None and phone.valid else (),
-        address.country if address else None,
-        address.region if address else None,
-        loan.jurisdiction.split("-")[0],
-    )
 
 
 def window_violation(at: datetime, policy: Policy, zone_names: Iterable[str]) -> str | None:
@@ -162,7 +149,7 @@ def summarise(sim: Simulation, *, elapsed: float) -> dict[str, Any]:
         loan = loans[str(m["loan_id"])]
         borrower = borrowers[str(m["borrower_id"])]
         at = parse_iso_utc(str(m["at"]))
-        where = _candidate_zones(loan, borrower)
+        where = zones.candidate_zones(loan, borrower)
         primary[borrower.borrower_id] = where.primary
         hours[at.astimezone(zones.zone(where.primary)).hour] += 1
         by_jurisdiction[loan.jurisdiction] += 1

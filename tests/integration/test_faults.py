@@ -223,7 +223,7 @@ class Matrix:
         primary: dict[str, str] = {}
         for m in messages:
             ln, who = loans[str(m["loan_id"])], borrowers[str(m["borrower_id"])]
-            candidate = candidate_zones(ln, who)
+            candidate = zones.candidate_zones(ln, who)
             primary[who.borrower_id] = candidate.primary
             at = parse_iso_utc(str(m["at"]))
             assert window_violation(at, policy_of[ln.loan_id], candidate.zones) is None, m["loan_id"]
@@ -255,19 +255,6 @@ class Matrix:
             "dlq": sum(len(v) for k, v in queued.items() if k.endswith("DLQ")),
             "queued": sum(len(v) for k, v in queued.items() if not k.endswith("DLQ")),
         }
-
-
-def candidate_zones(loan: Loan, borrower: Borrower) -> zones.Whereabouts:
-    """Every zone the borrower may be in (stated, phone prefix, address, the loan's country)."""
-    phone = zones.phone_info(borrower.phone) if borrower.phone else None
-    address = borrower.address
-    return zones.whereabouts(
-        borrower.time_zone,
-        phone.zones if phone is not None and phone.valid else (),
-        address.country if address else None,
-        address.region if address else None,
-        loan.jurisdiction.split("-")[0],
-    )
 
 
 def report(case: str, measured: Mapping[str, Any], faults_counted: Mapping[str, int] | None = None) -> None:
