@@ -32,12 +32,15 @@ from bench.meter import Meter, describe_tables
 from dunning_local import lambda_events as ev
 from dunning_local import portfolio, throughput_stats
 from dunning_local.invoke import WarmFunction, warm_function
+from dunning_local.prices import sms_part_price
 from dunning_local.simulate import LENDER_NUMBER, embedded_aws
 from dunning_local.stack import LocalStack, build_local_stack
 
 PIPELINE = ("planner", "sender", "receipts")
 SENDER_BATCH = 10  # template.yaml: SmsQueue/PushQueue event sources, BatchSize 10
 RECEIPT_BATCH = 100  # log events per subscription delivery (CloudWatch Logs batches them)
+# The carrier's price on each delivery record: the book's numbers are US ones (data/prices.yaml).
+_US_SMS_PART = sms_part_price("US")
 
 
 @dataclass(frozen=True)
@@ -199,7 +202,7 @@ class Pipeline:
             ok = phone not in self.book.unreachable
             group = f"sns/{region}/{account}/DirectPublishToPhoneNumber" + ("" if ok else "/Failure")
             by_group[group].append(
-                (at, ev.sms_delivery_record(message_id, phone, at, success=ok, price=0.00883))
+                (at, ev.sms_delivery_record(message_id, phone, at, success=ok, price=_US_SMS_PART))
             )
         for endpoint in backend.platform_endpoints.values():
             seen = self._push_seen.get(endpoint.arn, 0)

@@ -235,7 +235,7 @@ def summarise(sim: Simulation, *, elapsed: float) -> dict[str, Any]:
     ]
 
     # -- cost -------------------------------------------------------------------------------------
-    from dunning_local.prices import INFRA_PER_MESSAGE, PUSH_PRICE, SMS_PRICE_PER_PART
+    from dunning_local.prices import INFRA_PER_MESSAGE, PUSH_PRICE, sms_part_price
 
     sms_parts = 0
     sms_usd = 0.0
@@ -244,7 +244,7 @@ def summarise(sim: Simulation, *, elapsed: float) -> dict[str, Any]:
             continue
         parts = sms_segments(sms_bodies[str(m["message_id"])])
         country = borrowers[str(m["borrower_id"])].address
-        price = SMS_PRICE_PER_PART.get(country.country if country else "US", 0.01)
+        price = sms_part_price(country.country if country else "US")
         sms_parts += parts
         sms_usd += parts * price
     push_usd = sent.get("push", 0) * PUSH_PRICE

@@ -33,15 +33,12 @@ from dunning_local import lambda_events as ev
 from dunning_local import portfolio, report
 from dunning_local.embedded import embedded_aws
 from dunning_local.invoke import WarmFunction, warm_function
-from dunning_local.prices import INFRA_PER_MESSAGE, PUSH_PRICE, SMS_PRICE_PER_PART
+from dunning_local.prices import sms_part_price
 from dunning_local.stack import DEFAULT_REGION, LocalStack, build_local_stack
 from dunning_local.usage import UsageError, parse_at
 
 __all__ = [
-    "INFRA_PER_MESSAGE",
     "LENDER_NUMBER",
-    "PUSH_PRICE",
-    "SMS_PRICE_PER_PART",
     "DemoOptions",
     "DemoResult",
     "Simulation",
@@ -303,9 +300,7 @@ class Simulation:
             by_group[group].append(
                 (
                     at,
-                    ev.sms_delivery_record(
-                        message_id, phone, at, success=ok, price=SMS_PRICE_PER_PART.get(country, 0.01)
-                    ),
+                    ev.sms_delivery_record(message_id, phone, at, success=ok, price=sms_part_price(country)),
                 )
             )
             if ok and phone in by_phone:
