@@ -249,7 +249,8 @@ def test_nyc_cap_counts_every_loan_of_the_consumer() -> None:
     decision = run(nyc_loan, borrower(), other_loans, at=utc(2026, 3, 9, 16))
 
     assert (decision.kind, decision.rule_id) == (DEFER, "cap.borrower_7d")
-    assert decision.citation and decision.citation.startswith("US-NY-NYC: 6 RCNY 5-77")
+    assert decision.citation
+    assert decision.citation.startswith("US-NY-NYC: 6 RCNY 5-77")
     assert decision.not_before == utc(2026, 3, 11, 15)
 
 
@@ -334,5 +335,6 @@ def test_area_code_table_entries_are_jurisdiction_codes_and_overrides_replace_kn
     for table in ("area_codes", "overrides"):
         for area_code, regions in data[table].items():
             assert re.fullmatch(r"[2-9]\d\d", area_code), area_code
-            assert regions and all(code.match(r) for r in regions), (area_code, regions)
+            assert regions, (area_code, regions)
+            assert all(code.match(r) for r in regions), (area_code, regions)
     assert set(data["overrides"]) <= set(data["area_codes"])
