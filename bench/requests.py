@@ -31,7 +31,7 @@ from bench import baseline
 from bench.meter import Meter, describe_tables
 from dunning_local import lambda_events as ev
 from dunning_local import portfolio, throughput_stats
-from dunning_local.invoke import WarmFunction, warm_function
+from dunning_local.invoke import WarmFunction, receive_batches, settle_batch, warm_function
 from dunning_local.prices import sms_part_price
 from dunning_local.simulate import LENDER_NUMBER, embedded_aws
 from dunning_local.stack import LocalStack, build_local_stack
@@ -168,26 +168,11 @@ class Pipeline:
         """Everything visible on ``queue`` to ``function`` in batches, as the event source mapping would."""
         url, arn = self.stack.queues[queue], str(self.stack.get_att(queue, "Arn"))
         handled = 0
-        while True:
-            got = self.sqs.receive_message(
-                QueueUrl=url,
-                MaxNumberOfMessages=batch_size,
-                MessageAttributeNames=["All"],
-                AttributeNames=["All"],
-                VisibilityTimeout=3600,
-            ).get("Messages", [])
-            if not got:
-                return handled
-            result = self.call(function, ev.sqs_event(got, arn), at) or {}
-            failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+        for got in receive_batches(self.sqs, url, batch_size):
+            failed = settle_batch(self.sqs, url, got, self.call(function, ev.sqs_event(got, arn), at))
             self.batch_failures += len(failed)
-            done = [m for m in got if m["MessageId"] not in failed]
-            if done:
-                self.sqs.delete_message_batch(
-                    QueueUrl=url,
-                    Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done)],
-                )
             handled += len(got)
+        return handled
 
     def carrier(self, at: datetime) -> None:
         """Delivery-status log records for everything published since the last call."""

@@ -244,6 +244,42 @@ def batch_item_failures(result: Any) -> list[str]:
     return []
 
 
+def receive_batches(sqs: Any, url: str, batch_size: int) -> Iterator[list[dict[str, Any]]]:
+    """Each batch visible on a queue, received as an SQS event source mapping would, until it is empty.
+
+    The visibility timeout is long: what a batch leaves on the queue (its failed records) stays out of
+    sight until the caller makes it visible again, as a real retry would wait.
+    """
+    while True:
+        got = sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=batch_size,
+            MessageAttributeNames=["All"],
+            AttributeNames=["All"],
+            VisibilityTimeout=3600,
+        ).get("Messages", [])
+        if not got:
+            return
+        yield got
+
+
+def settle_batch(sqs: Any, url: str, got: Sequence[Mapping[str, Any]], result: Any) -> set[str]:
+    """Delete the records a handler took from the queue, keeping those its partial-batch response names.
+
+    Returns the message ids of the failed records.
+    """
+    failed = set(batch_item_failures(result))
+    done = [m for m in got if m["MessageId"] not in failed]
+    for i in range(0, len(done), 10):  # DeleteMessageBatch takes ten at most
+        sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done[i : i + 10])
+            ],
+        )
+    return failed
+
+
 # ---------------------------------------------------------------------------------------------------
 # dunning invoke FUNCTION --event FILE
 

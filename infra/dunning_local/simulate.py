@@ -32,7 +32,7 @@ import boto3
 from dunning_local import lambda_events as ev
 from dunning_local import portfolio, report
 from dunning_local.embedded import embedded_aws
-from dunning_local.invoke import WarmFunction, warm_function
+from dunning_local.invoke import WarmFunction, receive_batches, settle_batch, warm_function
 from dunning_local.prices import sms_part_price
 from dunning_local.stack import DEFAULT_REGION, LocalStack, build_local_stack
 from dunning_local.usage import UsageError, parse_at
@@ -241,16 +241,7 @@ class Simulation:
         url = self.queues[queue_logical]
         arn = str(self.stack.get_att(queue_logical, "Arn"))
         handled = 0
-        while True:
-            got = self.sqs.receive_message(
-                QueueUrl=url,
-                MaxNumberOfMessages=batch_size,
-                MessageAttributeNames=["All"],
-                AttributeNames=["All"],
-                VisibilityTimeout=3600,
-            ).get("Messages", [])
-            if not got:
-                return handled
+        for got in receive_batches(self.sqs, url, batch_size):
             if function == "sender":
                 for m in got:
                     try:
@@ -258,22 +249,13 @@ class Simulation:
                         self.jobs_seen.add(f"{body['loan_id']}#{body['step']}")
                     except (ValueError, KeyError, TypeError):
                         pass
-            result = self.call(function, ev.sqs_event(got, arn), at) or {}
-            failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
-            done = [m for m in got if m["MessageId"] not in failed]
-            for i in range(0, len(done), 10):
-                self.sqs.delete_message_batch(
-                    QueueUrl=url,
-                    Entries=[
-                        {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
-                        for n, m in enumerate(done[i : i + 10])
-                    ],
-                )
+            failed = settle_batch(self.sqs, url, got, self.call(function, ev.sqs_event(got, arn), at))
             # Failed records stay invisible until the next tick, as SQS's visibility timeout would do.
             self.retry_later += [(url, m["ReceiptHandle"]) for m in got if m["MessageId"] in failed]
             handled += len(got)
             if after_each is not None:
                 after_each()
+        return handled
 
     def release_retries(self) -> None:
         for url, handle in self.retry_later:
