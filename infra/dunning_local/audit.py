@@ -205,13 +205,13 @@ def counts(records: RunRecords) -> dict[str, Any]:
 def check_windows(records: RunRecords) -> dict[str, Any]:
     """Invariant: every MESSAGE inside every applicable rulebook's hours in every candidate zone."""
     policy_of = records.policy_of
-    failures = []
-    for m in records.messages:
+
+    def problem(m: Mapping[str, Any]) -> str | None:
         loan = records.loans[str(m["loan_id"])]
         where = zones.candidate_zones(loan, records.borrowers[str(m["borrower_id"])])
-        problem = window_violation(parse_iso_utc(str(m["at"])), policy_of[loan.loan_id], where.zones)
-        if problem:
-            failures.append(f"{loan.loan_id} {m['step']}: {problem}")
+        return window_violation(parse_iso_utc(str(m["at"])), policy_of[loan.loan_id], where.zones)
+
+    failures = [f"{m['loan_id']} {m['step']}: {p}" for m in records.messages if (p := problem(m))]
     return _invariant(
         "no send outside a contact window (every candidate zone, every rulebook)",
         failures,

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -261,6 +261,19 @@ def receive_batches(sqs: Any, url: str, batch_size: int) -> Iterator[list[dict[s
         if not got:
             return
         yield got
+
+
+def job_ids(messages: Iterable[Mapping[str, Any]]) -> set[str]:
+    """``loan_id#step`` of each send job among SQS messages; a body that is not a job is skipped (the
+    sender records it as bad input)."""
+    found = set()
+    for message in messages:
+        try:
+            body = json.loads(message["Body"])
+            found.add(f"{body['loan_id']}#{body['step']}")
+        except (ValueError, KeyError, TypeError):
+            pass
+    return found
 
 
 def settle_batch(sqs: Any, url: str, got: Sequence[Mapping[str, Any]], result: Any) -> set[str]:

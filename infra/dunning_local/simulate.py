@@ -13,7 +13,6 @@ and the Scheduler's ``scheduled_time``. Only AWS's own clocks (moto's timestamps
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sys
@@ -32,7 +31,7 @@ import boto3
 from dunning_local import lambda_events as ev
 from dunning_local import portfolio, report
 from dunning_local.embedded import embedded_aws
-from dunning_local.invoke import WarmFunction, receive_batches, settle_batch, warm_function
+from dunning_local.invoke import WarmFunction, job_ids, receive_batches, settle_batch, warm_function
 from dunning_local.prices import sms_part_price
 from dunning_local.stack import DEFAULT_REGION, LocalStack, build_local_stack
 from dunning_local.usage import UsageError, parse_at
@@ -243,12 +242,7 @@ class Simulation:
         handled = 0
         for got in receive_batches(self.sqs, url, batch_size):
             if function == "sender":
-                for m in got:
-                    try:
-                        body = json.loads(m["Body"])
-                        self.jobs_seen.add(f"{body['loan_id']}#{body['step']}")
-                    except (ValueError, KeyError, TypeError):
-                        pass
+                self.jobs_seen |= job_ids(got)
             failed = settle_batch(self.sqs, url, got, self.call(function, ev.sqs_event(got, arn), at))
             # Failed records stay invisible until the next tick, as SQS's visibility timeout would do.
             self.retry_later += [(url, m["ReceiptHandle"]) for m in got if m["MessageId"] in failed]

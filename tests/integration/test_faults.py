@@ -63,7 +63,7 @@ from dunning.rules import load_rulebooks
 from dunning_local import faults
 from dunning_local import lambda_events as events
 from dunning_local.audit import cap_violations, window_violation
-from dunning_local.invoke import LambdaContext, batch_item_failures, warm_function
+from dunning_local.invoke import LambdaContext, batch_item_failures, job_ids, warm_function
 from dunning_local.stack import LocalStack
 
 TERMINAL = frozenset({"SENT", "DELIVERED", "FAILED", "SUPPRESSED", "EXPIRED", "AMBIGUOUS"})
@@ -124,12 +124,7 @@ class Matrix:
             ).get("Messages", [])
             if not got:
                 return invocations
-            for message in got:
-                try:
-                    body = json.loads(message["Body"])
-                    self.jobs_seen.add(f"{body['loan_id']}#{body['step']}")
-                except (ValueError, KeyError, TypeError):
-                    pass
+            self.jobs_seen |= job_ids(got)
             invocations += 1
             for hook in self.before_invoke:
                 hook()
