@@ -33,11 +33,9 @@ from dunning.models import Address, Borrower, Channel, Consent, DecisionKind
 from dunning.rules import DATA_DIR, RulebookError, load_rulebooks
 from dunning.zones import phone_regions
 from dunning_local import area_codes
-from dunning_local.cli import main
 
 SEND, DEFER, STOP = DecisionKind.SEND, DecisionKind.DEFER, DecisionKind.STOP
 NJ_PHONE = "+12015550142"
-EXAMPLES = Path(__file__).parents[2] / "examples" / "decide"
 
 
 def applied(loan_kw: dict[str, str], **borrower_kw: object) -> list[tuple[str, str, str | None]]:
@@ -291,26 +289,6 @@ def test_decision_json_shows_a_jurisdiction_without_rulebook_as_null() -> None:
 
     assert data["jurisdictions"][1] == {"code": "US-NJ", "source": "phone", "rulebook": None}
     assert decision.jurisdictions_record()[1] == {"code": "US-NJ", "source": "phone", "rulebook": None}
-
-
-@pytest.mark.parametrize(
-    "case",
-    sorted(
-        p for p in EXAMPLES.iterdir() if "jurisdictions" in (p / "expected.json").read_text(encoding="utf-8")
-    ),
-    ids=lambda p: p.name,
-)
-def test_decide_examples_record_their_jurisdictions(case: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    expected = json.loads((case / "expected.json").read_text(encoding="utf-8"))
-    argv = ["decide", "--loan", str(case / "loan.json"), "--borrower", str(case / "borrower.json")]
-    if (case / "history.json").exists():
-        argv += ["--history", str(case / "history.json")]
-
-    assert main([*argv, "--at", expected["at"]]) == 0
-
-    decision = json.loads(capsys.readouterr().out)
-    assert decision["jurisdictions"] == expected["jurisdictions"]
-    assert (decision["kind"], decision["rule_id"]) == (expected["kind"], expected["rule_id"])
 
 
 def test_every_engine_decision_records_the_loan_jurisdiction_first() -> None:
