@@ -121,18 +121,7 @@ class Pipeline:
         o = self.options
         self.book = portfolio.generate(o.loans, seed=o.seed, as_of=o.start.date())
         names = {"GCM": str(self.stack.ref("FcmAppName")), "APNS": str(self.stack.ref("ApnsAppName"))}
-        apps = {
-            platform: self.sns.create_platform_application(
-                Name=name, Platform=platform, Attributes={"PlatformCredential": "example-credential"}
-            )["PlatformApplicationArn"]
-            for platform, name in names.items()
-        }
-        for borrower in self.book.borrowers:
-            token = self.book.push_tokens.get(borrower["borrower_id"])
-            if token is not None:
-                platform, value = token
-                arn = self.sns.create_platform_endpoint(PlatformApplicationArn=apps[platform], Token=value)
-                borrower["push_endpoints"] = [{"arn": arn["EndpointArn"], "platform": platform}]
+        portfolio.register_push_endpoints(self.book, self.sns, names)
         resource = self.session.resource("dynamodb")
         # Borrowers first and indexed before the loans exist, as a lender's onboarding would go (a new
         # borrower's record then finds no loans to re-plan; moto's ByBorrower query is slow on a full

@@ -154,25 +154,8 @@ class Simulation:
         self.book = portfolio.generate(
             self.options.loans, seed=self.options.seed, as_of=self.options.start.date()
         )
-        # The apps' names are the template's, so their delivery-status log groups are the ones
-        # the receipts function subscribes to.
         names = {"GCM": str(self.stack.ref("FcmAppName")), "APNS": str(self.stack.ref("ApnsAppName"))}
-        apps = {
-            platform: self.sns.create_platform_application(
-                Name=name, Platform=platform, Attributes={"PlatformCredential": "example-credential"}
-            )["PlatformApplicationArn"]
-            for platform, name in names.items()
-        }
-        for borrower in self.book.borrowers:
-            token = self.book.push_tokens.get(borrower["borrower_id"])
-            if token is None:
-                continue
-            platform, value = token
-            arn = self.sns.create_platform_endpoint(PlatformApplicationArn=apps[platform], Token=value)[
-                "EndpointArn"
-            ]
-            borrower["push_endpoints"] = [{"arn": arn, "platform": platform}]
-            self.endpoint_owner[arn] = borrower["borrower_id"]
+        self.endpoint_owner.update(portfolio.register_push_endpoints(self.book, self.sns, names))
         resource = self.session.resource("dynamodb")
         for logical, items in (("BorrowersTable", self.book.borrowers), ("LoansTable", self.book.loans)):
             with resource.Table(self.tables[logical]).batch_writer() as batch:
