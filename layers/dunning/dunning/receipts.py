@@ -37,6 +37,7 @@ from dunning.adapters.ledger import Ledger, Status
 from dunning.adapters.state import StateStore
 from dunning.items import iso_utc, parse_iso_utc
 from dunning.observability import MetricsRecorder, PackageLogger, mask_contact_point
+from dunning.ports import ContactWriter, LedgerWriter
 from dunning.settings import ReceiptsSettings
 
 logger = PackageLogger(__name__)
@@ -276,8 +277,8 @@ def decode_awslogs(data: str) -> dict[str, Any]:
 
 @dataclass
 class ReceiptsService:
-    state: StateStore
-    ledger: Ledger
+    state: ContactWriter
+    ledger: LedgerWriter
     log_groups: frozenset[str]
     delivery_events_topic_arn: str
     hard_failure_threshold: int
