@@ -34,7 +34,7 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from bench.capacity import item_size, item_write, read_units
-from dunning.adapters.state import contact_state
+from dunning.adapters.contact import contact_state
 from dunning.items import InvalidItem, borrower_from_item, iso_utc, loan_from_item
 from dunning.models import Borrower, Channel, ContactState, DecisionKind, Loan, LoanStatus
 from dunning_local.stack import LocalStack

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from dunning.adapters.cadence import shard_names
 from dunning.adapters.reads import Wanted, read_snapshot
-from dunning.adapters.state import shard_names
 from dunning.engine import decide
 from dunning.explain import describe_jurisdictions, explain
 from dunning.items import InvalidItem, iso_utc
@@ -59,7 +59,7 @@ def plan_at(target: Target, at: datetime) -> list[PlanRow]:
     subjects: list[Any] = []
     rows: list[PlanRow] = []
     for shard in shard_names(target.shard_count):
-        for entries, _ in state_store.due_pages(shard, at, page_size=100):
+        for entries, _ in state_store.cadence.due_pages(shard, at, page_size=100):
             snapshot = read_snapshot(
                 lender, state_store, [Wanted(e.loan_id, e.borrower_id, e.phone) for e in entries]
             )

@@ -244,7 +244,7 @@ class Indexer:
     def _apply(self, plan: Plan, metrics: MetricsRecorder) -> None:
         for number, (at, event_id) in plan.consents.items():
             # Before the loans are re-planned below, so the re-plan already sees the block lifted.
-            lifted = self.state.record_consent(
+            lifted = self.state.consent.record_consent(
                 number,
                 opted_out=False,
                 at=at,
@@ -292,8 +292,8 @@ class Indexer:
             if change.action == "index":
                 phone = (borrowers.get(change.borrower_id) or {}).get("phone")
                 writes.append(
-                    self.state.put_op(
-                        self.state.cadence_item(
+                    self.state.cadence.put_op(
+                        self.state.cadence.cadence_item(
                             change.loan_id,
                             change.borrower_id,
                             next_contact_at=change.at,
@@ -307,11 +307,11 @@ class Indexer:
                 metrics.count("Indexed")
                 continue
             if change.action == "delete":
-                writes.append(self.state.delete_cadence_op(change.loan_id))
+                writes.append(self.state.cadence.delete_cadence_op(change.loan_id))
             else:
                 writes.append(
-                    self.state.put_op(
-                        self.state.cadence_item(
+                    self.state.cadence.put_op(
+                        self.state.cadence.cadence_item(
                             change.loan_id,
                             change.borrower_id,
                             next_contact_at=None,

@@ -101,20 +101,6 @@ def push_failure_kind(provider_response: str) -> str:
     return PERMANENT if any(word in lowered for word in _DEAD_PUSH_RESPONSES) else TRANSIENT
 
 
-# What a receipt adds to a MESSAGE item (:meth:`Receipt.fields`); the sweep merges these from a RECEIPT.
-RECEIPT_FIELDS = (
-    "status",
-    "provider_response",
-    "price_usd",
-    "carrier",
-    "dwell_ms",
-    "receipt_at",
-    "receipt_source",
-    "hard_failure",
-    "failure_kind",
-)
-
-
 class BadReceipt(ValueError):
     """A log event or notification that is not a delivery receipt we can read."""
 
@@ -147,7 +133,8 @@ class Receipt:
         return "push" if self.source == "sns-push" else "sms"
 
     def fields(self) -> dict[str, Any]:
-        """What the receipt adds to the ledger item (the MESSAGE, or a RECEIPT of its own)."""
+        """What the receipt adds to the ledger item (the MESSAGE, or a RECEIPT of its own): the ledger's
+        ``RECEIPT_FIELDS``, which the reconcile sweep merges from a RECEIPT into its MESSAGE."""
         return {
             "status": self.status,
             "provider_response": self.provider_response[:500] or None,
@@ -438,7 +425,7 @@ def build_receipts(settings: ReceiptsSettings) -> ReceiptsService:
     """The receipts service wired to AWS as the settings say (clients are created on first use)."""
     dynamo = Dynamo()
     return ReceiptsService(
-        state=StateStore(dynamo, settings.state_table),
+        state=StateStore(dynamo, settings.state_table).contact,
         ledger=Ledger(dynamo, settings.ledger_table, settings.ledger_retention_days),
         log_groups=settings.log_groups,
         delivery_events_topic_arn=settings.delivery_events_topic_arn,
