@@ -52,6 +52,10 @@ def pipeline(stack: LocalStack, aws: boto3.Session, monkeypatch: pytest.MonkeyPa
     return start_harness(stack, aws, monkeypatch)
 
 
+# Fictional lines only (555-0100 to 555-0199), a hundred per New York City area code.
+NYC_AREA_CODES = ("212", "646", "917", "332")
+
+
 def test_a_tick_sends_the_right_messages_and_receipts_close_them(
     pipeline: Harness, aws: boto3.Session
 ) -> None:
@@ -328,7 +332,7 @@ def test_requests_per_delivered_message_at_scale(pipeline: Harness) -> None:
             borrower_id=f"B-{n:04d}",
             first_name="Sam",
             time_zone="America/New_York",
-            phone=f"+1212555{n % 100:02d}{n // 100:02d}",
+            phone=f"+1{NYC_AREA_CODES[n // 100]}555{100 + n % 100:04d}",
             address=Address(country="US", region="NY"),
             consent=Consent(sms=True),
         )
@@ -445,7 +449,7 @@ def test_a_shard_that_runs_out_of_time_hands_the_rest_on(pipeline: Harness) -> N
         Borrower(
             borrower_id=f"B{i}",
             time_zone="America/New_York",
-            phone=f"+1212555{n:04d}",
+            phone=f"+1{NYC_AREA_CODES[n // 100]}555{100 + n % 100:04d}",
             address=Address(country="US", region="NY"),
             consent=Consent(sms=True),
         )
