@@ -160,7 +160,13 @@ class Indexer:
             raise BadRecord(f"stream of an unknown table {table!r}")
 
     def _read_loan(
-        self, name: str, new: dict | None, old: dict | None, at: datetime, plan: Plan, dynamodb: Mapping
+        self,
+        name: str,
+        new: dict[str, Any] | None,
+        old: dict[str, Any] | None,
+        at: datetime,
+        plan: Plan,
+        dynamodb: Mapping[str, Any],
     ) -> None:
         if name == "REMOVE":
             keys = _image(dynamodb, "Keys") or old or {}
@@ -215,7 +221,13 @@ class Indexer:
         )
 
     def _read_borrower(
-        self, name: str, new: dict | None, old: dict | None, at: datetime, plan: Plan, dynamodb: Mapping
+        self,
+        name: str,
+        new: dict[str, Any] | None,
+        old: dict[str, Any] | None,
+        at: datetime,
+        plan: Plan,
+        dynamodb: Mapping[str, Any],
     ) -> None:
         image = new or old or _image(dynamodb, "Keys") or {}
         borrower_id = str(image["borrower_id"])

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -134,9 +134,9 @@ class Reconciler:
 
     def _check(
         self,
-        item: dict,
+        item: dict[str, Any],
         loan_id: str,
-        cadence: dict | None,
+        cadence: dict[str, Any] | None,
         now: datetime,
         result: SweepResult,
         metrics: MetricsRecorder,

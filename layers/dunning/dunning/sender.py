@@ -646,8 +646,9 @@ def build_sender(settings: SenderSettings) -> Sender:
     from dunning.adapters.pacing import SENDER_MAX_WAIT_SECONDS, SendPacer
     from dunning.budget import load_sending_policy
     from dunning.engine import decide
+    from dunning.jurisdictions import policy_for
     from dunning.render import RenderError, load_profile, render_message, sns_push_message
-    from dunning.rules import load_rulebooks, policy_for
+    from dunning.rules import load_rulebooks
     from dunning.strategy import load_strategies
 
     dynamo = Dynamo()
