@@ -16,6 +16,7 @@ test_state_machine.py judge those, never the product's ledger alone.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import threading
@@ -173,6 +174,7 @@ class World:
         self.borrowers_table = dynamodb.Table(self.stack.tables["BorrowersTable"])
         self._local = threading.local()
         self._baton: _Baton | None = None
+        self._seeded: dict[str, Any] | None = None
 
     # ---- set-up ------------------------------------------------------------------------------------
 
@@ -251,8 +253,6 @@ class World:
         from moto.sqs.models import sqs_backends
 
         ddb = dynamodb_backends[ACCOUNT][REGION]
-        for name in self.stack.tables.values():
-            ddb.get_table(name).items.clear()
         for queue in sqs_backends[ACCOUNT][REGION].queues.values():
             with queue._messages_lock:
                 queue._messages.clear()
@@ -263,13 +263,24 @@ class World:
         self.jobs_seen, self.opt_out_transitions = {}, {}
         self.crashes, self.reply_seq = 0, 0
         self.log = []
-        for borrower in borrowers():
-            self.borrowers_table.put_item(Item=borrower_to_item(borrower))
-        for loan in loans():
-            self.loans_table.put_item(Item=loan_to_item(loan))
-        self._skip_streams()
-        # A lender's first load is a bulk import (no stream records): the reconcile sweep indexes it.
-        self.call("ReconcileFunction", {"scheduled_time": events.iso_z(self.now)})
+        if self._seeded is None:
+            for name in self.stack.tables.values():
+                ddb.get_table(name).items.clear()
+            for borrower in borrowers():
+                self.borrowers_table.put_item(Item=borrower_to_item(borrower))
+            for loan in loans():
+                self.loans_table.put_item(Item=loan_to_item(loan))
+            self._skip_streams()
+            # A lender's first load is a bulk import (no stream records): the reconcile sweep indexes it.
+            self.call("ReconcileFunction", {"scheduled_time": events.iso_z(self.now)})
+            # Every later schedule starts from this seeded, indexed state (a copy of moto's tables).
+            self._seeded = {
+                name: copy.deepcopy(ddb.get_table(name).items) for name in self.stack.tables.values()
+            }
+        else:
+            for name, items in self._seeded.items():
+                ddb.get_table(name).items = copy.deepcopy(items)
+            self._skip_streams()
 
     # ---- AWS calls of the handlers -----------------------------------------------------------------
 
@@ -326,12 +337,24 @@ class World:
     def opted_out(self, phone: str) -> bool:
         """Whether ``phone`` is opted out by the replies received so far, ordered by their own received
         time: the latest STOP or START wins, whatever order they were delivered in, and a redelivery
-        changes nothing. A reply counts once an inbound invocation of it has returned."""
+        changes nothing. A reply counts as received once an inbound invocation of it has returned, or
+        from the moment the registry shows what it asked for while it is still being handled (an
+        invocation that died after writing it, or one interleaved with a send)."""
         from dunning.inbound import Intent, classify
 
+        registry = self.consent_opted_out(phone)
+        received = [r for r in self.replies_done if r.phone == phone]
+        received += [
+            r
+            for r in self.replies_sent
+            if r.phone == phone
+            and r not in self.replies_done
+            and classify(r.body) in (Intent.STOP, Intent.START)
+            and (classify(r.body) == Intent.STOP) == registry
+        ]
         latest: Reply | None = None
-        for reply in self.replies_done:
-            if reply.phone != phone or classify(reply.body) not in (Intent.STOP, Intent.START):
+        for reply in received:
+            if classify(reply.body) not in (Intent.STOP, Intent.START):
                 continue
             if latest is None or reply.received_at > latest.received_at:
                 latest = reply
@@ -559,8 +582,7 @@ class World:
                 context = LambdaContext(
                     warm.function_name, warm.memory_mb, warm.function_arn, warm.timeout_seconds
                 )
-                with contextlib.redirect_stdout(_NULL):
-                    outcome[name] = (True, warm.handler(event, context))
+                outcome[name] = (True, warm.handler(event, context))
             except Exception as exc:
                 if function == "SenderFunction":
                     self.escaped.append(f"{function}: {exc.__class__.__name__}: {exc}")
@@ -576,7 +598,8 @@ class World:
             threading.Thread(target=run, args=("inbound", "InboundFunction", self.reply_event(reply))),
         ]
         try:
-            with self.watching_consent(), clock.use(lambda: self.now):
+            # stdout is process-wide: silenced here for both threads, not in each (they would race).
+            with self.watching_consent(), clock.use(lambda: self.now), contextlib.redirect_stdout(_NULL):
                 for thread in threads:
                     thread.start()
                 for thread in threads:

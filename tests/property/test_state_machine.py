@@ -402,7 +402,7 @@ class DunningMachine(RuleBasedStateMachine):
             check(
                 "jobs_terminal",
                 job_id in terminal or (job_id in dead and job_id in retry),
-                f"job {job_id} has no MESSAGE or terminal OUTCOME (and is not in a DLQ with its RETRY reason)",
+                f"job {job_id} has no MESSAGE or terminal OUTCOME, and is not in a DLQ with its RETRY reason",
             )
 
     def _confirmations(self, phone: str) -> int:
