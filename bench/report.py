@@ -417,7 +417,7 @@ def markdown(results: dict[str, Any]) -> str:
     if run:
         lines += _requests_section(run) + _capacity_section(run) + _scaling_section(run)
     lines += _throughput_section(results) + _coldstart_section(results) + _sizes_section(results)
-    lines += _cost_section(results) + HISTORY
+    lines += _cost_section(results) + CONSENT_RACE + HISTORY
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -458,6 +458,47 @@ def _explanation(results: dict[str, Any]) -> list[str]:
         "*What was optimised*); going further means leaving Powertools' Tracer (Lambda's own `Tracing: "
         "Active` segments remain) or pydantic at import, which the design chose on purpose.",
     ]
+
+
+# Measured by a test, not by this bench (it drives replies, which the bench's run has none of).
+CONSENT_RACE = [
+    "## Closing the opt-out/claim race: what it costs (issue 10)",
+    "",
+    "An opt-out written between the sender's read and its claim must stop that send. Measured "
+    "on moto with the real handlers (`.venv/bin/pytest -s "
+    "tests/integration/test_consent_races.py -k paid_for`, lines starting `BENCH`); units by "
+    "the rules of bench/capacity.py (every State item here is under 1 KB: one unit a plain "
+    "write, two a transactional one). Consent writes only: the ledger's INBOUND items, the "
+    "`ByPhone` query and the Publish are the same in every design.",
+    "",
+    "| design | per send: requests / write units | per opt-out, 1 borrower on the number | 3 "
+    "borrowers | 120 borrowers |",
+    "|---|---:|---:|---:|---:|",
+    "| before (consent UpdateItem, then a version bump per borrower: the race open) | 1 / 1 | 2 "
+    "requests, 2 units | 4, 4 | 121, 121 |",
+    "| **built: one TransactWriteItems (consent + confirmation pointer + every borrower's "
+    "contact item), claim unchanged** | **1 / 1** | **5 requests, 9 units** | **5, 13** | **27, "
+    "225** |",
+    "| claim as TransactWriteItems with a ConditionCheck on the consent item | 1 / 4 (2 + 2) | "
+    "2, 2 (+ the marker: 5, 9) | as before | as before |",
+    "| one item holding consent and caps (per number, not per borrower) | 1 / 1 on a larger "
+    "item | 1, 1 | 1, 1 | 1, 1 |",
+    "",
+    "The built design's opt-out: a consistent GetItem of the consent item (ordering and "
+    "redelivery), one TransactWriteItems of 2 + N items (N <= 98; beyond, one UpdateItem per "
+    "further borrower, blocked before the transaction), then the confirmation's claim and "
+    "settlement (2 UpdateItems) and the pointer's delete (1 BatchWriteItem). 3 of its 9 units "
+    "at N = 1 are the exactly-once confirmation, which every design needs. The send path is "
+    "unchanged: one conditional UpdateItem of the contact item, checked by the test "
+    "(`TransactWriteItems` by the sender: 0). The transactional claim would cost 3 more units "
+    "on *every* send (a transactional write is two units per item, the ConditionCheck counted "
+    "as one of them): +27 % on the 10.98 units per delivered message above, against 7 more "
+    "units per opt-out; opt-outs are a fraction of a percent of sends. One item for consent and "
+    "caps per number costs nothing extra but changes the product: caps and claims would be per "
+    "number instead of per borrower, and a borrower changing number would lose or carry their "
+    "history.",
+    "",
+]
 
 
 HISTORY = [

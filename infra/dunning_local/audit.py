@@ -6,7 +6,9 @@ planner meant to do:
 - no send outside a window: every MESSAGE's instant, in every candidate zone of its borrower, falls in
   the hours each applicable rulebook allows that local day (checked against the rulebooks' day rules
   directly, not through the engine's interval arithmetic);
-- no cap exceeded: recounting every borrower's messages over every cap's rolling window;
+- no cap exceeded: recounting every borrower's messages over every cap's rolling window, for the caps
+  of every candidate jurisdiction (loan, address, and the region the phone number implies: the same
+  ``dunning.jurisdictions.candidate_jurisdictions`` the engine decides with);
 - no duplicate: at most one MESSAGE per (loan, step), and every SMS/push SNS accepted is either a
   recorded MESSAGE or a reply to a borrower's own text;
 - every job in a terminal state: each job the senders received has a MESSAGE or an OUTCOME, and no
@@ -22,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from dunning import zones
 from dunning.items import borrower_from_item, loan_from_item, parse_iso_utc
+from dunning.jurisdictions import Candidates, candidate_jurisdictions
 from dunning.models import Borrower, Loan
-from dunning.rules import Policy, load_rulebooks, policy_for
+from dunning.rules import Policy, load_rulebooks
 from dunning.sms import sms_segments
 
 if TYPE_CHECKING:
@@ -120,9 +123,11 @@ def summarise(sim: Simulation, *, elapsed: float) -> dict[str, Any]:
     loans = {i["loan_id"]: loan_from_item(i) for i in sim.book.loans}
     borrowers = {i["borrower_id"]: borrower_from_item(i) for i in sim.book.borrowers}
     rulebooks = load_rulebooks()
-    policy_of = {
-        loan_id: policy_for(loan, borrowers[loan.borrower_id], rulebooks) for loan_id, loan in loans.items()
+    candidates: dict[str, Candidates] = {
+        loan_id: candidate_jurisdictions(loan, borrowers[loan.borrower_id], rulebooks)
+        for loan_id, loan in loans.items()
     }
+    policy_of = {loan_id: c.policy for loan_id, c in candidates.items()}
 
     messages = [i for i in ledger if i.get("type") == "MESSAGE"]
     outcomes = [i for i in ledger if i.get("type") == "OUTCOME"]
@@ -169,6 +174,16 @@ def summarise(sim: Simulation, *, elapsed: float) -> dict[str, Any]:
         for bid, sends in per_borrower.items()
         for p in cap_violations(sends, policy_of, primary[bid])
     ]
+    # Borrowers held to a rulebook only their phone number brings (a Boston number, no address).
+    by_phone = {
+        borrower_id
+        for borrower_id, sends in per_borrower.items()
+        if any(
+            j.source == "phone" and j.rulebook and j.rulebook not in candidates[loan_id].codes("loan")
+            for _, loan_id, _ in sends
+            for j in candidates[loan_id].applied
+        )
+    }
 
     per_step = Counter((str(m["loan_id"]), str(m["step"])) for m in messages)
     duplicate_failures = [f"{loan} {step} sent {n} times" for (loan, step), n in per_step.items() if n > 1]
@@ -214,7 +229,8 @@ def summarise(sim: Simulation, *, elapsed: float) -> dict[str, Any]:
         _invariant(
             "no cap exceeded (per borrower and per debt, every rolling window)",
             cap_failures,
-            f"{len(per_borrower):,} borrowers' sends recounted against every applicable cap",
+            f"{len(per_borrower):,} borrowers' sends recounted against every applicable cap "
+            f"({len(by_phone):,} of them under a rulebook their phone number brings)",
         ),
         _invariant(
             "no duplicate per loan and step; nothing sent unrecorded",

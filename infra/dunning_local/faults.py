@@ -6,7 +6,7 @@ would against AWS. With probability ``rate`` per eligible request (one seeded RN
 same sequence of requests give the same faults):
 
 - SNS ``Publish`` to a phone number or a platform endpoint raises ``Throttling`` / "Rate exceeded"
-  (botocore retries it, as it would a real throttle); topic publishes are left alone;
+  (the clients that retry retry it, as they would a real throttle); topic publishes are left alone;
 - DynamoDB ``UpdateItem`` (the sender's claim, releases, pauses) and ``PutItem`` raise
   ``ProvisionedThroughputExceededException`` or ``ThrottlingException``;
 - DynamoDB ``BatchWriteItem`` either raises one of those or applies only part of the request and

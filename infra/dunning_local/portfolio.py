@@ -89,6 +89,14 @@ _MARKETS: dict[str, dict[str, Any]] = {
         "currency": "EUR",
     },
 }
+# Numbers from places stricter than the federal rules (Massachusetts, New York City, Washington), given
+# to some US-loan borrowers as the only evidence of where they are (no address) or next to an address in
+# another state (a borrower who moved): their caps and hours come from the candidate jurisdictions.
+_STRICTER_NUMBERS: list[tuple[str, list[str]]] = [
+    ("America/New_York", ["617", "508"]),
+    ("America/New_York", ["212", "718", "917"]),
+    ("America/Los_Angeles", ["206", "425"]),
+]
 _CURRENCY = {"US": "USD", "CA": "CAD"}
 _FIRST_NAMES = {
     "en-US": ["Alex", "Sam", "Jordan", "Taylor", "Morgan", "Casey", "Riley", "Jamie", "Avery", "Quinn"],
@@ -117,6 +125,9 @@ class Scenario:
     invalid_stated_zone: float = 0.01
     mismatched_zone: float = 0.03
     second_loan: float = 0.08
+    # US loans only: a number from a stricter state and no address; or one next to an address elsewhere.
+    phone_only_stricter: float = 0.25
+    moved_stricter: float = 0.10
 
 
 @dataclass
@@ -147,6 +158,8 @@ def generate(loans: int, *, seed: int, as_of: date, scenario: Scenario | None = 
     """Generate about ``loans`` loans (a few borrowers hold two) due between D-3 and D+60 on ``as_of``."""
     sc = scenario or Scenario()
     rng = random.Random(seed)
+    # A stream of its own, so that the rest of a seed's book is the same as before it was added.
+    evidence = random.Random(seed ^ 0x15)
     book = Portfolio()
     used_numbers: set[str] = set()
     markets = [(code, m["weight"]) for code, m in _MARKETS.items()]
@@ -156,6 +169,13 @@ def generate(loans: int, *, seed: int, as_of: date, scenario: Scenario | None = 
         jurisdiction = _weighted(rng, markets)
         market = _MARKETS[jurisdiction]
         country, region, zone, phones = rng.choice(market["addresses"])
+        has_address = True
+        if jurisdiction == "US":
+            roll = evidence.random()
+            if roll < sc.phone_only_stricter + sc.moved_stricter:
+                phone_zone, phones = evidence.choice(_STRICTER_NUMBERS)
+                if roll < sc.phone_only_stricter:
+                    has_address, zone = False, phone_zone
         locale = _weighted(rng, market["locales"])
         borrower_id = f"B-{b:06d}"
         phone: str | None = (
@@ -191,12 +211,13 @@ def generate(loans: int, *, seed: int, as_of: date, scenario: Scenario | None = 
             "borrower_id": borrower_id,
             "first_name": rng.choice(_FIRST_NAMES.get(locale, _FIRST_NAMES["en-US"])),
             "locale": locale,
-            "address": {"country": country, **({"region": region} if region else {})},
             "consent": consent,
             "opt_outs": opt_outs,
             "push_endpoints": push_endpoints,
             "invalid_contacts": [],
         }
+        if has_address:
+            borrower["address"] = {"country": country, **({"region": region} if region else {})}
         if stated_zone is not None:
             borrower["time_zone"] = stated_zone
         if phone:

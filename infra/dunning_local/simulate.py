@@ -375,7 +375,12 @@ class Simulation:
             self.call("inbound", ev.sns_event(self.topics["InboundTopic"], payload, reply.at), reply.at)
 
     def pay(self, loan_ids: list[str]) -> None:
-        table = self.session.resource("dynamodb").Table(self.tables["LoansTable"])
+        from botocore.config import Config
+
+        # The lender's own system, not the product under test: it retries a throttled write until it
+        # lands (injected faults hit every table, and 4 throttles in a row at 30 % are not rare).
+        retrying = Config(retries={"max_attempts": 12, "mode": "standard"})
+        table = self.session.resource("dynamodb", config=retrying).Table(self.tables["LoansTable"])
         for loan_id in loan_ids:
             table.update_item(
                 Key={"loan_id": loan_id},

@@ -46,12 +46,22 @@ IAM_ACTION = {
     "DeleteMessageBatch": "DeleteMessage",
 }
 
+# TransactWriteItems is authorised per item by these actions.
+TRANSACT_ACTION = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
+
 
 def resources_of(service: str, params: Mapping[str, Any]) -> list[str]:
     """The resource ARNs an API call acts on, as IAM evaluates them."""
     here = f"{REGION}:{ACCOUNT}"
     if service == "dynamodb":
-        tables = list(params.get("RequestItems", {})) or [params["TableName"]]
+        # A transaction names its tables item by item.
+        in_transaction = [next(iter(i.values()))["TableName"] for i in params.get("TransactItems", [])]
+        tables = list(params.get("RequestItems", {})) or in_transaction or [params["TableName"]]
         index = f"/index/{params['IndexName']}" if params.get("IndexName") else ""
         return [f"arn:aws:dynamodb:{here}:table/{t}{index}" for t in tables]
     if service == "sns":
@@ -107,6 +117,13 @@ class Harness:
             service = model.service_model.service_name
             action = f"{service}:{IAM_ACTION.get(model.name, model.name)}"
             with self._lock:
+                if model.name == "TransactWriteItems":
+                    # Authorised item by item, by the action each item performs.
+                    for item in params.get("TransactItems", []):
+                        ((kind, request),) = item.items()
+                        arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{request['TableName']}"
+                        self.grants_used.add((self.function, f"dynamodb:{TRANSACT_ACTION[kind]}", arn))
+                    return
                 for arn in resources_of(service, params):
                     self.grants_used.add((self.function, action, arn))
 

@@ -406,17 +406,18 @@ def test_a_sender_that_dies_mid_batch_never_sends_a_step_twice(
 # ---- SNS refuses --------------------------------------------------------------------------------
 
 
-def test_sns_throttling_is_retried_by_botocore_then_by_sqs_and_sent_once(
+def test_sns_throttling_is_retried_by_sqs_not_botocore_and_sent_once(
     matrix: Matrix, aws: boto3.Session
 ) -> None:
     seeded(matrix, aws)
     matrix.tick(TICK)
-    # Every Publish is throttled on the first delivery: botocore retries each one (3 attempts in standard
-    # mode), then the sender releases the claim and reports the record for SQS to retry.
+    # Every Publish is throttled on the first delivery: each is attempted once (no automatic retries on
+    # the Publish client: a retry after a lost response would send twice), then the sender releases the
+    # claim and reports the record for SQS to retry.
     with faults.injected(1.0, seed=1, operations={faults.SNS_PUBLISH}) as stats:
         matrix.deliver("SmsQueue", "SenderFunction", SEND_AT, max_rounds=1)
     throttled_attempts = stats.counts[f"{faults.SNS_PUBLISH}:Throttling"]
-    assert matrix.accepted == [] and throttled_attempts == 3 * 10
+    assert matrix.accepted == [] and throttled_attempts == 10
     contacts = [i for i in matrix.harness.state.scan()["Items"] if i["sk"] == "CONTACT"]
     assert all(not c.get("claims") for c in contacts)  # every claim released
     # The next delivery gets through.

@@ -40,10 +40,11 @@ DOCUMENTED_EXCEPTIONS = (
         "X-Ray has no resource-level permissions (Tracing: Active)",
     ),
     Allowed(
-        ("SenderRole", "InboundRole"),
+        ("SenderRole", "InboundRole", "ReconcileRole"),
         frozenset({"sns:Publish"}),
         "*",
-        "an SMS to a phone number (reminders; STOP/HELP/START replies) has no resource ARN",
+        "an SMS to a phone number (reminders; STOP/HELP/START replies and the confirmations the sweep "
+        "completes) has no resource ARN",
     ),
     Allowed(
         ("SenderRole",),

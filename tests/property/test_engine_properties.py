@@ -64,12 +64,31 @@ class Profile:
     primary: str
 
 
+# What a reader of the area code table would say (a few area codes, by hand).
+PHONE_REGIONS = {
+    "+1617": "US-MA",
+    "+1212": "US-NY-NYC",
+    "+1206": "US-WA",
+    "+1310": "US-CA",
+    "+1416": "CA-ON",
+    "+1514": "CA-QC",
+    "+1201": "US-NJ",
+}
+
+
 def _profile(
     jurisdiction: str, cur: str, address: Address | None, stated: str | None, phone: str, *zones: str
 ) -> Profile:
     books = {"lender", jurisdiction}
     if address is not None:
         books.add(address.country if address.region is None else f"{address.country}-{address.region}")
+    # A number from a stricter place adds its rulebook unless the address is that place (RULES.md,
+    # "Where the borrower lives").
+    implied = PHONE_REGIONS.get(phone[:5])
+    if implied is not None and (
+        address is None or not implied.startswith(f"{address.country}-{address.region}")
+    ):
+        books.add(implied)
     books |= {j.split("-")[0] for j in list(books) if j != "lender"}  # a state implies its country
     known = {"US", "US-MA", "US-NY-NYC", "US-WA", "US-CA", "CN", "IN", "GB", "IE", "CA-ON", "CA-QC", "CA-BC"}
     return Profile(
@@ -145,6 +164,17 @@ PROFILES = [
         "America/Blanc-Sablon",
     ),
     _profile("US", "USD", None, "Not/AZone", "+13105550142", "America/Los_Angeles"),
+    # Phone-only evidence of a stricter place: Massachusetts by a Boston number, New York City by a
+    # Manhattan number with a New Jersey address.
+    _profile("US", "USD", None, "America/New_York", "+16175550142", "America/New_York"),
+    _profile(
+        "US",
+        "USD",
+        Address(country="US", region="NJ"),
+        "America/New_York",
+        "+12125550142",
+        "America/New_York",
+    ),
 ]
 NOWHERE = Profile(
     "US", "USD", None, "Not/AZone", "+1555", frozenset(), frozenset({"US", "lender"}), "America/New_York"
@@ -198,7 +228,7 @@ def oracle_allows(books: frozenset[str], zone: str, instant: datetime) -> bool:
 CAPS: dict[str, list[tuple[int, timedelta | None, str, frozenset[Channel]]]] = {
     "US": [(7, 7 * DAY, "debt", ALL)],
     "US-MA": [(2, 7 * DAY, "borrower", ALL), (2, 7 * DAY, "debt", ALL)],
-    "US-NY-NYC": [(3, 7 * DAY, "debt", ALL)],
+    "US-NY-NYC": [(3, 7 * DAY, "borrower", ALL)],  # per consumer: docs/decisions.md D9
     "US-WA": [(3, 7 * DAY, "borrower", ALL)],
     "CN": [(3, DAY, "borrower", ALL)],
     "IE": [(3, None, "borrower", ALL)],

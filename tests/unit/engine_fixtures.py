@@ -29,7 +29,10 @@ from dunning.strategy import Strategies, load_strategies
 RULEBOOKS = load_rulebooks()
 STRATEGIES = load_strategies()
 
-NEW_YORK_PHONE = "+12125550142"
+# Upstate New York (518): the default borrower is under federal rules only; NYC_PHONE brings New York
+# City's rulebook (its area codes are a reason to believe the borrower is there).
+NEW_YORK_PHONE = "+15185550142"
+NYC_PHONE = "+12125550142"
 BOSTON_PHONE = "+16175550142"
 LOS_ANGELES_PHONE = "+13105550142"
 TORONTO_PHONE = "+14165550142"

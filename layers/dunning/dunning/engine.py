@@ -6,13 +6,15 @@ deterministic (no clock, no I/O) and checks, in this order, each with a stable r
 1. What does not expire → STOP (the loan leaves the due-index; a data change re-indexes it):
    ``status.paid`` / ``status.closed`` / ``status.charged_off`` / ``status.nothing_due``,
    ``flag.bankruptcy``, ``flag.deceased``, ``flag.cease_and_desist``, ``flag.attorney_represented``,
-   ``flag.dispute`` (open, no end date), ``jurisdiction.unknown`` (no rulebook for the loan's country),
+   ``flag.dispute`` (open, no end date), ``dispute.open`` (a dispute reply awaiting verification),
+   ``jurisdiction.unknown`` (no rulebook for the loan's country),
    ``consent.none_usable`` (no channel of the strategy can be used: consent, opt-outs, contact points).
 2. What expires → DEFER to the earliest instant at which *all* of them have stopped holding:
    ``flag.dispute`` / ``flag.promise_to_pay`` / ``flag.hardship`` (dated), ``pause.inbound``,
    ``cadence.not_due`` (next step not due yet, or the latest due step already sent),
    ``channel.unavailable`` (this step's channel cannot be used and no fallback can),
-   ``cap.*`` (every cap of every applicable rulebook), ``window.quiet_hours`` / ``window.sunday`` /
+   ``cap.*`` (every cap of every applicable rulebook: those of the loan's jurisdiction, the address and
+   the phone's region, ``dunning.jurisdictions``), ``window.quiet_hours`` / ``window.sunday`` /
    ``window.holiday`` (in every candidate zone). The checks are repeated from each candidate instant
    until none blocks, so ``not_before`` is exact: one microsecond earlier something still blocks.
    When nothing can ever clear: ``cadence.end`` (hand-off) or ``window.no_common_hours`` → STOP.
@@ -32,7 +34,9 @@ from typing import Final
 from babel import Locale, UnknownLocaleError
 
 from dunning.caps import CapCounter, sends_of
+from dunning.jurisdictions import candidate_jurisdictions, unknown_country_hint
 from dunning.models import (
+    AppliedJurisdiction,
     Borrower,
     Channel,
     ContactState,
@@ -41,7 +45,7 @@ from dunning.models import (
     Loan,
     LoanStatus,
 )
-from dunning.rules import Policy, Rulebooks, policy_for
+from dunning.rules import Policy, Rulebooks
 from dunning.strategy import Strategies, Strategy
 from dunning.zones import (
     PhoneInfo,
@@ -118,18 +122,27 @@ def decide(
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     now_us = to_us(now)
-    out = _Outcome(loan, borrower, from_us(now_us))
-    policy = policy_for(loan, borrower, rulebooks)
+    # Which rulebooks apply: the loan's jurisdiction, the address and the phone's region (candidates).
+    candidates = candidate_jurisdictions(loan, borrower, rulebooks)
+    policy = candidates.policy
+    out = _Outcome(loan, borrower, from_us(now_us), candidates.applied)
 
     # 1. What does not expire.
     stop = _permanent_stop(loan)
     if stop is not None:
         return out.stop(stop[0], stop[1], policy.citation(stop[0]))
+    if loan.loan_id in state.disputed_loans:
+        return out.stop(
+            "dispute.open",
+            "the borrower disputed this debt by reply: no collection message until verification is recorded",
+            policy.citation("flag.dispute"),
+        )
     if not policy.loan_country_covered:
         return out.stop(
             "jurisdiction.unknown",
             f"no rulebook covers the loan's jurisdiction {loan.jurisdiction} (rulebooks exist for "
-            f"{', '.join(rulebooks.codes)}); nothing can be decided safely until the loan's data is fixed",
+            f"{', '.join(rulebooks.codes)}); nothing can be decided safely until the loan's data is fixed"
+            + unknown_country_hint(candidates, loan.jurisdiction.split("-")[0]),
             policy.citation("jurisdiction.unknown"),
         )
 
@@ -143,6 +156,7 @@ def decide(
         loan.jurisdiction.split("-")[0],
     )
     out.notes.extend(where.notes)
+    out.notes.extend(candidates.notes)
     if not _locale_known(borrower.locale):
         out.notes.append(f"borrower locale {borrower.locale!r} is not a known locale")
 
@@ -271,8 +285,11 @@ def _date_start_everywhere(zones: tuple[str, ...], day: date) -> int:
 class _Outcome:
     """Builds the Decision for one loan at one instant, adding data notes to every reason."""
 
-    def __init__(self, loan: Loan, borrower: Borrower, at: datetime) -> None:
+    def __init__(
+        self, loan: Loan, borrower: Borrower, at: datetime, jurisdictions: tuple[AppliedJurisdiction, ...]
+    ) -> None:
         self.loan, self.borrower, self.at = loan, borrower, at
+        self.jurisdictions = jurisdictions
         self.notes: list[str] = []
 
     def _make(
@@ -288,6 +305,7 @@ class _Outcome:
             rule_id=rule_id,
             reason=reason,
             citation=citation,
+            jurisdictions=self.jurisdictions,
             **extra,
         )
 

@@ -9,14 +9,21 @@ a missed opt-out is a violation, a mistaken one costs a reply "START".
 Then, for a reply from a number:
 
 - STOP → the consent registry item ``PHONE#<e164>/CONSENT`` is opted out for that number across all
-  loans (conditional: only the change is confirmed, so a redelivered STOP is not confirmed twice), the
-  contact items of the borrowers with that number are touched (an in-flight claim re-decides and sees
-  the opt-out), and exactly one confirmation SMS names the lender and says no further messages follow;
-- START / UNSTOP → opted back in, confirmed, and the borrowers' active loans re-planned now (an opt-out
-  had taken them out of the due-index);
+  loans, ordered by the reply's received time (an older reply than the recorded change, or a
+  redelivered one, changes nothing), in one transaction that also blocks the number on the contact item
+  of every borrower with it (a send decided a moment before fails its claim and re-decides) and records
+  the confirmation as owed. Exactly one confirmation per effective opt-out then names the lender and
+  says no further messages follow (:class:`Confirmer`: a retry or the reconcile sweep completes it);
+- START / UNSTOP → opted back in the same way, confirmed, and the borrowers' active loans re-planned now
+  (an opt-out had taken them out of the due-index);
+- a wrong number / not the borrower → the number is blocked like an opt-out (reason ``wrong_number``) for
+  every borrower using it, with no text back, and an attention event; only a new consent (START) lifts it;
+- a dispute of the debt → an open dispute on the loan replied to (``previousPublishedMessageId``), else
+  on every active loan of the borrowers with that number: the engine stops collection messages for it
+  until verification is recorded (``dunning dispute-close``), and an attention event;
 - HELP → a reply with the lender's name, help line and site, and how to opt out;
-- anything else ("paid", "已还款", "I dispute this") → recorded, reminders to the borrowers with that
-  number paused for INBOUND_PAUSE_DAYS, and an event on the AttentionTopic for a person to act on.
+- anything else ("paid", "已还款") → recorded, reminders to the borrowers with that number paused for
+  INBOUND_PAUSE_DAYS, and an event on the AttentionTopic for a person to act on.
 
 Every reply is recorded in the ledger (the body too: the ledger and the attention event may hold it;
 logs never do).
@@ -29,18 +36,26 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from dunning import clock
+from dunning.adapters import Adapters
 from dunning.adapters.attention import Attention
 from dunning.adapters.dynamo import Dynamo
 from dunning.adapters.ledger import Ledger
 from dunning.adapters.lender import Lender
-from dunning.adapters.messaging import Messaging, PublishError, SmsOptions
-from dunning.adapters.state import StateStore
+from dunning.adapters.messaging import FailureKind, Messaging, PublishError, SmsOptions
+from dunning.adapters.state import (
+    CONFIRMATION_AMBIGUOUS,
+    CONFIRMATION_CLAIMED,
+    CONFIRMATION_FAILED,
+    CONFIRMATION_OWED,
+    CONFIRMATION_SENT,
+    StateStore,
+)
 from dunning.items import iso_utc, parse_iso_utc, raw_status
 from dunning.models import LoanStatus
 from dunning.observability import MetricsRecorder, PackageLogger, mask_phone
@@ -53,6 +68,10 @@ class Intent(StrEnum):
     STOP = "STOP"
     START = "START"
     HELP = "HELP"
+    # "wrong number", "not me": the number may be reassigned; consent belongs to its current subscriber.
+    WRONG_NUMBER = "WRONG_NUMBER"
+    # The borrower disputes the debt (FDCPA §809(b), Reg F §1006.38): no collection until verification.
+    DISPUTE = "DISPUTE"
     OTHER = "OTHER"
 
 
@@ -165,6 +184,8 @@ class InboundMessage:
     body: str
     inbound_id: str
     received_at: datetime
+    # The SNS message id of our message this replies to, when the carrier says so.
+    previous_message_id: str = ""
 
     @classmethod
     def from_sns(cls, sns: Mapping[str, Any], fallback_time: datetime) -> InboundMessage:
@@ -190,11 +211,16 @@ class InboundMessage:
             body=str(payload.get("messageBody") or ""),
             inbound_id=_inbound_id(payload.get("inboundMessageId") or sns.get("MessageId") or ""),
             received_at=received,
+            previous_message_id=_previous_id(payload.get("previousPublishedMessageId")),
         )
 
 
 _EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 _PLAIN_ID = re.compile(r"^[\x21-\x7e]{0,128}$")
+
+
+def _previous_id(value: object) -> str:
+    return value if isinstance(value, str) and _PLAIN_ID.match(value) else ""
 
 
 def _inbound_id(value: object) -> str:
@@ -218,6 +244,11 @@ class InboundService:
     origination_identity: str
     pause: timedelta
     clock: Callable[[], datetime]
+    deferred: list[str] = field(default_factory=list)
+
+    @property
+    def confirmer(self) -> Confirmer:
+        return Confirmer(self.state, self.messaging, self.profile, self.origination_identity, self.clock)
 
     def process(self, event: Mapping[str, Any], metrics: MetricsRecorder) -> int:
         """Handle an SNS event of inbound replies; returns how many were acted on."""
@@ -240,6 +271,11 @@ class InboundService:
                 continue
             self.handle(message, metrics)
             handled += 1
+        if self.deferred:
+            # Every reply is recorded and acted on; a confirmation SNS refused for now is still owed. A
+            # failed invocation makes Lambda retry the event, and the retry sends it (reconcile too).
+            owed, self.deferred = self.deferred, []
+            raise ConfirmationOwed(f"{len(owed)} confirmation(s) not accepted by SNS yet: {', '.join(owed)}")
         return handled
 
     def handle(self, message: InboundMessage, metrics: MetricsRecorder) -> Intent:
@@ -289,18 +325,8 @@ class InboundService:
         metrics: MetricsRecorder,
     ) -> None:
         phone, at = message.origination, message.received_at
-        if intent in (Intent.STOP, Intent.START):
-            opted_out = intent == Intent.STOP
-            changed = self.state.set_sms_opt_out(
-                phone, opted_out, at=at, source="sms-reply", inbound_id=message.inbound_id
-            )
-            for borrower_id in borrower_ids:
-                self.state.touch(borrower_id)
-            metrics.count("OptOuts" if opted_out else "OptIns")
-            if intent == Intent.START and changed:
-                self._replan(borrower_ids, at, metrics)
-            if changed:
-                self._reply(message, intent, chinese, metrics)
+        if intent in (Intent.STOP, Intent.START, Intent.WRONG_NUMBER):
+            self._consent(message, intent, first_time, borrower_ids, chinese, metrics)
             return
         if not first_time:
             metrics.count("InboundRedelivered")
@@ -308,6 +334,9 @@ class InboundService:
         if intent == Intent.HELP:
             self._reply(message, intent, chinese, metrics)
             metrics.count("HelpRequests")
+            return
+        if intent == Intent.DISPUTE:
+            self._dispute(message, borrower_ids, metrics)
             return
         for borrower_id in borrower_ids:
             if paused_until is not None:
@@ -325,6 +354,120 @@ class InboundService:
         )
         metrics.count("InboundFreeText")
 
+    def _consent(
+        self,
+        message: InboundMessage,
+        intent: Intent,
+        first_time: bool,
+        borrower_ids: list[str],
+        chinese: bool,
+        metrics: MetricsRecorder,
+    ) -> None:
+        """STOP, START or a wrong number: one ordered, transactional consent change, then its
+        confirmation (owed in the same write, so a retry or the sweep sends it if this invocation cannot)."""
+        phone, at = message.origination, message.received_at
+        opted_out = intent != Intent.START
+        origin = message.destination if message.destination.startswith("+") else self.origination_identity
+        # Someone who is not the borrower gets no confirmation: we stop, and text them nothing more.
+        owed = (
+            None
+            if intent == Intent.WRONG_NUMBER
+            else {"intent": intent.value, "chinese": chinese, "origin": origin}
+        )
+        change = self.state.record_consent(
+            phone,
+            opted_out=opted_out,
+            at=at,
+            source="sms-reply",
+            reason=_CONSENT_REASON[intent],
+            inbound_id=message.inbound_id,
+            borrower_ids=borrower_ids,
+            confirmation=owed,
+        )
+        if not change.recorded:
+            logger.info("consent change not applied", extra={"intent": intent.value, "why": change.why_not})
+            metrics.count("ConsentChangeIgnored")
+        else:
+            metrics.count({Intent.STOP: "OptOuts", Intent.START: "OptIns"}.get(intent, "WrongNumbers"))
+        # This reply is still the latest change when it was recorded now or by an earlier attempt.
+        latest = change.recorded or change.why_not == "redelivered"
+        if intent == Intent.START and latest and (change.effective or first_time):
+            self._replan(borrower_ids, at, metrics)
+        if intent == Intent.WRONG_NUMBER and first_time:
+            self.attention.publish(
+                "inbound.wrong_number",
+                {
+                    "phone": phone,
+                    "borrower_ids": borrower_ids,
+                    "received_at": iso_utc(at),
+                    "inbound_id": message.inbound_id,
+                    "classification": intent.value,
+                    "action": "texts to this number stopped for every borrower using it until a new consent",
+                },
+            )
+        if owed is not None:
+            outcome = self.confirmer.complete(phone, message.inbound_id, metrics)
+            if outcome == CONFIRMATION_OWED:
+                self.deferred.append(mask_phone(phone))
+
+    def _dispute(self, message: InboundMessage, borrower_ids: list[str], metrics: MetricsRecorder) -> None:
+        """Open a dispute on the debt the reply is about (or every active loan of the borrowers with that
+        number): collection messages stop until verification is recorded."""
+        at = message.received_at
+        loans = self._disputed_loans(message, borrower_ids)
+        opened = [
+            loan_id
+            for loan_id, borrower_id in sorted(loans.items())
+            if self.state.open_dispute(
+                borrower_id,
+                loan_id,
+                at=at,
+                inbound_id=message.inbound_id,
+                classification=Intent.DISPUTE.value,
+            )
+        ]
+        if opened:
+            self.ledger.write(
+                [
+                    self.ledger.dispute_op(loan_id, loans[loan_id], message.inbound_id, at)
+                    for loan_id in opened
+                ]
+            )
+        logger.info("dispute recorded", extra={"loans": len(loans), "opened": len(opened)})
+        metrics.count("Disputes")
+        self.attention.publish(
+            "inbound.dispute",
+            {
+                "phone": message.origination,
+                "borrower_ids": borrower_ids,
+                "loan_ids": sorted(loans),
+                "body": message.body[:1600],
+                "classification": Intent.DISPUTE.value,
+                "received_at": iso_utc(at),
+                "inbound_id": message.inbound_id,
+                "action": "collection messages suppressed until verification is recorded "
+                "(dunning dispute-close)",
+            },
+        )
+
+    def _disputed_loans(self, message: InboundMessage, borrower_ids: list[str]) -> dict[str, str]:
+        """{loan_id: borrower_id}: the loan of the message replied to, else the borrowers' active loans."""
+        if message.previous_message_id:
+            replied_to = self.ledger.get_messages([message.previous_message_id]).get(
+                message.previous_message_id
+            )
+            if replied_to is not None and str(replied_to.get("borrower_id")) in borrower_ids:
+                return {str(replied_to["loan_id"]): str(replied_to["borrower_id"])}
+        owner = {
+            loan_id: borrower_id
+            for borrower_id in borrower_ids
+            for loan_id in self.lender.loan_ids_of_borrower(borrower_id)
+        }
+        if not owner:
+            return {}
+        loans, _ = self.lender.get_many(loan_ids=owner)
+        return {i: b for i, b in owner.items() if raw_status(loans.get(i)) == LoanStatus.ACTIVE}
+
     def _reply(
         self, message: InboundMessage, intent: Intent, chinese: bool, metrics: MetricsRecorder
     ) -> None:
@@ -336,8 +479,7 @@ class InboundService:
         try:
             self.messaging.send_sms(message.origination, text, SmsOptions(origination_identity=origin))
         except PublishError as exc:
-            # The registry change stands; a lost confirmation is logged and counted, not retried (a
-            # retry of the whole event would not confirm again: the change is already recorded).
+            # A HELP answer is a courtesy: logged and counted, not retried.
             logger.error("reply not sent", extra={"intent": intent.value, "code": exc.code})
             metrics.count("ReplyFailed")
             return
@@ -360,6 +502,121 @@ class InboundService:
                 loan_id, at, at, "consent.sms_restored", "the borrower texted START: reminders may resume"
             ):
                 metrics.count("Replanned")
+
+
+_CONSENT_REASON = {Intent.STOP: "stop", Intent.START: "start", Intent.WRONG_NUMBER: "wrong_number"}
+
+
+class ConfirmationOwed(RuntimeError):
+    """Raised after a whole event is handled when SNS refused a confirmation for now: Lambda retries."""
+
+
+@dataclass
+class Confirmer:
+    """Sends the confirmation owed for a consent change, exactly once.
+
+    The owed entry is claimed (conditional write: one caller wins) before the Publish, so a retry and the
+    sweep never both send it. Accepted → SENT; refused for now → OWED again; refused for good → FAILED;
+    no answer → AMBIGUOUS, never sent again. A claim whose holder died stays CLAIMED until the sweep,
+    after :data:`CLAIM_TIMEOUT`, records it AMBIGUOUS (it may have gone out).
+    """
+
+    state: StateStore
+    messaging: Messaging
+    profile: LenderContact
+    origination_identity: str
+    clock: Callable[[], datetime]
+
+    def complete(self, phone: str, inbound_id: str, metrics: MetricsRecorder) -> str | None:
+        """Send the confirmation of one reply if it is owed; returns its status after, None if none."""
+        now = self.clock()
+        entry = self.state.claim_confirmation(phone, inbound_id, now)
+        if entry is None:
+            current = self.state.confirmation(phone, inbound_id)
+            return str(current["status"]) if current else None
+        intent = Intent(str(entry.get("intent")))
+        text = reply_text(intent, self.profile, chinese=bool(entry.get("chinese")))
+        origin = str(entry.get("origin") or self.origination_identity)
+        if text is None:  # pragma: no cover - STOP and START always have a text
+            self.state.settle_confirmation(phone, inbound_id, CONFIRMATION_FAILED, now, code="no text")
+            return CONFIRMATION_FAILED
+        try:
+            message_id = self.messaging.send_sms(phone, text, SmsOptions(origination_identity=origin))
+        except PublishError as exc:
+            status = {
+                FailureKind.RETRYABLE: CONFIRMATION_OWED,
+                FailureKind.UNKNOWN: CONFIRMATION_AMBIGUOUS,
+            }.get(exc.kind, CONFIRMATION_FAILED)
+            self.state.settle_confirmation(phone, inbound_id, status, self.clock(), code=exc.code)
+            logger.error(
+                "confirmation not sent", extra={"intent": intent.value, "code": exc.code, "now": status}
+            )
+            metrics.count("ReplyFailed")
+            return status
+        self.state.settle_confirmation(
+            phone, inbound_id, CONFIRMATION_SENT, self.clock(), message_id=message_id
+        )
+        metrics.count("Replies", intent=intent.value)
+        return CONFIRMATION_SENT
+
+    def sweep(self, now: datetime, metrics: MetricsRecorder) -> dict[str, int]:
+        """Complete every confirmation still owed; a claim older than CLAIM_TIMEOUT becomes AMBIGUOUS."""
+        done: dict[str, int] = {}
+        for pointer in self.state.owed_confirmations():
+            phone, inbound_id = str(pointer.get("phone", "")), str(pointer.get("inbound_id", ""))
+            entry = self.state.confirmation(phone, inbound_id)
+            status = str((entry or {}).get("status", ""))
+            if status == CONFIRMATION_CLAIMED:
+                claimed_at = parse_iso_utc(str((entry or {}).get("updated_at") or pointer.get("owed_at")))
+                if now - claimed_at < CLAIM_TIMEOUT:
+                    continue
+                self.state.settle_confirmation(
+                    phone, inbound_id, CONFIRMATION_AMBIGUOUS, now, code="claim expired"
+                )
+                outcome: str | None = CONFIRMATION_AMBIGUOUS
+            elif status == CONFIRMATION_OWED:
+                outcome = self.complete(phone, inbound_id, metrics)
+            else:
+                self.state.settle_confirmation(phone, inbound_id, status or CONFIRMATION_FAILED, now)
+                outcome = status or None
+            if outcome:
+                done[outcome] = done.get(outcome, 0) + 1
+        return done
+
+
+# A claimed confirmation is published within seconds; one claimed longer ago than this lost its sender.
+CLAIM_TIMEOUT = timedelta(minutes=15)
+
+
+def close_dispute(adapters: Adapters, loan_id: str, *, at: datetime, verification: str) -> bool:
+    """Close the open dispute of a loan once verification of the debt was sent to the borrower.
+
+    ``verification`` says what was sent and how (it is kept in the ledger). The dispute is removed from
+    the borrower's contact item, a ``DISPUTE_CLOSED`` item recorded under the loan, and the loan planned
+    again now (the dispute had taken it out of the due-index). Returns False if no dispute was open.
+    """
+    if not verification.strip():
+        raise ValueError("say what verification was sent (it is the record that collection may resume)")
+    item = adapters.lender.get_loan(loan_id)
+    if item is None or not isinstance(item.get("borrower_id"), str):
+        raise ValueError(f"loan {loan_id} not found in the Loans table")
+    borrower_id = str(item["borrower_id"])
+    record = adapters.state.close_dispute(borrower_id, loan_id)
+    if record is None:
+        return False
+    inbound_id = str(record.get("inbound_id") or "operator")
+    adapters.ledger.write(
+        [adapters.ledger.dispute_op(loan_id, borrower_id, inbound_id, at, closed_by=verification[:500])]
+    )
+    adapters.state.replan_earlier(
+        loan_id,
+        at,
+        at,
+        "dispute.verified",
+        "verification of the disputed debt was sent: collection may resume",
+    )
+    logger.info("dispute closed", extra={"loan_id": loan_id})
+    return True
 
 
 def lender_contact() -> LenderContact:

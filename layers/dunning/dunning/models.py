@@ -10,9 +10,16 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 # "US", "US-MA", "US-NY-NYC", "CN", "CA-ON", ...: ISO 3166-1 alpha-2, then subdivisions.
@@ -136,6 +143,8 @@ class ContactState(Frozen):
     paused_until: UtcDateTime | None = None
     sms_opted_out: bool = False
     unusable: frozenset[str] = frozenset()
+    # Loans of this borrower with an open dispute (a reply disputing the debt) awaiting verification.
+    disputed_loans: frozenset[str] = frozenset()
 
     @staticmethod
     def claim_key(loan_id: str, step: str) -> str:
@@ -146,6 +155,29 @@ class DecisionKind(StrEnum):
     SEND = "SEND"
     DEFER = "DEFER"
     STOP = "STOP"
+
+
+JurisdictionSource = Literal["loan", "address", "phone"]
+
+
+class AppliedJurisdiction(Frozen):
+    """A jurisdiction a decision took into account: its code, which signal gave it, and its rulebook.
+
+    ``rulebook`` is the code of the rulebook this jurisdiction brings, or None when there is none for
+    that region (a New Jersey area code: shown, adds nothing). ``code`` is kept as the data gave it (an
+    address region is free text), so it is not held to the rulebook code pattern.
+    """
+
+    code: Annotated[str, Field(min_length=2, max_length=16)]
+    source: JurisdictionSource
+    rulebook: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _rulebook_always_shown(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # ``rulebook: null`` is information ("no rules of its own"): kept even under exclude_none.
+        data: dict[str, Any] = handler(self)
+        data.setdefault("rulebook", self.rulebook)
+        return data
 
 
 class Decision(Frozen):
@@ -165,3 +197,9 @@ class Decision(Frozen):
     # For a SEND: when the next cadence step falls due (None after the last step).
     follow_up_at: UtcDateTime | None = None
     skipped_steps: tuple[str, ...] = ()
+    # Which jurisdictions applied and why (loan, address, phone): see dunning.jurisdictions.
+    jurisdictions: tuple[AppliedJurisdiction, ...] = ()
+
+    def jurisdictions_record(self) -> list[dict[str, str | None]]:
+        """``jurisdictions`` as the ledger stores it: a list of ``{code, source, rulebook}``."""
+        return [{"code": j.code, "source": j.source, "rulebook": j.rulebook} for j in self.jurisdictions]

@@ -6,6 +6,9 @@
   breaks the item contract and has no cadence item gets a STOP ``data.invalid`` once.
 - AMBIGUOUS jobs (claimed, outcome unknown) are resolved to SENT when a MESSAGE for the same loan and
   step exists (found through the ledger's ``ByLoan`` index); the others stay AMBIGUOUS, on record.
+- STOP/START confirmations still owed (their reply's invocation died, or SNS refused them for now) are
+  sent, once: :class:`dunning.inbound.Confirmer` claims each before publishing; one claimed by an
+  invocation that died longer ago than ``CLAIM_TIMEOUT`` is recorded AMBIGUOUS (it may have gone out).
 - Receipts that arrived before their MESSAGE was written are merged into it; a receipt whose MESSAGE
   still does not exist after :data:`EARLY_RECEIPT_WAIT` (a message not ours, or one whose sender died
   before its ledger write) stays a RECEIPT on its own and is no longer looked at.
@@ -16,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -36,6 +40,9 @@ from dunning.items import InvalidItem, iso_utc, loan_from_item, parse_iso_utc, r
 from dunning.models import Decision, DecisionKind, LoanStatus, UtcDateTime
 from dunning.observability import MetricsRecorder, PackageLogger
 from dunning.settings import ReconcileSettings
+
+if TYPE_CHECKING:
+    from dunning.inbound import Confirmer
 
 logger = PackageLogger(__name__)
 
@@ -70,6 +77,8 @@ class SweepResult:
     ambiguous_open: int = 0
     early_receipts_merged: int = 0
     early_receipts_dropped: int = 0
+    # Owed confirmations settled by the sweep, by status (SENT, OWED again, FAILED, AMBIGUOUS).
+    confirmations: dict[str, int] = field(default_factory=dict)
     segments: list[int] = field(default_factory=list)
 
 
@@ -79,6 +88,7 @@ class Reconciler:
     state: StateStore
     ledger: Ledger
     clock: Callable[[], datetime]
+    confirmer: Confirmer | None = None
 
     def run(self, request: SweepRequest, metrics: MetricsRecorder) -> SweepResult:
         """Sweep the requested segment (or every segment in turn), then resolve AMBIGUOUS jobs once."""
@@ -90,6 +100,9 @@ class Reconciler:
         if request.segment in (None, 0):
             self.resolve_ambiguous(request.scheduled_time, result, metrics)
             self.merge_early_receipts(request.scheduled_time, result, metrics)
+            if self.confirmer is not None:
+                # The confirmer's own clock: a claim's age is measured against when the sweep runs.
+                result.confirmations = self.confirmer.sweep(self.clock(), metrics)
         logger.info("reconcile sweep done", extra=result.__dict__)
         return result
 
@@ -250,10 +263,17 @@ class Reconciler:
 
 def build_reconciler(settings: ReconcileSettings) -> Reconciler:
     """The reconcile sweep wired to AWS as the settings say (clients are created on first use)."""
+    from dunning.adapters.messaging import Messaging
+    from dunning.inbound import Confirmer, lender_contact
+
     dynamo = Dynamo()
+    state = StateStore(dynamo, settings.state_table, settings.shard_count)
     return Reconciler(
         lender=Lender(dynamo, settings.loans_table, borrowers_table=""),
-        state=StateStore(dynamo, settings.state_table, settings.shard_count),
+        state=state,
         ledger=Ledger(dynamo, settings.ledger_table, settings.ledger_retention_days),
         clock=clock.now,
+        confirmer=Confirmer(
+            state, Messaging(), lender_contact(), settings.sms_origination_identity, clock.now
+        ),
     )

@@ -8,10 +8,11 @@ and can only add restrictions: merging intersects windows, applies every cap, un
 and consent, and keeps the smallest segment limit, so nothing a lender writes loosens the law; a policy
 file that tries to remove or waive a rule is rejected at load.
 
-Which rulebooks apply to a loan: every rulebook whose code is a segment prefix of the loan's
-jurisdiction, every rulebook whose code is a segment prefix of the borrower's address
-(``country[-region]``), and the lender policy. Loan ``US`` + address ``US-MA`` → ``US``, ``US-MA``,
-``lender``.
+Which rulebooks apply to a loan: every rulebook whose code is a segment prefix of one of the
+borrower's candidate jurisdictions (the loan's jurisdiction, the address ``country[-region]``, and the
+region the phone number implies, as ``data/phone_policy.yaml`` allows; see ``dunning.jurisdictions``),
+and the lender policy. Loan ``US`` + address ``US-MA`` → ``US``, ``US-MA``, ``lender``; loan ``US``, no
+address, a 617 number → the same.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from dunning.models import Borrower, Channel, JurisdictionCode, Loan
 DATA_DIR: Final = Path(__file__).parent / "data"
 DEFAULT_RULEBOOKS_DIR: Final = DATA_DIR / "rulebooks"
 DEFAULT_LENDER_POLICY: Final = DATA_DIR / "lender" / "policy.yaml"
+DEFAULT_PHONE_POLICY: Final = DATA_DIR / "phone_policy.yaml"
 LENDER: Final = "lender"
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -278,6 +280,32 @@ def _find_relaxing_key(node: Any, path: str) -> str | None:
     return None
 
 
+PhoneRegionAdds = Literal["when_address_missing", "when_address_missing_or_conflicting", "always"]
+
+
+class PhoneRegionRule(Cited):
+    """When the region a phone number implies adds its rulebook, compared with the borrower's address.
+
+    ``when_address_missing``: only when there is no address or it is less precise than the phone
+    (address ``US``, number from Boston). ``when_address_missing_or_conflicting`` (the default): also when
+    the address is elsewhere (a moved borrower gets both rulebooks). ``always``: the same rulebooks, and a
+    phone region that agrees with the address is recorded on the decision as well.
+    """
+
+    adds: PhoneRegionAdds
+
+
+class PhonePolicyFile(_Strict):
+    """``data/phone_policy.yaml``: the rule for phone-implied regions, by the number's country."""
+
+    default: PhoneRegionRule
+    countries: dict[Annotated[str, Field(pattern=r"^[A-Z]{2}$")], PhoneRegionRule] = {}
+
+    def for_country(self, country: str) -> PhoneRegionRule:
+        """The rule for numbers of one country (ISO code), else the default."""
+        return self.countries.get(country, self.default)
+
+
 # --- compiled, hashable forms used by the engine -----------------------------------------------------
 
 
@@ -470,10 +498,16 @@ def _address_code(country: str, region: str | None) -> str:
 class Rulebooks:
     """All jurisdiction rulebooks and the lender policy, validated; builds (and memoises) policies."""
 
-    def __init__(self, rulebooks: Mapping[str, RulebookFile], lender: LenderPolicyFile) -> None:
+    def __init__(
+        self,
+        rulebooks: Mapping[str, RulebookFile],
+        lender: LenderPolicyFile,
+        phone_policy: PhonePolicyFile | None = None,
+    ) -> None:
         self._books = dict(sorted(rulebooks.items()))
         self.lender = lender
-        self._policies: dict[tuple[str, str | None], Policy] = {}
+        self.phone_policy = phone_policy or validate_file(DEFAULT_PHONE_POLICY, PhonePolicyFile)
+        self._policies: dict[tuple[str, str | None, tuple[str, ...]], Policy] = {}
         self._window_sets = {
             code: _window_set(code, book) for code, book in [*self._books.items(), (LENDER, lender)]
         }
@@ -487,21 +521,32 @@ class Rulebooks:
         """One rulebook by code (KeyError if there is none)."""
         return self._books[code]
 
-    def applicable(self, jurisdiction: str, address: str | None) -> tuple[str, ...]:
+    def has_rulebook(self, code: str) -> bool:
+        """Whether a rulebook with exactly this code exists."""
+        return code in self._books
+
+    def applicable(
+        self, jurisdiction: str, address: str | None, phone: tuple[str, ...] = ()
+    ) -> tuple[str, ...]:
         """Codes of the rulebooks that apply, broadest first (lender policy not included)."""
-        codes = [c for c in self._books if _is_prefix(c, jurisdiction) or _is_prefix(c, address)]
+        targets = (jurisdiction, address, *phone)
+        codes = [c for c in self._books if any(_is_prefix(c, t) for t in targets)]
         return tuple(sorted(codes, key=lambda c: (len(_segments(c)), c)))
 
-    def policy(self, jurisdiction: str, address: str | None) -> Policy:
-        """The merged policy for a loan jurisdiction and a borrower address code."""
-        key = (jurisdiction, address)
+    def policy(self, jurisdiction: str, address: str | None, phone: tuple[str, ...] = ()) -> Policy:
+        """The merged policy for a loan jurisdiction, an address code and the phone regions applied.
+
+        Only the loan's jurisdiction and the address can make the loan's country covered: a phone
+        number is a reason to believe, so it adds rules but never makes a loan decidable.
+        """
+        key = (jurisdiction, address, phone)
         found = self._policies.get(key)
         if found is None:
-            found = self._policies[key] = self._merge(jurisdiction, address)
+            found = self._policies[key] = self._merge(jurisdiction, address, phone)
         return found
 
-    def _merge(self, jurisdiction: str, address: str | None) -> Policy:
-        codes = self.applicable(jurisdiction, address)
+    def _merge(self, jurisdiction: str, address: str | None, phone: tuple[str, ...]) -> Policy:
+        codes = self.applicable(jurisdiction, address, phone)
         books: list[tuple[str, _RulebookBody]] = [(c, self._books[c]) for c in codes]
         books.append((LENDER, self.lender))
         country = _segments(jurisdiction)[0]
@@ -521,7 +566,9 @@ class Rulebooks:
             consent_required=frozenset(r.channel for _, b in books for r in b.consent),
             windows=windows,
             caps=caps,
-            loan_country_covered=any(_segments(c)[0] == country for c in codes),
+            loan_country_covered=any(
+                _segments(c)[0] == country for c in self.applicable(jurisdiction, address)
+            ),
             consent_rules=consent_rules,
             content_rules=content_rules,
             opt_out_rules=tuple(_ref(c, "sms.opt_out_keywords", r) for c, r in keyword_books),
@@ -533,8 +580,13 @@ class Rulebooks:
 
 
 def policy_for(loan: Loan, borrower: Borrower, rulebooks: Rulebooks) -> Policy:
-    """The strictest merged policy of every rulebook that applies to this loan and borrower."""
-    return rulebooks.policy(loan.jurisdiction, address_code(borrower))
+    """The strictest merged policy of every rulebook that applies to this loan and borrower.
+
+    The same policy the engine decides under: that of ``dunning.jurisdictions.candidate_jurisdictions``.
+    """
+    from dunning.jurisdictions import candidate_jurisdictions  # it builds on this module
+
+    return candidate_jurisdictions(loan, borrower, rulebooks).policy
 
 
 # --- loading ------------------------------------------------------------------------------------------
@@ -565,7 +617,7 @@ def validate_file(path: Path, model: type[_M]) -> _M:
         raise RulebookError(f"{path}: {_describe(exc)}") from exc
 
 
-def _load(directory: Path, lender_policy: Path) -> Rulebooks:
+def _load(directory: Path, lender_policy: Path, phone_policy: Path = DEFAULT_PHONE_POLICY) -> Rulebooks:
     files: Sequence[Path] = sorted(directory.glob("*.yaml"))
     if not files:
         raise RulebookError(f"{directory}: no rulebook files (*.yaml)")
@@ -575,7 +627,9 @@ def _load(directory: Path, lender_policy: Path) -> Rulebooks:
         if book.code != path.stem:
             raise RulebookError(f"{path}: code {book.code!r} must match the file name ({path.stem}.yaml)")
         books[book.code] = book
-    return Rulebooks(books, validate_file(lender_policy, LenderPolicyFile))
+    return Rulebooks(
+        books, validate_file(lender_policy, LenderPolicyFile), validate_file(phone_policy, PhonePolicyFile)
+    )
 
 
 @cache
@@ -583,11 +637,18 @@ def _default_rulebooks() -> Rulebooks:
     return _load(DEFAULT_RULEBOOKS_DIR, DEFAULT_LENDER_POLICY)
 
 
-def load_rulebooks(directory: Path | None = None, lender_policy: Path | None = None) -> Rulebooks:
-    """Load and validate every rulebook and the lender policy; the packaged default is loaded once.
+def load_rulebooks(
+    directory: Path | None = None, lender_policy: Path | None = None, phone_policy: Path | None = None
+) -> Rulebooks:
+    """Load and validate every rulebook, the lender policy and the phone-region policy; the packaged
+    default is loaded once.
 
     Raises ``RulebookError`` (a ``ValueError``) naming the file and the field on any invalid file.
     """
-    if directory is None and lender_policy is None:
+    if directory is None and lender_policy is None and phone_policy is None:
         return _default_rulebooks()
-    return _load(directory or DEFAULT_RULEBOOKS_DIR, lender_policy or DEFAULT_LENDER_POLICY)
+    return _load(
+        directory or DEFAULT_RULEBOOKS_DIR,
+        lender_policy or DEFAULT_LENDER_POLICY,
+        phone_policy or DEFAULT_PHONE_POLICY,
+    )

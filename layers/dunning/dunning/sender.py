@@ -11,10 +11,13 @@ batch needs. Then, job by job:
 4. claim: a conditional UpdateItem on the borrower's contact item (version read + step not claimed)
    that also records the send for the caps. A lost race re-reads and re-decides; a step already
    claimed → AMBIGUOUS, never resent;
-5. Publish. Throttled → the claim is released and the record reported as a batch item failure (SQS
-   retries it later); a dead number or endpoint → FAILED, the point marked unusable, the claim released,
-   and the engine asked again: if it now says SEND on another channel for the same step, that goes out;
-   no answer from SNS → AMBIGUOUS (it may have gone out: never risk a second one).
+5. Publish, attempted exactly once (the client has no automatic retries: a retry after a lost
+   response sends twice). Refused for now (throttled, not authorised) → the claim is released and the
+   record reported as a batch item failure (SQS retries it later); a dead number or endpoint → FAILED,
+   the point marked unusable, the claim released, and the engine asked again: if it now says SEND on
+   another channel for the same step, that goes out; no answer, or one that may follow an acceptance (a
+   timeout, a dropped connection, a 5xx) → AMBIGUOUS, claim kept (it may have gone out: never risk a
+   second one).
 
 All ledger items of the batch are written with BatchWriteItem at the end. A record that fails (to be
 retried by SQS, and after the queue's maxReceiveCount moved to its DLQ) leaves a ``RETRY`` item saying
@@ -402,6 +405,7 @@ class _Batch:
             "template": decision.template or job.template,
             "rule_id": decision.rule_id,
             "reason": decision.reason,
+            "jurisdictions": decision.jurisdictions_record() or None,
             "locale": getattr(rendered, "locale", None),
             "segments": getattr(rendered, "segments", None),
             "encoding": getattr(rendered, "encoding", None),
@@ -431,6 +435,7 @@ class _Batch:
         reason: str,
         channel: Channel | None = None,
         contact_point: str | None = None,
+        jurisdictions: list[dict[str, str | None]] | None = None,
     ) -> None:
         fields = {
             "job_id": job.job_id,
@@ -441,6 +446,7 @@ class _Batch:
             "reason": reason,
             "contact_point": contact_point,
             "planned_at": iso_utc(job.planned_at),
+            "jurisdictions": jurisdictions or None,
         }
         self.writes.append(self.sender.ledger.outcome_op(job.loan_id, job.step, fields, now))
 
@@ -459,7 +465,14 @@ class _Batch:
         reason: str | None = None,
     ) -> None:
         rule = rule_id or decision.rule_id
-        self._outcome(job, Status.SUPPRESSED, now, rule_id=rule, reason=reason or decision.reason)
+        self._outcome(
+            job,
+            Status.SUPPRESSED,
+            now,
+            rule_id=rule,
+            reason=reason or decision.reason,
+            jurisdictions=decision.jurisdictions_record(),
+        )
         self.metrics.count("Suppressed", rule=rule)
         logger.info("job suppressed at send time", extra={"job_id": job.job_id, "rule_id": rule})
         # Plan the loan again at the engine's earliest instant, not at the later one the planner set.

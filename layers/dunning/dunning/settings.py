@@ -105,3 +105,5 @@ class InboundSettings(_Settings):
 class ReconcileSettings(_Settings):
     loans_table: TableName
     shard_count: ShardCount
+    # The sweep sends the STOP/START confirmations still owed, from the same number as the replies.
+    sms_origination_identity: Annotated[str, Field(max_length=64)] = ""

@@ -168,12 +168,14 @@ def address_zones(country: str, region: str | None) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class PhoneInfo:
-    """What ``phonenumbers`` says about a number: valid or not, its E.164 form and its prefix's zones."""
+    """What ``phonenumbers`` says about a number: valid or not, its E.164 form, its prefix's zones, and
+    the regions it implies (``US-MA`` for a 617 number, ``GB`` for a UK one; see ``phone_regions``)."""
 
     valid: bool
     e164: str | None = None
     zones: tuple[str, ...] = ()
     problem: str | None = None
+    regions: tuple[str, ...] = ()
 
 
 def mask_phone(raw: str) -> str:
@@ -207,7 +209,35 @@ def phone_info(raw: str) -> PhoneInfo:
             country_code, tuple(phone_timezone.time_zones_for_number(number))
         )
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return PhoneInfo(True, e164, tuple(z for z in zones if z != UNKNOWN_ZONE))
+    return PhoneInfo(True, e164, tuple(z for z in zones if z != UNKNOWN_ZONE), regions=_regions(number))
+
+
+@cache
+def _area_codes() -> dict[str, tuple[str, ...]]:
+    data = read_yaml(DATA_DIR / "nanp_area_codes.yaml")
+    table = {str(k): tuple(v) for k, v in (data.get("area_codes") or {}).items()}
+    table.update({str(k): tuple(v) for k, v in (data.get("overrides") or {}).items()})
+    return table
+
+
+def _regions(number: phonenumbers.PhoneNumber) -> tuple[str, ...]:
+    # The area code alone decides for North American numbers, so a fictional 555-01xx number maps like
+    # any other number of its area code; elsewhere the country is all a number says.
+    country_code = number.country_code or 0
+    if country_code == 1:
+        found = _area_codes().get(str(number.national_number)[:3])
+        if found:
+            return found
+    regions = phonenumbers.region_codes_for_country_code(country_code)
+    region = regions[0] if len(regions) == 1 else phonenumbers.region_code_for_number(number)
+    return (region,) if region and len(region) == 2 and region.isalpha() and region != "ZZ" else ()
+
+
+def phone_regions(raw: str) -> tuple[str, ...]:
+    """The jurisdictions a stored number implies: the state or province of a North American area code
+    (``data/nanp_area_codes.yaml``; New York City's area codes give ``US-NY-NYC``), else the number's
+    country. Empty for an invalid number."""
+    return phone_info(raw).regions
 
 
 # --- candidate zones --------------------------------------------------------------------------------

@@ -27,6 +27,8 @@ Key = dict[str, Any]
 
 BATCH_GET_LIMIT = 100
 BATCH_WRITE_LIMIT = 25
+# TransactWriteItems takes at most 100 items (all in one account and region, no key twice).
+TRANSACT_LIMIT = 100
 # Enough for a throttled table to recover (about 6 s in total with the backoff below) without
 # outliving a Lambda invocation; what is still unprocessed after that is an error, never dropped.
 MAX_ATTEMPTS = 8
@@ -254,8 +256,33 @@ class Dynamo:
         attributes = response.get("Attributes")
         return from_wire(attributes) if attributes else None
 
+    def transact_write(self, actions: Sequence[Mapping[str, Any]]) -> None:
+        """TransactWriteItems of plain-valued actions (at most :data:`TRANSACT_LIMIT`), all or nothing.
+
+        Each action is ``{"Update"|"Put"|"ConditionCheck"|"Delete": {...}}`` with ``Key``, ``Item`` and
+        ``ExpressionAttributeValues`` in plain form. A failed condition raises
+        ``TransactionCanceledException`` (see :func:`is_transaction_conflict`).
+        """
+        if len(actions) > TRANSACT_LIMIT:
+            raise ValueError(f"a transaction holds at most {TRANSACT_LIMIT} items, not {len(actions)}")
+        wire: list[Any] = []
+        for action in actions:
+            ((kind, params),) = action.items()
+            converted = dict(params)
+            for name in ("Key", "Item", "ExpressionAttributeValues"):
+                if name in converted:
+                    converted[name] = to_wire(converted[name])
+            wire.append({kind: converted})
+        self.client.transact_write_items(TransactItems=wire)
+
 
 def is_conditional_failure(exc: Exception) -> bool:
     """True for a failed ConditionExpression (the expected outcome of a lost race, not an error)."""
     code = getattr(exc, "response", {}).get("Error", {}).get("Code")
     return code == "ConditionalCheckFailedException"
+
+
+def is_transaction_conflict(exc: Exception) -> bool:
+    """True for a transaction cancelled because a condition failed or another transaction held an item."""
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+    return code in ("TransactionCanceledException", "TransactionConflictException")

@@ -10,6 +10,8 @@ Item shapes (docs/decisions.md D2; statuses in docs/pipeline.md):
   its DLQ).
 - ``BORROWER#<borrower_id>`` / ``<at>#INBOUND#<inbound_id>``: an inbound reply and what was done
   (``PHONE#<e164>`` as the partition when no borrower has that number).
+- ``LOAN#<loan_id>`` / ``<at>#DISPUTE#<inbound_id>`` (and ``…#DISPUTE_CLOSED#…``): a dispute opened by a
+  reply, and its closing once verification was sent.
 - ``AMBIGUOUS`` / ``<loan_id>#<step>``: an unresolved AMBIGUOUS job, for the reconcile sweep to find
   without scanning the ledger; deleted when resolved.
 - ``EARLY_RECEIPT`` / ``<provider_message_id>``: a RECEIPT kept because its MESSAGE was not written
@@ -96,6 +98,8 @@ class Ledger:
                 "step": decision.step,
                 "channel": decision.channel.value if decision.channel else None,
                 "not_before": iso_utc(decision.not_before) if decision.not_before else None,
+                # Which jurisdictions applied and why: [{code, source, rulebook}] (None when empty).
+                "jurisdictions": decision.jurisdictions_record() or None,
             },
             when,
         )
@@ -126,6 +130,24 @@ class Ledger:
     def inbound_op(self, partition: str, inbound_id: str, fields: Mapping[str, Any], at: datetime) -> WriteOp:
         return self._put(
             {"pk": partition, "sk": f"{iso_utc(at)}#INBOUND#{inbound_id}", "type": "INBOUND", **fields}, at
+        )
+
+    def dispute_op(
+        self, loan_id: str, borrower_id: str, inbound_id: str, at: datetime, *, closed_by: str = ""
+    ) -> WriteOp:
+        """A dispute opened by a reply (or, with ``closed_by``, closed once verification was sent), in the
+        loan's partition next to its decisions."""
+        kind = "DISPUTE_CLOSED" if closed_by else "DISPUTE"
+        return self._put(
+            {
+                "pk": f"LOAN#{loan_id}",
+                "sk": f"{iso_utc(at)}#{kind}#{inbound_id}",
+                "type": kind,
+                "borrower_id": borrower_id,
+                "inbound_id": inbound_id,
+                "closed_by": closed_by or None,
+            },
+            at,
         )
 
     def invalid_job_op(self, sqs_message_id: str, reason: str, at: datetime) -> WriteOp:

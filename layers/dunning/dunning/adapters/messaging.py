@@ -1,8 +1,12 @@
 """SNS as the messaging channel: Publish an SMS to a phone number or a push to a platform endpoint.
 
 PublishBatch cannot target phone numbers or endpoints (AWS, not a moto gap), so each message is one
-Publish. Errors are sorted here into what the sender must do about them: retry later, give up on the
-contact point, give up on this message, or admit that we do not know whether it went out.
+Publish, attempted exactly once: the client has no automatic retries, because a retry after a lost
+response (a read timeout once SNS had accepted the message) sends the text twice. Errors are sorted here
+into what the sender must do about them: retry later, give up on the contact point, give up on this
+message, or admit that we do not know whether it went out. Only an answer proving that SNS did not
+accept the message (throttling, validation, authorisation) may release a claim; a timeout, a dropped
+connection or a 5xx may follow an acceptance, so it is UNKNOWN.
 """
 
 from __future__ import annotations
@@ -12,12 +16,19 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
 
-# After botocore's own retries these still mean "not now": the message was not accepted.
+# One attempt per Publish (see the module docstring); bounded waits so an invocation is not held for
+# botocore's 60 s default on a connection that went quiet.
+PUBLISH_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=15
+)
+
+# SNS refused the request for now: the message was not accepted and may be tried again later.
 _RETRYABLE_CODES = frozenset(
     {
         "Throttling",
@@ -26,15 +37,42 @@ _RETRYABLE_CODES = frozenset(
         "ThrottledException",
         "KMSThrottling",
         "KMSThrottlingException",
-        "InternalError",
-        "InternalFailure",
-        "ServiceUnavailable",
         "RequestLimitExceeded",
+        # Not authorised (a role or key policy being fixed): refused before acceptance; SQS retries and,
+        # past maxReceiveCount, the DLQ keeps the job with the reason for a redrive.
+        "AuthorizationError",
+        "AccessDenied",
+        "AccessDeniedException",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "SignatureDoesNotMatch",
+        "KMSAccessDenied",
+        "KMSAccessDeniedException",
+        "KMSDisabled",
+        "KMSDisabledException",
+        "KMSInvalidState",
+        "KMSInvalidStateException",
+        "KMSNotFound",
+        "KMSNotFoundException",
+        "KMSOptInRequired",
     }
 )
 _ENDPOINT_CODES = frozenset({"EndpointDisabled", "EndpointDisabledException"})
 _INVALID_PARAMETER_CODES = frozenset(
-    {"InvalidParameter", "InvalidParameterValue", "InvalidParameterException"}
+    {"InvalidParameter", "InvalidParameterValue", "InvalidParameterException", "ParameterValueInvalid"}
+)
+# Refused for this message (validation, an opted-out number): not accepted, not worth retrying.
+_REJECTED_CODES = _INVALID_PARAMETER_CODES | frozenset(
+    {
+        "ValidationError",
+        "ValidationException",
+        "OptedOut",
+        "OptedOutException",
+        "NotFound",
+        "NotFoundException",
+    }
 )
 
 
@@ -56,11 +94,16 @@ class PublishError(Exception):
 
 
 def classify(exc: Exception) -> PublishError:
-    """Sort a Publish exception into a :class:`FailureKind`."""
+    """Sort a Publish exception into a :class:`FailureKind`.
+
+    A code that proves refusal decides; otherwise a 4xx answer is a refusal of this message and anything
+    else (a 5xx, no answer at all) may have been accepted: UNKNOWN.
+    """
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
         message = str(error.get("Message", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         if code in _RETRYABLE_CODES:
             return PublishError(FailureKind.RETRYABLE, code, message)
         if code in _ENDPOINT_CODES:
@@ -70,7 +113,9 @@ def classify(exc: Exception) -> PublishError:
             word in lowered for word in ("phone", "e164", "targetarn", "endpoint")
         ):
             return PublishError(FailureKind.CONTACT_POINT, code, message)
-        return PublishError(FailureKind.REJECTED, code or "ClientError", message)
+        if code in _REJECTED_CODES or 400 <= status < 500:
+            return PublishError(FailureKind.REJECTED, code or "ClientError", message)
+        return PublishError(FailureKind.UNKNOWN, code or f"HTTP {status}", message)
     if isinstance(exc, BotoCoreError):
         # A read timeout or a dropped connection after the request left: SNS may have accepted it.
         return PublishError(FailureKind.UNKNOWN, exc.__class__.__name__, str(exc))
@@ -108,7 +153,7 @@ class Messaging:
     @property
     def client(self) -> SNSClient:
         if self._client is None:
-            self._client = boto3.client("sns")
+            self._client = boto3.client("sns", config=PUBLISH_CONFIG)
         return self._client
 
     def send_sms(self, phone: str, text: str, options: SmsOptions) -> str:

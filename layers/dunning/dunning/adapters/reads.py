@@ -52,7 +52,7 @@ class Snapshot:
 
     def contact_state(self, borrower_id: str, phone: str | None) -> ContactState:
         return contact_state(
-            borrower_id, self.contacts.get(borrower_id), self.consents.get(phone) if phone else None
+            borrower_id, self.contacts.get(borrower_id), self.consents.get(phone) if phone else None, phone
         )
 
     def subject(self, loan_id: str) -> Subject:

@@ -10,7 +10,19 @@ Item shapes (docs/decisions.md D2):
 - ``BORROWER#<borrower_id>`` / ``CONTACT``: ``version``, ``sends``, ``claims``, ``paused_until``,
   ``unusable``, ``hard_failures``. Every change bumps ``version``, so a claim made on an older read
   fails and is re-decided: that is what makes caps and pauses exact under concurrency.
-- ``PHONE#<e164>`` / ``CONSENT``: ``sms_opted_out``, ``changed_at``, ``source``, ``last_inbound_id``.
+- ``PHONE#<e164>`` / ``CONSENT``: ``sms_opted_out``, ``changed_at`` (the received time of the reply
+  that last changed consent: an older reply is a no-op), ``source``, ``reason`` (``stop``,
+  ``wrong_number``, ``start``), ``last_inbound_id`` (a redelivery of it is a no-op) and
+  ``confirmations`` (per inbound id: a confirmation SMS owed, claimed, sent, failed or ambiguous).
+- ``CONFIRMATION_OWED`` / ``<e164>#<inbound_id>``: points the reconcile sweep at a confirmation still
+  owed, written in the same transaction as the opt-out; deleted once it is settled.
+
+A consent change is one ``TransactWriteItems``: the consent item, the pointer, and on the contact item of
+every borrower with that number a version bump plus ``sms_block#<e164>`` (the ``changed_at`` of the
+block, removed by an opt-in). The sender's claim stays one conditional write on the contact item's
+version: a send decided on a read from before the change fails its claim and re-decides, and a read that
+sees the bumped contact item sees the block on it, whatever the consent item's read returned.
+The contact item also holds ``dispute#<loan_id>`` for a dispute reply awaiting verification.
 """
 
 from __future__ import annotations
@@ -23,9 +35,18 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dunning.adapters.dynamo import Dynamo, Item, Key, WriteOp, is_conditional_failure
+from dunning.adapters.dynamo import (
+    TRANSACT_LIMIT,
+    Dynamo,
+    Item,
+    Key,
+    WriteOp,
+    is_conditional_failure,
+    is_transaction_conflict,
+)
 from dunning.items import iso_utc, parse_iso_utc
 from dunning.models import Channel, ContactState, SendRecord
+from dunning.observability import mask_phone
 
 KEY_NAMES = ("pk", "sk")
 CADENCE = "CADENCE"
@@ -62,6 +83,23 @@ def consent_key(phone: str) -> Key:
     return {"pk": f"PHONE#{phone}", "sk": CONSENT}
 
 
+CONFIRMATION_OWED_PK = "CONFIRMATION_OWED"
+# A consent transaction carries the consent item and the pointer; the rest of its 100 items are contacts.
+CONTACTS_PER_TRANSACTION = TRANSACT_LIMIT - 2
+# Attribute-name prefixes on the contact item (one attribute per number or loan: a nested map entry
+# cannot be set while the map itself may not exist, and these writes must not read first).
+SMS_BLOCK_PREFIX = "sms_block#"
+DISPUTE_PREFIX = "dispute#"
+
+
+def sms_block_attribute(phone: str) -> str:
+    return f"{SMS_BLOCK_PREFIX}{phone}"
+
+
+def dispute_attribute(loan_id: str) -> str:
+    return f"{DISPUTE_PREFIX}{loan_id}"
+
+
 def loan_id_of(cadence_or_index_item: Mapping[str, Any]) -> str:
     return str(cadence_or_index_item["pk"]).removeprefix("LOAN#")
 
@@ -80,8 +118,26 @@ class DueEntry:
     phone: str | None = None
 
 
+def sms_blocked(phone: str | None, contact: Mapping[str, Any], consent: Mapping[str, Any] | None) -> bool:
+    """Whether texts to ``phone`` are blocked: opted out in the registry, or blocked on the contact item
+    by a consent change the registry read does not show yet (reads of two items are not isolated from a
+    transaction; an opt-in recorded later than the block lifts it)."""
+    if bool((consent or {}).get("sms_opted_out", False)):
+        return True
+    if not phone:
+        return False
+    blocked_at = contact.get(sms_block_attribute(phone))
+    if blocked_at is None:
+        return False
+    consent_at = (consent or {}).get("changed_at")
+    return not consent_at or str(consent_at) <= str(blocked_at)
+
+
 def contact_state(
-    borrower_id: str, contact: Mapping[str, Any] | None, consent: Mapping[str, Any] | None
+    borrower_id: str,
+    contact: Mapping[str, Any] | None,
+    consent: Mapping[str, Any] | None,
+    phone: str | None = None,
 ) -> ContactState:
     """The engine's view of a borrower: their contact item and the consent item of their phone."""
     contact = contact or {}
@@ -101,8 +157,11 @@ def contact_state(
         sends=sends,
         claims=frozenset(str(c) for c in contact.get("claims", set())),
         paused_until=parse_iso_utc(str(paused)) if paused else None,
-        sms_opted_out=bool((consent or {}).get("sms_opted_out", False)),
+        sms_opted_out=sms_blocked(phone, contact, consent),
         unusable=frozenset(str(p) for p in contact.get("unusable", set())),
+        disputed_loans=frozenset(
+            str(k).removeprefix(DISPUTE_PREFIX) for k in contact if str(k).startswith(DISPUTE_PREFIX)
+        ),
     )
 
 
@@ -227,7 +286,7 @@ class StateStore:
         found = self.dynamo.batch_get({self.table: keys}, consistent=True).get(self.table, [])
         contact = next((i for i in found if i["sk"] == CONTACT), None)
         consent = next((i for i in found if i["sk"] == CONSENT), None)
-        return contact_state(borrower_id, contact, consent)
+        return contact_state(borrower_id, contact, consent, phone)
 
     def claim(
         self,
@@ -366,46 +425,302 @@ class StateStore:
             raise
         return True
 
-    def touch(self, borrower_id: str) -> None:
-        """Bump the contact item's version so any claim made on an older read fails and re-decides
-        (an opt-out must win over a send that was decided a moment before it)."""
-        self.dynamo.update(
-            self.table,
-            contact_key(borrower_id),
-            update="SET #v = if_not_exists(#v, :zero) + :one",
-            names={"#v": "version"},
-            values={":zero": 0, ":one": 1},
-        )
+    # ---- disputes awaiting verification (on the contact item: a claim made before it re-decides) -------
 
-    # ---- the consent registry -------------------------------------------------------------------
-
-    def set_sms_opt_out(
-        self, phone: str, opted_out: bool, *, at: datetime, source: str, inbound_id: str
+    def open_dispute(
+        self, borrower_id: str, loan_id: str, *, at: datetime, inbound_id: str, classification: str
     ) -> bool:
-        """Record an opt-out (or opt-in) for a number across all loans.
+        """Record an open dispute of ``loan_id`` on its borrower's contact item; False if one is open.
 
-        Returns True only when this call changed the state (a first START also counts), so a redelivered
-        STOP or a second one does not trigger a second confirmation.
+        The engine stops collection messages for the loan until :meth:`close_dispute` records that
+        verification was sent. The version bump makes a send claimed on an older read re-decide.
         """
-        previous = "sms_opted_out = :no" if opted_out else "sms_opted_out = :yes"
-        condition = f"attribute_not_exists(sms_opted_out) OR {previous}"
         try:
             self.dynamo.update(
                 self.table,
-                consent_key(phone),
-                update="SET sms_opted_out = :v, changed_at = :at, #src = :src, last_inbound_id = :id",
-                names={"#src": "source"},
+                contact_key(borrower_id),
+                update="SET #d = :rec, #v = if_not_exists(#v, :zero) + :one",
+                names={"#d": dispute_attribute(loan_id), "#v": "version"},
                 values={
-                    ":v": opted_out,
-                    ":at": iso_utc(at),
-                    ":src": source,
-                    ":id": inbound_id,
-                    ":no" if opted_out else ":yes": not opted_out,
+                    ":rec": {
+                        "opened_at": iso_utc(at),
+                        "inbound_id": inbound_id,
+                        "classification": classification,
+                    },
+                    ":zero": 0,
+                    ":one": 1,
                 },
-                condition=condition,
+                condition="attribute_not_exists(#d)",
             )
         except ClientError as exc:
             if is_conditional_failure(exc):
                 return False
             raise
         return True
+
+    def close_dispute(self, borrower_id: str, loan_id: str) -> Item | None:
+        """Close an open dispute (verification was sent); returns its record, None if none was open."""
+        name = dispute_attribute(loan_id)
+        item = self.dynamo.get(self.table, contact_key(borrower_id)) or {}
+        record = item.get(name)
+        if record is None:
+            return None
+        try:
+            self.dynamo.update(
+                self.table,
+                contact_key(borrower_id),
+                update="REMOVE #d SET #v = if_not_exists(#v, :zero) + :one",
+                names={"#d": name, "#v": "version"},
+                values={":zero": 0, ":one": 1},
+                condition="attribute_exists(#d)",
+            )
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                return None
+            raise
+        return dict(record)
+
+    # ---- the consent registry -------------------------------------------------------------------
+
+    def record_consent(
+        self,
+        phone: str,
+        *,
+        opted_out: bool,
+        at: datetime,
+        source: str,
+        reason: str,
+        inbound_id: str,
+        borrower_ids: Iterable[str],
+        confirmation: Mapping[str, Any] | None = None,
+    ) -> ConsentChange:
+        """Record an opt-out (or opt-in) of a number for every borrower who uses it.
+
+        Ordered by the reply's received time ``at``: a change older than the one recorded is a no-op (an
+        opt-in at the same second as the recorded change is too: in doubt, opted out), and a redelivered
+        reply (its ``inbound_id`` is the last one recorded) does nothing. One transaction writes the
+        consent item, ``confirmation`` as owed (only when the change is effective) with its pointer, and
+        bumps and blocks (or unblocks) the contact items of up to 98 borrowers. More borrowers: the rest
+        are blocked *before* the transaction (a block ahead of the registry is harmless: an opt-in
+        recorded later lifts it) and unblocked after it.
+        """
+        contacts = sorted(set(borrower_ids))
+        first, rest = contacts[:CONTACTS_PER_TRANSACTION], contacts[CONTACTS_PER_TRANSACTION:]
+        stamp = iso_utc(at)
+        blocked_ahead = False
+        for _ in range(MAX_CONSENT_ATTEMPTS):
+            current = self.dynamo.get(self.table, consent_key(phone)) or {}
+            if current.get("last_inbound_id") == inbound_id:
+                return ConsentChange(recorded=False, effective=False, why_not="redelivered")
+            recorded_at = str(current.get("changed_at") or "")
+            if recorded_at and (stamp < recorded_at or (stamp == recorded_at and not opted_out)):
+                return ConsentChange(
+                    recorded=False, effective=False, why_not="older than the recorded change"
+                )
+            was = current.get("sms_opted_out")
+            effective = was is None or bool(was) != opted_out
+            if opted_out and rest and not blocked_ahead:
+                self._mark_contacts(rest, phone, stamp)
+                blocked_ahead = True
+            owed = confirmation if effective and confirmation is not None else None
+            actions = [
+                self._consent_action(phone, current, opted_out, stamp, source, reason, inbound_id, owed)
+            ]
+            if owed is not None:
+                pointer = {
+                    "pk": CONFIRMATION_OWED_PK,
+                    "sk": f"{phone}#{inbound_id}",
+                    "phone": phone,
+                    "inbound_id": inbound_id,
+                    "owed_at": stamp,
+                }
+                actions.append({"Put": {"TableName": self.table, "Item": pointer}})
+            actions += [self._contact_block_action(b, phone, stamp if opted_out else None) for b in first]
+            try:
+                self.dynamo.transact_write(actions)
+            except ClientError as exc:
+                if is_transaction_conflict(exc):
+                    continue  # another reply or a claim got there first: read again
+                raise
+            if not opted_out and rest:
+                self._mark_contacts(rest, phone, None)
+            return ConsentChange(recorded=True, effective=effective)
+        raise ClaimConflict(f"consent of {mask_phone(phone)} kept changing")
+
+    def _consent_action(
+        self,
+        phone: str,
+        current: Mapping[str, Any],
+        opted_out: bool,
+        stamp: str,
+        source: str,
+        reason: str,
+        inbound_id: str,
+        owed: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        revision = int(current.get("revision", 0))
+        values: dict[str, Any] = {
+            ":v": opted_out,
+            ":at": stamp,
+            ":src": source,
+            ":why": reason,
+            ":id": inbound_id,
+            ":next": revision + 1,
+        }
+        update = "SET sms_opted_out = :v, changed_at = :at, #src = :src, reason = :why, "
+        update += "last_inbound_id = :id, #r = :next"
+        if owed is not None:
+            kept = _recent_confirmations(current.get("confirmations") or {})
+            kept[inbound_id] = {**owed, "status": CONFIRMATION_OWED, "owed_at": stamp}
+            update += ", confirmations = :c"
+            values[":c"] = kept
+        condition = "attribute_not_exists(#r)"
+        if current:
+            condition = "#r = :read" if revision else "attribute_not_exists(#r)"
+            if revision:
+                values[":read"] = revision
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": consent_key(phone),
+                "UpdateExpression": update,
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#src": "source", "#r": "revision"},
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+    def _contact_block_action(self, borrower_id: str, phone: str, blocked_at: str | None) -> dict[str, Any]:
+        values: dict[str, Any] = {":zero": 0, ":one": 1}
+        update = "SET #v = if_not_exists(#v, :zero) + :one"
+        if blocked_at is not None:
+            update += ", #b = :at"
+            values[":at"] = blocked_at
+        else:
+            update += " REMOVE #b"
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": contact_key(borrower_id),
+                "UpdateExpression": update,
+                "ExpressionAttributeNames": {"#v": "version", "#b": sms_block_attribute(phone)},
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+    def _mark_contacts(self, borrower_ids: Iterable[str], phone: str, blocked_at: str | None) -> None:
+        """Block (or unblock) a number on contact items beyond the first transaction, one write each."""
+        for borrower_id in borrower_ids:
+            action = self._contact_block_action(borrower_id, phone, blocked_at)["Update"]
+            self.dynamo.update(
+                self.table,
+                contact_key(borrower_id),
+                update=action["UpdateExpression"],
+                names=action["ExpressionAttributeNames"],
+                values=action["ExpressionAttributeValues"],
+            )
+
+    # ---- confirmations owed (exactly one per effective opt-out) ----------------------------------
+
+    def owed_confirmations(self) -> list[Item]:
+        """The pointers of confirmations not settled yet (owed, or claimed by a sender that may have died)."""
+        found: list[Item] = []
+        for items, _ in self.dynamo.query_pages(
+            TableName=self.table,
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": CONFIRMATION_OWED_PK},
+        ):
+            found.extend(items)
+        return found
+
+    def confirmation(self, phone: str, inbound_id: str) -> Item | None:
+        """The confirmation entry of one reply on the consent item (None if none was owed)."""
+        consent = self.dynamo.get(self.table, consent_key(phone)) or {}
+        entry = (consent.get("confirmations") or {}).get(inbound_id)
+        return dict(entry) if entry is not None else None
+
+    def claim_confirmation(self, phone: str, inbound_id: str, at: datetime) -> Item | None:
+        """Move an owed confirmation to CLAIMED (one caller wins); returns its entry, or None."""
+        return self._move_confirmation(phone, inbound_id, CONFIRMATION_OWED, CONFIRMATION_CLAIMED, at)
+
+    def settle_confirmation(
+        self, phone: str, inbound_id: str, status: str, at: datetime, *, message_id: str = "", code: str = ""
+    ) -> None:
+        """Record what became of a claimed confirmation: SENT, FAILED, AMBIGUOUS, or OWED again (not
+        accepted, try later). The pointer goes once it is settled for good."""
+        extra = {"message_id": message_id, "code": code}
+        self._move_confirmation(phone, inbound_id, CONFIRMATION_CLAIMED, status, at, extra)
+        if status != CONFIRMATION_OWED:
+            self.dynamo.batch_write(
+                [WriteOp.delete(self.table, {"pk": CONFIRMATION_OWED_PK, "sk": f"{phone}#{inbound_id}"})]
+            )
+
+    def _move_confirmation(
+        self,
+        phone: str,
+        inbound_id: str,
+        expected: str,
+        status: str,
+        at: datetime,
+        extra: Mapping[str, str] | None = None,
+    ) -> Item | None:
+        names = {
+            "#c": "confirmations",
+            "#i": inbound_id,
+            "#s": "status",
+            "#r": "revision",
+            "#t": "updated_at",
+        }
+        values: dict[str, Any] = {":from": expected, ":to": status, ":at": iso_utc(at), ":one": 1}
+        update = "SET #c.#i.#s = :to, #c.#i.#t = :at, #r = #r + :one"
+        for n, (name, value) in enumerate(sorted((extra or {}).items())):
+            if value:
+                names[f"#x{n}"] = name
+                values[f":x{n}"] = value
+                update += f", #c.#i.#x{n} = :x{n}"
+        try:
+            item = self.dynamo.update(
+                self.table,
+                consent_key(phone),
+                update=update,
+                names=names,
+                values=values,
+                condition="#c.#i.#s = :from",
+                return_new=True,
+            )
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                return None
+            raise
+        return dict(((item or {}).get("confirmations") or {}).get(inbound_id) or {})
+
+
+CONFIRMATION_OWED = "OWED"
+CONFIRMATION_CLAIMED = "CLAIMED"
+CONFIRMATION_SENT = "SENT"
+CONFIRMATION_FAILED = "FAILED"
+CONFIRMATION_AMBIGUOUS = "AMBIGUOUS"
+# Consent changes of one number race only with each other and with claims: a handful of attempts.
+MAX_CONSENT_ATTEMPTS = 6
+# Settled confirmations kept on the consent item for the record (the ledger keeps every reply).
+CONFIRMATIONS_KEPT = 20
+
+
+def _recent_confirmations(entries: Mapping[str, Any]) -> dict[str, Any]:
+    unsettled = {
+        k: v for k, v in entries.items() if v.get("status") in (CONFIRMATION_OWED, CONFIRMATION_CLAIMED)
+    }
+    settled = sorted(
+        ((k, v) for k, v in entries.items() if k not in unsettled),
+        key=lambda kv: str(kv[1].get("owed_at", "")),
+    )
+    return {**dict(settled[-CONFIRMATIONS_KEPT:]), **unsettled}
+
+
+@dataclass(frozen=True)
+class ConsentChange:
+    """What :meth:`StateStore.record_consent` did."""
+
+    recorded: bool  # this reply's change was written
+    effective: bool  # the number's state flipped (or was set for the first time)
+    why_not: str = ""  # when not recorded: "redelivered" or "older than the recorded change"
