@@ -296,6 +296,10 @@ class World:
             return None
         if invocation.dead:
             raise SimulatedCrash("the process is gone")
+        if invocation.function == "SenderFunction" and model.name != "Publish":
+            # What the registry held as the sender's last call before a Publish (its claim) went out: an
+            # opt-out recorded after that cannot stop that message, one recorded before it must.
+            self._local.registry = {phone: self.consent_opted_out(phone) for phone in PHONES}
         index = invocation.calls
         invocation.calls += 1
         fault = invocation.fault
@@ -328,21 +332,23 @@ class World:
                 function=invocation.function if invocation else "(test)",
                 job_id=getattr(self._local, "job", None),
                 at=self.now,
-                opted_out=self.opted_out(phone),
+                opted_out=self.opted_out(phone, getattr(self._local, "registry", {}).get(phone)),
             )
         )
 
     # ---- the oracle's consent ------------------------------------------------------------------------
 
-    def opted_out(self, phone: str) -> bool:
+    def opted_out(self, phone: str, registry: bool | None = None) -> bool:
         """Whether ``phone`` is opted out by the replies received so far, ordered by their own received
         time: the latest STOP or START wins, whatever order they were delivered in, and a redelivery
         changes nothing. A reply counts as received once an inbound invocation of it has returned, or
         from the moment the registry shows what it asked for while it is still being handled (an
-        invocation that died after writing it, or one interleaved with a send)."""
+        invocation that died after writing it, or one interleaved with a send). ``registry`` is the
+        registry's state to judge by (by default, now)."""
         from dunning.inbound import Intent, classify
 
-        registry = self.consent_opted_out(phone)
+        if registry is None:
+            registry = self.consent_opted_out(phone)
         received = [r for r in self.replies_done if r.phone == phone]
         received += [
             r
@@ -352,13 +358,12 @@ class World:
             and classify(r.body) in (Intent.STOP, Intent.START)
             and (classify(r.body) == Intent.STOP) == registry
         ]
-        latest: Reply | None = None
-        for reply in received:
-            if classify(reply.body) not in (Intent.STOP, Intent.START):
-                continue
-            if latest is None or reply.received_at > latest.received_at:
-                latest = reply
-        return latest is not None and classify(latest.body) == Intent.STOP
+        consent = [r for r in received if classify(r.body) in (Intent.STOP, Intent.START)]
+        if not consent:
+            return False
+        # At the same received instant a STOP wins over a START (the safe reading).
+        latest = max(consent, key=lambda r: (r.received_at, classify(r.body) == Intent.STOP))
+        return classify(latest.body) == Intent.STOP
 
     def consent_opted_out(self, phone: str) -> bool:
         """The registry's own record (moto's table, read directly): used to count effective opt-outs."""
@@ -403,6 +408,7 @@ class World:
         fault = self._take_fault(function) if faults else None
         invocation = _Invocation(function, fault)
         self._local.invocation = invocation
+        self._local.registry = {}
         try:
             with contextlib.redirect_stdout(_NULL):
                 result = self.functions[function](event, now=self.now)
@@ -577,6 +583,7 @@ class World:
             warm = self.functions[function]
             invocation = _Invocation(function, None)
             self._local.invocation = invocation
+            self._local.registry = {}
             baton.start(name, lambda: os.environ.update(warm.environment))
             try:
                 context = LambdaContext(
