@@ -63,7 +63,7 @@ from dunning_local.audit import _candidate_zones, cap_violations, table_items
 from dunning_local.stack import LocalStack, build_local_stack
 
 SOAK_EXAMPLES = int(os.environ.get("SOAK_EXAMPLES", "0"))
-CI_EXAMPLES = int(os.environ.get("STATE_MACHINE_EXAMPLES", "40"))
+CI_EXAMPLES = int(os.environ.get("STATE_MACHINE_EXAMPLES", "100"))
 STEPS = int(os.environ.get("STATE_MACHINE_STEPS", "25"))
 TERMINAL = frozenset({"SENT", "DELIVERED", "FAILED", "SUPPRESSED", "EXPIRED", "AMBIGUOUS"})
 
