@@ -336,6 +336,7 @@ def _log_groups(stack: LocalStack) -> dict[str, str]:
             "SmsDeliveryFailureLogGroup",
             "ApnsDeliveryLogGroup",
             "ApnsDeliveryFailureLogGroup",
+            "SmsEventsLogGroup",
         )
     }
 
@@ -477,6 +478,9 @@ def build(stack: LocalStack) -> dict[str, Any]:
         ),
         "receipts/eum_event_sns.json": lambda: sns_event(
             stack.topics["DeliveryEventsTopic"], eum_delivered(), "eum/L-0001#D+7", at
+        ),
+        "receipts/eum_event_logs.json": lambda: logs_event(
+            groups["SmsEventsLogGroup"], [eum_delivered()], "eum-logs", at
         ),
         "inbound/stop_sns.json": lambda: sns_event(
             inbound, inbound_sms("stop", "STOP", "stop"), "stop", replies_at

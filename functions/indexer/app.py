@@ -11,6 +11,7 @@ from typing import Any
 from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from dunning.event_shapes import records_of
 from dunning.indexer import Indexer, build_indexer
 from dunning.observability import MetricsRecorder, function_logger
 from dunning.settings import IndexerSettings
@@ -33,7 +34,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.set_correlation_id(context.aws_request_id)
     recorder = MetricsRecorder()
     try:
-        failures = indexer.process(event.get("Records", []), recorder)
+        failures = indexer.process(records_of(event, recorder), recorder)
         return {"batchItemFailures": [{"itemIdentifier": s} for s in failures]}
     finally:
         recorder.publish(metrics)

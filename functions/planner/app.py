@@ -11,8 +11,10 @@ from typing import Any
 
 from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
-from dunning.items import iso_utc
+from dunning.event_shapes import records_of
+from dunning.items import iso_utc, summarise_validation_error
 from dunning.observability import MetricsRecorder, function_logger
 from dunning.planner import Planner, Tick, build_planner
 from dunning.settings import PlannerSettings
@@ -34,15 +36,22 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     planner = _planner(PlannerSettings.from_env())
     recorder = MetricsRecorder()
     try:
-        if "Records" in event:
+        if not isinstance(event, dict) or "Records" in event:
             failures = planner.process_tasks(
-                event["Records"],
+                records_of(event, recorder),
                 context.get_remaining_time_in_millis,
                 recorder,
                 on_task=logger.set_correlation_id,
             )
             return {"batchItemFailures": [{"itemIdentifier": i} for i in failures]}
-        tick = Tick.model_validate(event)
+        try:
+            tick = Tick.model_validate(event)
+        except ValidationError as exc:
+            # Nothing to retry: the schedule's input is wrong until someone fixes the schedule.
+            reason = summarise_validation_error(exc)
+            logger.error("not a schedule tick; ignored", extra={"error": reason})
+            recorder.count("MalformedEvent")
+            return {"rejected": reason}
         logger.set_correlation_id(tick.execution_id or iso_utc(tick.scheduled_time))
         shards = planner.fan_out(tick, recorder)
         logger.info(

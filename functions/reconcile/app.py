@@ -11,8 +11,9 @@ from typing import Any
 
 from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
-from dunning.items import iso_utc
+from dunning.items import iso_utc, summarise_validation_error
 from dunning.observability import MetricsRecorder, function_logger
 from dunning.reconcile import Reconciler, SweepRequest, build_reconciler
 from dunning.settings import ReconcileSettings
@@ -32,10 +33,17 @@ def _reconciler(settings: ReconcileSettings) -> Reconciler:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     reconciler = _reconciler(ReconcileSettings.from_env())
-    request = SweepRequest.model_validate(event)
-    logger.set_correlation_id(f"reconcile@{iso_utc(request.scheduled_time)}")
     recorder = MetricsRecorder()
     try:
+        try:
+            request = SweepRequest.model_validate(event)
+        except ValidationError as exc:
+            # A wrong input is not retried: it stays wrong until the schedule is fixed.
+            reason = summarise_validation_error(exc)
+            logger.error("not a sweep request; ignored", extra={"error": reason})
+            recorder.count("MalformedEvent")
+            return {"rejected": reason}
+        logger.set_correlation_id(f"reconcile@{iso_utc(request.scheduled_time)}")
         result = reconciler.run(request, recorder)
         return {k: v for k, v in result.__dict__.items()}
     finally:

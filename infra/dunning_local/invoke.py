@@ -18,6 +18,7 @@ import importlib.util
 import json
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -120,8 +121,8 @@ def invoke(
         **(env_overrides or {}),
     }
     payload = load_event(event, stack)
-    with _environment(environment), _code_on_path(code.code_dir), _clock(now):
-        module = _fresh_module(code)
+    with _environment(environment), _code_on_path(code.code_dir) as loaded, _clock(now):
+        module = _fresh_module(code, loaded)
         handler = getattr(module, code.handler_name)
         return handler(payload, context)
 
@@ -143,33 +144,62 @@ def _runtime_environment(
     }
 
 
+# Invocations may run at once in threads (two Lambdas on the same work). The process has one
+# environment and one module table, so both are shared bookkeeping: changed under this lock only.
+_PROCESS_LOCK = threading.RLock()
+# Variable name → (the value before the first invocation that set it, how many invocations hold it).
+_held_variables: dict[str, tuple[str | None, int]] = {}
+
+
 @contextlib.contextmanager
 def _environment(variables: Mapping[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
+    """Install ``variables``; the process's own values come back when the last invocation holding each
+    one returns, so an invocation that finishes first never takes a variable from one still running."""
+    with _PROCESS_LOCK:
+        for name, value in variables.items():
+            saved, holders = _held_variables.get(name, (os.environ.get(name), 0))
+            _held_variables[name] = (saved, holders + 1)
+            os.environ[name] = value
     try:
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        with _PROCESS_LOCK:
+            for name in variables:
+                saved, holders = _held_variables.pop(name)
+                if holders > 1:
+                    _held_variables[name] = (saved, holders - 1)
+                elif saved is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = saved
 
 
 @contextlib.contextmanager
-def _code_on_path(code_dir: Path) -> Iterator[None]:
-    """The function folder is the task root, importable as in Lambda; its modules are forgotten after."""
-    before = set(sys.modules)
-    sys.path.insert(0, str(code_dir))
+def _code_on_path(code_dir: Path) -> Iterator[set[str]]:
+    """The function folder is the task root, importable as in Lambda; its modules are forgotten after.
+
+    Yields the set of module names this invocation loaded (:func:`_fresh_module` adds to it). Only those,
+    and modules of the folder that were first imported during this invocation, are removed afterwards:
+    a concurrent invocation of the same function keeps its own module (removing it by file name was a
+    ``KeyError`` race).
+    """
+    loaded: set[str] = set()
+    with _PROCESS_LOCK:
+        before = set(sys.modules)
+        sys.path.insert(0, str(code_dir))
     try:
-        yield
+        yield loaded
     finally:
-        sys.path.remove(str(code_dir))
-        for name in set(sys.modules) - before:
-            file = getattr(sys.modules[name], "__file__", None) or ""
-            if file.startswith(str(code_dir)):
-                del sys.modules[name]
+        with _PROCESS_LOCK:
+            sys.path.remove(str(code_dir))
+            siblings = {
+                name
+                for name in set(sys.modules) - before
+                if not name.startswith(_FRESH_PREFIX)
+                and (getattr(sys.modules.get(name), "__file__", None) or "").startswith(str(code_dir))
+            }
+            for name in loaded | siblings:
+                sys.modules.pop(name, None)
 
 
 @contextlib.contextmanager
@@ -183,18 +213,27 @@ def _clock(now: datetime | None) -> Iterator[None]:
         yield
 
 
-def _fresh_module(code: FunctionCode) -> Any:
-    name = f"_dunning_fn_{code.code_dir.name}_{uuid.uuid4().hex[:8]}"
+_FRESH_PREFIX = "_dunning_fn_"
+
+
+def _fresh_module(code: FunctionCode, loaded: set[str] | None = None) -> Any:
+    """Import the handler module afresh under a unique name (a cold start); ``loaded`` records the name."""
+    name = f"{_FRESH_PREFIX}{code.code_dir.name}_{uuid.uuid4().hex}"
     spec = importlib.util.spec_from_file_location(name, code.module_file)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {code.module_file}")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
+    # Held while the module body runs: imports are not safe to interleave with another invocation's
+    # clean-up of the module table.
+    with _PROCESS_LOCK:
+        sys.modules[name] = module
+        if loaded is not None:
+            loaded.add(name)
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
     return module
 
 
@@ -312,8 +351,8 @@ def warm_function(
         **stack.function_environment(code.logical_id),
         **(env_overrides or {}),
     }
-    with _environment(environment), _code_on_path(code.code_dir):
-        module = _fresh_module(code)
+    with _environment(environment), _code_on_path(code.code_dir) as loaded:
+        module = _fresh_module(code, loaded)
     return WarmFunction(
         code.logical_id,
         getattr(module, code.handler_name),

@@ -117,20 +117,6 @@ def log_lines() -> Iterator[list[str]]:
     logging.getLogger("dunning").removeHandler(handler)
 
 
-@pytest.fixture
-def intents(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The classifier's answer for the two reply kinds whose keyword tables are built elsewhere: these
-    tests are about what the inbound function does with a WRONG_NUMBER or DISPUTE intent."""
-    classify = inbound.classify
-    known = {"wrong number": inbound.Intent.WRONG_NUMBER, "i dispute this debt": inbound.Intent.DISPUTE}
-
-    def with_reply_kinds(text: str) -> inbound.Intent:
-        return known.get(inbound.normalise(text or ""), classify(text))
-
-    monkeypatch.setattr(inbound, "classify", with_reply_kinds)
-    yield
-
-
 # ---- break 1: a START processed after a later STOP --------------------------------------------------
 
 
@@ -351,7 +337,6 @@ def test_a_stop_confirmation_with_no_answer_is_recorded_ambiguous_and_not_resent
 def test_a_wrong_number_reply_stops_texts_to_that_number_for_every_borrower_until_a_new_consent(
     world: Matrix,
     aws: boto3.Session,
-    intents: None,
     attention: Callable[[], list[dict[str, Any]]],
     log_lines: list[str],
 ) -> None:
@@ -392,7 +377,7 @@ def test_a_wrong_number_reply_stops_texts_to_that_number_for_every_borrower_unti
 
 
 def test_a_wrong_number_written_between_the_senders_read_and_its_claim_stops_that_send(
-    world: Matrix, aws: boto3.Session, monkeypatch: pytest.MonkeyPatch, intents: None
+    world: Matrix, aws: boto3.Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seeded(world, aws, extra=0)
     world.tick(TICK)
@@ -418,7 +403,6 @@ def test_a_wrong_number_written_between_the_senders_read_and_its_claim_stops_tha
 def test_a_dispute_reply_suppresses_that_debt_until_verification_is_recorded(
     world: Matrix,
     aws: boto3.Session,
-    intents: None,
     attention: Callable[[], list[dict[str, Any]]],
     log_lines: list[str],
 ) -> None:
@@ -463,7 +447,7 @@ def test_a_dispute_reply_suppresses_that_debt_until_verification_is_recorded(
 
 
 def test_a_dispute_reply_with_no_message_reference_covers_the_borrowers_open_loans(
-    world: Matrix, aws: boto3.Session, intents: None
+    world: Matrix, aws: boto3.Session
 ) -> None:
     seeded(world, aws, extra=0)
     world.harness.seed([loan("L-NY-B", "B-NY", "US-NY", date(2026, 2, 28))], [])
@@ -575,3 +559,62 @@ def test_the_claim_race_is_paid_for_by_the_opt_out_not_the_send(
         f"transaction items {sum(transacted)}, write units {opt_out_units}; "
         f"sends {sent}: claim UpdateItems {sender['dynamodb.UpdateItem']} (1 unit each)"
     )
+
+
+def test_a_number_shared_by_more_borrowers_than_one_transaction_holds_is_blocked_and_unblocked_for_all(
+    world: Matrix, aws: boto3.Session
+) -> None:
+    seeded(world, aws, extra=0)
+    sharing = [
+        Borrower(
+            borrower_id=f"B-SH{n:03d}",
+            time_zone="America/New_York",
+            phone=NY_PHONE,
+            consent=Consent(sms=True),
+        )
+        for n in range(130)
+    ]
+    world.harness.seed([], sharing)
+    everyone = {"B-NY"} | {b.borrower_id for b in sharing}
+
+    def blocked() -> set[str]:
+        contacts = world.harness.state.scan()["Items"]
+        return {
+            str(c["pk"]).removeprefix("BORROWER#")
+            for c in contacts
+            if c["sk"] == "CONTACT" and f"sms_block#{NY_PHONE}" in c
+        }
+
+    reply(world, "STOP", STOP_AT, "in-stop")
+    assert blocked() == everyone
+    reply(world, "START", STOP_AT + timedelta(minutes=5), "in-start")
+    assert blocked() == set()
+    assert consent_item(world)["sms_opted_out"] is False
+
+
+@pytest.mark.parametrize("reply_body", ["Wrong number", "STOP"])
+def test_a_new_consent_from_the_lender_lifts_a_wrong_number_block_but_never_a_stop(
+    world: Matrix, aws: boto3.Session, reply_body: str
+) -> None:
+    seeded(world, aws, extra=0)
+    reply(world, reply_body, STOP_AT, "in-reply")
+    # The lender records the number's consent as withdrawn, then (the borrower confirmed the number and
+    # consented again) as given.
+    for sms, minutes in ((False, 10), (True, 20)):
+        world.harness.borrowers.update_item(
+            Key={"borrower_id": "B-NY"},
+            UpdateExpression="SET consent = :c",
+            ExpressionAttributeValues={":c": {"sms": sms}},
+        )
+        world.harness.index(STOP_AT + timedelta(minutes=minutes))
+    world.run_tick()
+    if reply_body == "STOP":
+        assert consent_item(world)["sms_opted_out"] is True
+        assert reminders(world, "L-NY") == []
+    else:
+        assert consent_item(world)["sms_opted_out"] is False
+        assert consent_item(world)["reason"] == "lender_consent"
+        assert len(reminders(world, "L-NY")) == 1
+    assert calls_not_allowed(world) == []
+    measured = world.check()
+    report(f"reply: {reply_body}, then the lender records SMS consent again", measured)

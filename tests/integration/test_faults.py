@@ -752,7 +752,7 @@ def test_a_free_text_reply_retried_after_a_throttle_still_pauses_and_alerts(
         TopicArn=matrix.stack.topics["AttentionTopic"], Protocol="sqs", Endpoint=inbox_arn
     )
     at = TICK + timedelta(minutes=30)
-    payload = events.inbound_sms(NY_PHONE, OUR_NUMBER, "I dispute this debt", inbound_id="in-dispute-1")
+    payload = events.inbound_sms(NY_PHONE, OUR_NUMBER, "I lost my job, can we talk?", inbound_id="in-free-1")
     event = events.sns_event(str(matrix.stack.topics["InboundTopic"]), payload, at)
     state_table = {matrix.stack.tables["StateTable"]}
     # The pause (UpdateItem on the contact item) is throttled past botocore's retries: the invocation

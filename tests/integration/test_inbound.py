@@ -98,9 +98,9 @@ def test_help_gets_the_lenders_contact_and_the_way_out(stack: LocalStack, replie
 def test_free_text_pauses_reminders_and_asks_a_person(
     stack: LocalStack, replies: dict[str, Any], log_lines: list[str]
 ) -> None:
-    body = "I dispute this, I never took this loan"
+    body = "I lost my job, can we talk about a payment plan?"
     reply(stack, body, "in-2")
-    assert texts_to(PHONE) == []  # no automatic answer to a dispute
+    assert texts_to(PHONE) == []  # no automatic answer to free text
     for borrower_id in ("B-1", "B-2"):
         contact = replies["state"].get_item(Key={"pk": f"BORROWER#{borrower_id}", "sk": "CONTACT"})["Item"]
         assert contact["paused_until"] == "2026-03-09T14:20:00Z"  # INBOUND_PAUSE_DAYS = 7

@@ -27,11 +27,20 @@ class Ledger:
         self.state = dynamodb.Table(stack.tables["StateTable"])
 
     def sent(
-        self, message_id: str, *, loan_id: str = "L-1", channel: str = "sms", point: str = PHONE
+        self,
+        message_id: str,
+        *,
+        loan_id: str = "L-1",
+        channel: str = "sms",
+        point: str = PHONE,
+        failures_counted: bool = False,
     ) -> None:
-        """A MESSAGE item as the sender writes it."""
+        """A MESSAGE item as the sender writes it (``failures_counted``: the point had failures counted
+        when it was sent)."""
+        extra = {"failures_counted": True} if failures_counted else {}
         self.table.put_item(
             Item={
+                **extra,
                 "pk": f"MSG#{message_id}",
                 "sk": "MESSAGE",
                 "type": "MESSAGE",
@@ -173,3 +182,159 @@ def test_push_receipts_close_push_messages(stack: LocalStack, ledger: Ledger) ->
     assert (
         item["status"] == "FAILED" and item["receipt_source"] == "sns-push" and item["hard_failure"] is True
     )
+
+
+# ---- what a failure says about the number (transient, repeated, permanent) -------------------------
+
+
+def sms_failure(message_id: str, at: datetime, response: str) -> dict[str, Any]:
+    """An SNS SMS failure log record as SNS writes it, with the given provider response."""
+    record = events.sms_delivery_record(message_id, PHONE, at, success=False, price=0)
+    record["delivery"]["providerResponse"] = response
+    return record
+
+
+def eum_event(message_id: str, event_type: str, at: datetime, *, final: bool = True) -> dict[str, Any]:
+    """An End User Messaging SMS v2 event (the shape in AWS-NOTES)."""
+    return {
+        "eventType": event_type,
+        "isFinal": final,
+        "messageId": message_id,
+        "destinationPhoneNumber": PHONE,
+        "originationPhoneNumber": "+12125550101",
+        "messageStatus": event_type.removeprefix("TEXT_"),
+        "messageStatusDescription": "status from the carrier",
+        "totalMessageParts": 1,
+        "totalMessagePrice": 0.00581,
+        "totalCarrierFee": 0.0025,
+        "context": {"loan": "L-1"},
+        "eventTimestamp": int(at.timestamp() * 1000),
+    }
+
+
+@pytest.mark.parametrize(
+    "response",
+    ["Phone is currently unreachable/unavailable", "Phone carrier is currently unreachable/unavailable"],
+)
+def test_unreachable_and_carrier_temporary_failures_never_count_against_the_number(
+    stack: LocalStack, ledger: Ledger, response: str
+) -> None:
+    for n in range(5):
+        ledger.sent(f"t-{n}")
+        record = sms_failure(f"t-{n}", AT + timedelta(minutes=n), response)
+        assert receipts(stack, logs(stack, "SmsDeliveryFailureLogGroup", record)) == {"receipts": 1}
+    assert PHONE not in ledger.contact().get("unusable", set())
+    assert PHONE not in ledger.contact().get("hard_failures", {})
+    item = ledger.item("t-4")
+    assert item["status"] == "FAILED"
+    assert item["failure_kind"] == "transient"
+    assert "hard_failure" not in item
+
+
+def test_an_invalid_number_is_unusable_after_one_failure(stack: LocalStack, ledger: Ledger) -> None:
+    ledger.sent("inv-1")
+    record = sms_failure("inv-1", AT, "Invalid phone number")
+    assert receipts(stack, logs(stack, "SmsDeliveryFailureLogGroup", record)) == {"receipts": 1}
+    assert PHONE in ledger.contact()["unusable"]
+    assert ledger.item("inv-1")["failure_kind"] == "permanent"
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        "NotificationErrorResponse(command=8, status=InvalidToken, id=1, cause=null)",
+        "Endpoint is disabled: EndpointDisabled",
+    ],
+)
+def test_a_dead_push_token_or_disabled_endpoint_is_unusable_after_one_failure(
+    stack: LocalStack, ledger: Ledger, response: str
+) -> None:
+    endpoint = "arn:aws:sns:us-east-1:123456789012:endpoint/GCM/ExampleApp/3f1a"
+    ledger.sent("p-dead", channel="push", point=endpoint)
+    record = events.push_delivery_record("p-dead", endpoint, AT, success=False)
+    record["delivery"]["providerResponse"] = response
+    assert receipts(stack, logs(stack, "FcmDeliveryFailureLogGroup", record)) == {"receipts": 1}
+    assert endpoint in ledger.contact()["unusable"]
+
+
+def test_a_push_service_outage_does_not_count_against_the_token(stack: LocalStack, ledger: Ledger) -> None:
+    endpoint = "arn:aws:sns:us-east-1:123456789012:endpoint/GCM/ExampleApp/3f1a"
+    for n in range(4):
+        ledger.sent(f"p-out-{n}", channel="push", point=endpoint)
+        record = events.push_delivery_record(f"p-out-{n}", endpoint, AT + timedelta(minutes=n), success=False)
+        record["delivery"]["providerResponse"] = "Service Unavailable (503)"
+        receipts(stack, logs(stack, "FcmDeliveryFailureLogGroup", record))
+    assert endpoint not in ledger.contact().get("unusable", set())
+
+
+def test_a_delivery_resets_the_count_of_failures(stack: LocalStack, ledger: Ledger) -> None:
+    minute = iter(range(100))
+
+    def fail(message_id: str) -> None:
+        ledger.sent(message_id)
+        at = AT + timedelta(minutes=next(minute))
+        receipts(
+            stack,
+            logs(
+                stack,
+                "SmsDeliveryFailureLogGroup",
+                sms_failure(message_id, at, "Unknown error attempting to reach phone"),
+            ),
+        )
+
+    fail("r-1")
+    fail("r-2")
+    assert ledger.contact()["hard_failures"][PHONE] == 2
+    ledger.sent("r-ok", failures_counted=True)
+    delivered = events.sms_delivery_record(
+        "r-ok", PHONE, AT + timedelta(minutes=next(minute)), success=True, price=0.00581
+    )
+    receipts(stack, logs(stack, "SmsDeliveryLogGroup", delivered))
+    assert PHONE not in ledger.contact().get("hard_failures", {})
+    fail("r-3")
+    fail("r-4")  # two more after the delivery: under the threshold of three
+    assert PHONE not in ledger.contact().get("unusable", set())
+    assert ledger.contact()["hard_failures"][PHONE] == 2
+
+
+def test_end_user_messaging_events_through_a_logs_subscription_are_receipts(
+    stack: LocalStack, ledger: Ledger
+) -> None:
+    ledger.sent("eum-log-1")
+    ledger.sent("eum-log-2")
+    event = logs(
+        stack,
+        "SmsEventsLogGroup",
+        eum_event("eum-log-1", "TEXT_DELIVERED", AT),
+        eum_event("eum-log-2", "TEXT_CARRIER_UNREACHABLE", AT),
+        eum_event("eum-log-2", "TEXT_PENDING", AT, final=False),
+    )
+    assert receipts(stack, event) == {"receipts": 2}
+    delivered, unreachable = ledger.item("eum-log-1"), ledger.item("eum-log-2")
+    assert delivered["status"] == "DELIVERED"
+    assert delivered["receipt_source"] == "eum-sms"
+    assert unreachable["status"] == "FAILED"
+    assert unreachable["failure_kind"] == "transient"
+    assert PHONE not in ledger.contact().get("hard_failures", {})
+
+
+def test_an_invalid_number_from_end_user_messaging_is_unusable_at_once(
+    stack: LocalStack, ledger: Ledger
+) -> None:
+    ledger.sent("eum-inv")
+    event = events.sns_event(
+        str(stack.topics["DeliveryEventsTopic"]), json.dumps(eum_event("eum-inv", "TEXT_INVALID", AT)), AT
+    )
+    assert receipts(stack, event) == {"receipts": 1}
+    assert PHONE in ledger.contact()["unusable"]
+
+
+def test_end_user_messaging_events_in_a_foreign_log_group_are_rejected(
+    stack: LocalStack, ledger: Ledger
+) -> None:
+    ledger.sent("eum-foreign")
+    event = events.logs_subscription_event(
+        "/dunning/someone-else/sms-events", [(AT, eum_event("eum-foreign", "TEXT_DELIVERED", AT))]
+    )
+    assert receipts(stack, event) == {"receipts": 0}
+    assert ledger.item("eum-foreign")["status"] == "SENT"

@@ -270,3 +270,20 @@ def test_metrics_say_what_was_sent_by_channel(world: World, capsys: pytest.Captu
     sent = [b for b in blobs if "Sent" in b]
     assert sent and sent[0]["channel"] == "sms" and sent[0]["Sent"] in (1, [1.0], 1.0)
     assert any(b.get("Jobs") for b in blobs)
+
+
+def test_a_message_to_a_point_with_counted_failures_says_so_for_its_receipt(world: World) -> None:
+    # Two failures were counted against the number; the DELIVERED receipt of this message resets them
+    # (receipts read contact items only for messages marked so).
+    world.state.put_item(
+        Item={"pk": "BORROWER#B-1", "sk": "CONTACT", "version": 2, "hard_failures": {PHONE: 2}}
+    )
+    assert world.send([world.job().to_json()], TICK + timedelta(minutes=1)) == []
+    (message,) = world.messages()
+    assert message["failures_counted"] is True
+
+
+def test_a_message_to_a_point_without_failures_carries_no_mark(world: World) -> None:
+    assert world.send([world.job().to_json()], TICK + timedelta(minutes=1)) == []
+    (message,) = world.messages()
+    assert "failures_counted" not in message

@@ -206,6 +206,7 @@ def test_receipts_subscribes_to_every_delivery_status_group_and_the_events_topic
         "ApnsDeliveryFailureLogGroup",
         "FcmDeliveryLogGroup",
         "FcmDeliveryFailureLogGroup",
+        "SmsEventsLogGroup",
     }
     names = {stack.ref(group) for group in groups}
     region, account = stack.region, stack.account_id

@@ -308,6 +308,102 @@ def test_eum_events_with_absurd_numbers_are_bad_receipts(functions: Functions) -
     assert price is None or Decimal(price).is_finite()
 
 
+# ---- wrong event shapes, every handler -------------------------------------------------------------
+
+RECORD_FUNCTIONS = ["SenderFunction", "PlannerFunction", "IndexerFunction", "InboundFunction"]
+ALL_FUNCTIONS = [*RECORD_FUNCTIONS, "ReceiptsFunction", "ReconcileFunction"]
+odd_records = st.one_of(
+    st.none(),
+    st.text(max_size=20),
+    st.integers(),
+    st.lists(json_values, max_size=2),
+    st.dictionaries(st.sampled_from(["messageId", "body", "dynamodb", "eventName", "Sns"]), json_values),
+)
+wrong_shapes = st.one_of(
+    json_values,
+    st.sampled_from([{}, {"Records": None}, {"Records": "not a list"}, {"Records": [None]}, {"Records": {}}]),
+    st.builds(lambda records: {"Records": records}, json_values),
+    st.builds(lambda records: {"Records": records}, st.lists(odd_records, max_size=5)),
+)
+
+
+def identifiers(event: Any) -> set[str]:
+    """What a partial batch response may name: ids the event's records really carry."""
+    records = event.get("Records") if isinstance(event, dict) else None
+    found: set[str] = set()
+    for record in records if isinstance(records, list) else []:
+        if isinstance(record, dict):
+            dynamodb = record.get("dynamodb")
+            for value in (
+                record.get("messageId"),
+                record.get("eventID"),
+                dynamodb.get("SequenceNumber") if isinstance(dynamodb, dict) else None,
+            ):
+                if value:
+                    found.add(str(value)[:128])
+    return found
+
+
+@pytest.mark.parametrize("function", ALL_FUNCTIONS)
+@HANDLER_SETTINGS
+@given(event=wrong_shapes)
+def test_an_event_of_the_wrong_shape_is_answered_never_raised(
+    functions: Functions, function: str, event: Any
+) -> None:
+    result = functions(function, event)
+    assert isinstance(result, dict)
+    failures = batch_item_failures(result)
+    assert "" not in failures  # an empty identifier would fail the whole batch
+    assert set(failures) <= identifiers(event)
+
+
+@pytest.mark.parametrize("function", RECORD_FUNCTIONS)
+@pytest.mark.parametrize(
+    "event",
+    [[], "Records", 7, None, {"Records": "x"}, {"Records": {"a": 1}}, {"Records": 3}],
+    ids=["list", "string", "number", "null", "records-string", "records-object", "records-number"],
+)
+def test_a_wrong_event_shape_is_logged_and_counted(
+    functions: Functions,
+    capsys: pytest.CaptureFixture[str],
+    log_lines: list[str],
+    function: str,
+    event: Any,
+) -> None:
+    capsys.readouterr()
+    log_lines.clear()
+    result = functions(function, event)
+    assert batch_item_failures(result) == []
+    assert emf_total(capsys.readouterr().out, "MalformedEvent") == 1
+    assert any('"level":"ERROR"' in line and "malformed event" in line for line in log_lines)
+
+
+def test_null_and_string_records_do_not_stop_the_real_records_of_a_sender_batch(
+    functions: Functions, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event, ids = functions.sqs("SmsQueue", ["not a job"])
+    event["Records"] = [None, "a string record", *event["Records"], 42]
+    capsys.readouterr()
+    assert batch_item_failures(functions("SenderFunction", event, T0)) == []
+    out = capsys.readouterr().out
+    assert emf_total(out, "MalformedRecord") == 3
+    assert functions.item(f"SQS#{ids[0]}", "INVALID_JOB")["reason"] == "body is not JSON (JSONDecodeError)"
+
+
+def test_a_stream_record_without_a_sequence_number_is_skipped_and_its_neighbours_indexed(
+    functions: Functions, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{functions.stack.tables['LoansTable']}/stream/x"
+    broken = [
+        {"eventName": "INSERT", "eventSourceARN": arn, "dynamodb": "not an object"},
+        {"eventName": "MODIFY", "eventSourceARN": arn, "dynamodb": {"SequenceNumber": "7", "NewImage": []}},
+    ]
+    capsys.readouterr()
+    result = functions("IndexerFunction", {"Records": broken})
+    assert batch_item_failures(result) == ["7"]
+    assert emf_total(capsys.readouterr().out, "BadStreamRecord") == 2
+
+
 # ---- inbound texts ------------------------------------------------------------------------------
 
 opt_out_words = st.sampled_from(

@@ -143,3 +143,16 @@ def test_timestamps_have_one_sortable_form() -> None:
     assert parse_iso_utc("2026-03-02T14:00:07Z") == datetime(2026, 3, 2, 14, 0, 7, tzinfo=UTC)
     with pytest.raises(ValueError):
         iso_utc(datetime(2026, 3, 2, 14, 0))
+
+
+@pytest.mark.parametrize("code", ["ZZZ", "XXX", "XTS", "DEM", "ABC"])
+def test_a_currency_that_is_not_an_iso_4217_code_in_use_is_refused_without_echoing_it(code: str) -> None:
+    with pytest.raises(InvalidItem) as caught:
+        loan_from_item(loan_item(currency=code))
+    assert caught.value.reason == "currency: Value error, not an ISO 4217 currency code in use"
+    assert code not in str(caught.value)
+
+
+@pytest.mark.parametrize("code", ["USD", "CNY", "GBP", "INR", "EUR", "CAD", "XOF", "JPY"])
+def test_iso_4217_currencies_in_use_are_accepted(code: str) -> None:
+    assert loan_from_item(loan_item(currency=code)).currency == code

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dunning.models import Borrower, Channel, Decision, DecisionKind, Loan
 from dunning.render import (
@@ -262,6 +264,85 @@ def test_rupee_sign_does_not_switch_an_english_sms_to_ucs2() -> None:
 def test_no_first_name_still_reads_well() -> None:
     message = render(the_borrower=borrower(first_name=""))
     assert message.text is not None and "Hi, a reminder" in message.text
+
+
+# --- names are data, never content -----------------------------------------------------------------
+
+_BIDI_CONTROLS = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Ada\nhttps://evil.example/pay", "Ada"),
+        ("Ada www.evil.example", "Ada"),
+        ("Ada pay@evil.example", "Ada"),
+        ("Ana 😀🎉", "Ana"),
+        ("\u202eAna\u202c", "Ana"),
+        ("Jean-Luc", "Jean-Luc"),
+        ("O'Brien", "O'Brien"),
+        ("محمد", "محمد"),
+        ("王小明", "王小明"),
+        ("😀🎉", ""),
+        ("call 2125550142", "call"),
+    ],
+)
+def test_a_name_keeps_its_letters_and_loses_links_controls_and_symbols(name: str, expected: str) -> None:
+    assert first_name_for_message(name) == expected
+
+
+def test_a_name_with_a_line_break_and_a_link_reaches_the_sms_as_the_name_only() -> None:
+    message = render(the_borrower=borrower(first_name="Ada\nVisit https://evil.example/pay now"))
+    assert message.text is not None
+    assert "Hi Ada Visit now," in message.text
+    assert "evil.example" not in message.text
+    assert message.text.count("\n") == render(the_borrower=borrower(first_name="Ada")).text.count("\n")
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_an_emoji_name_renders_with_its_letters_in_gsm7(template: str) -> None:
+    message = render(template, the_borrower=borrower(first_name="Ana 😀🎉"))
+    assert message.encoding == "GSM-7"
+    assert message.text is not None and "Ana" in message.text
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_a_right_to_left_name_is_left_out_rather_than_turning_an_english_sms_into_ucs2(template: str) -> None:
+    message = render(template, the_borrower=borrower(first_name="محمد"))
+    assert message.encoding == "GSM-7"
+    assert message.text is not None and "محمد" not in message.text
+
+
+def test_a_name_stays_in_a_message_that_is_ucs2_anyway() -> None:
+    message = render(
+        the_loan=loan(currency="CNY", jurisdiction="CN"),
+        the_borrower=borrower(locale="zh-CN", first_name="王小明"),
+        required=CN_REQUIRED,
+    )
+    assert message.text is not None and "王小明" in message.text
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    name=st.text(max_size=64),
+    locale=st.sampled_from(["en-US", "es-US", "zh-CN"]),
+    template=st.sampled_from(TEMPLATES),
+)
+def test_any_name_renders_whenever_the_message_renders_without_a_name(
+    name: str, locale: str, template: str
+) -> None:
+    chinese = locale == "zh-CN"
+    options: dict[str, Any] = {
+        "the_loan": loan(currency="CNY", jurisdiction="CN") if chinese else loan(),
+        "required": CN_REQUIRED if chinese else US_REQUIRED,
+    }
+    nameless = render(template, the_borrower=borrower(locale, ""), **options)
+    message = render(template, the_borrower=borrower(locale, name), **options)
+    assert message.text is not None and nameless.text is not None
+    assert message.text.count("\n") == nameless.text.count("\n")
+    assert not _BIDI_CONTROLS & set(message.text)
+    assert message.text.count("://") == nameless.text.count("://")
+    assert message.segments is not None and nameless.segments is not None
 
 
 # --- required content -------------------------------------------------------------------------------

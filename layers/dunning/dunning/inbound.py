@@ -1,10 +1,13 @@
 """Two-way SMS: what a borrower's reply means, and what we do about it.
 
 :func:`classify` is pure: STOP family (STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPT OUT,
-OPTOUT, ARRET, REMOVE, TD, 退订 and plain-language requests such as "stop texting me", "please stop",
-"don't text me"), START/UNSTOP, HELP, or anything else. Case, spacing, punctuation, accents and
-full-width forms do not matter. When in doubt between an opt-out and something else, it is an opt-out:
-a missed opt-out is a violation, a mistaken one costs a reply "START".
+OPTOUT, ARRET, REMOVE, TD, 退订, BAJA and plain-language revocations in every template language, such as
+"stop texting me", "no more messages", "no me manden más mensajes", "别再发了"), WRONG_NUMBER ("wrong
+number", "this isn't Ana's phone", "no soy …", "打错了"), DISPUTE ("I don't owe this", "no debo", "这不是
+我的欠款"), START/UNSTOP, HELP, or anything else. Case, spacing, punctuation, accents and full-width
+forms do not matter. When in doubt between an opt-out and something else, it is an opt-out: a missed
+opt-out is a violation, a mistaken one costs a reply "START". :func:`intents` gives every meaning a
+reply carries, for a reply that says two things at once (precedence in :data:`PRECEDENCE`).
 
 Then, for a reply from a number:
 
@@ -17,10 +20,11 @@ Then, for a reply from a number:
 - START / UNSTOP → opted back in the same way, confirmed, and the borrowers' active loans re-planned now
   (an opt-out had taken them out of the due-index);
 - a wrong number / not the borrower → the number is blocked like an opt-out (reason ``wrong_number``) for
-  every borrower using it, with no text back, and an attention event; only a new consent (START) lifts it;
+  every borrower using it, with no text back, and an attention event; only a new consent lifts it (a
+  START, or the lender's data giving SMS consent again: :mod:`dunning.indexer`);
 - a dispute of the debt → an open dispute on the loan replied to (``previousPublishedMessageId``), else
   on every active loan of the borrowers with that number: the engine stops collection messages for it
-  until verification is recorded (``dunning dispute-close``), and an attention event;
+  until verification is recorded (:func:`close_dispute`), and an attention event;
 - HELP → a reply with the lender's name, help line and site, and how to opt out;
 - anything else ("paid", "已还款") → recorded, reminders to the borrowers with that number paused for
   INBOUND_PAUSE_DAYS, and an event on the AttentionTopic for a person to act on.
@@ -56,6 +60,8 @@ from dunning.adapters.state import (
     CONFIRMATION_SENT,
     StateStore,
 )
+from dunning.event_shapes import records_of
+from dunning.ids import id_problem, storable_id
 from dunning.items import iso_utc, parse_iso_utc, raw_status
 from dunning.models import LoanStatus
 from dunning.observability import MetricsRecorder, PackageLogger, mask_phone
@@ -93,10 +99,27 @@ STOP_KEYWORDS = frozenset(
         "td",
         "退订",
         "退訂",
+        # Spanish: what es-US borrowers write to stop a program ("BAJA" is the common opt-out keyword).
+        "baja",
+        "alto",
+        "para",
+        "parar",
+        "pare",
+        "paren",
+        "detener",
+        "cancelar",
+        "basta",
+        "fin",
+        # Chinese single words.
+        "停止",
+        "停",
+        "取消",
     }
 )
 # These words anywhere in a reply are an opt-out: nobody writes them to mean something else.
-_STRONG_STOP = re.compile(r"\b(stop|stopall|unsubscribe|optout|opt out|revoke)\b|退订|退訂|取消订阅|拒收")
+_STRONG_STOP = re.compile(
+    r"\b(stop|stopall|unsubscribe|optout|opt out|revoke)\b|退订|退訂|取消订阅|拒收|停止"
+)
 # Plain-language requests built on weaker words.
 _PLAIN_STOP = (
     re.compile(
@@ -107,10 +130,71 @@ _PLAIN_STOP = (
     ),
     re.compile(r"\b(remove|take) (me|my number)\b"),
     re.compile(r"\b(leave me alone|opt me out)\b"),
-    re.compile(r"(不要|别|別)再?(发|發|打|联系|聯繫)|停止(发送|發送|联系)"),
+    re.compile(r"\b(revoke|withdraw|cancel)\b.{0,20}\bconsent\b"),
+    re.compile(r"\bno (more )?(texts|messages|sms|text messages)\b"),
+    re.compile(r"\bi don'?t want\b.{0,20}\b(texts|messages|sms|reminders)\b"),
+    # Spanish (accents are folded: "más" is "mas").
+    re.compile(r"\bde baja\b"),
+    re.compile(
+        r"\bno\b(.{0,12})\b(me |nos )?(manden|mande|envien|envie|escriban|escriba|contacten|contacte)\b"
+    ),
+    re.compile(r"\b(dejen|deje|deja|paren|pare) de (enviar|mandar|escribir|contactar|molestar)"),
+    re.compile(r"\bno (quiero|deseo)\b.{0,25}\b(mensajes|textos|sms|recordatorios)\b"),
+    re.compile(r"\b(ya no|no mas|nunca mas)\b.{0,15}\b(mensajes|textos|sms)\b"),
+    re.compile(r"\b(no|ya no) me molesten\b"),
+    # Chinese.
+    re.compile(
+        r"(不要|别|別|请勿|請勿|勿)再?(给我|給我|跟我)?(发|發|打|联系|聯繫|打扰|打擾|烦|煩)|停止(发送|發送|联系|聯繫)"
+    ),
+    re.compile(r"不想再?(收到|接收|接到)|不再接收|拒绝接收|拒絕接收"),
 )
+# "Not the borrower / not their number": the number may be reassigned (TCPA consent belongs to the
+# current subscriber). Phrased so that a denial of the *debt* ("this is not my debt", "不是我的欠款",
+# "no soy responsable") stays a dispute.
+_WRONG_NUMBER = (
+    re.compile(r"\bwrong (number|person|phone|guy|girl|lady|man|one|text)\b"),
+    re.compile(r"\b(its|it's|it is|that's|thats|this is)? ?not me\b"),
+    re.compile(
+        r"\b(this|that|it) (is not|isnt|isn't|aint|ain't) (\w+'?s )?(phone|number|cell|mobile|telephone)\b"
+    ),
+    re.compile(r"\b(this|that) (is not|isnt|isn't) \w+'s$"),
+    re.compile(r"\b(i am not|i'm not|im not) (the person|who you|the one|him|her|them|this person)\b"),
+    re.compile(r"\bno ?(one|body) (here )?(by|named|with|called) (that|this|the) name\b"),
+    re.compile(r"\bi don'?t know (this person|him|her|them|anyone (named|by|called))\b"),
+    # Alone it says "you have the wrong one"; after an amount ("el monto está equivocado") it disputes.
+    re.compile(r"(?<!monto )(?<!saldo )(?<!cantidad )(?<!esta )\bequivocad[oa]s?\b"),
+    re.compile(r"\bno soy\b(?! (responsable|culpable|deudor|deudora|quien debe))"),
+    re.compile(r"\bno (conozco|conocemos) a\b|\bno es mi (numero|telefono|celular)\b"),
+    re.compile(r"打错|打錯|发错|發錯|错号|錯號|号码错|號碼錯|不是本人|没有这个人|沒有這個人|不认识|不認識"),
+    re.compile(r"不是我(?!的)|我不是(?!不|在|说|說|要|想|故意|没|沒)"),
+)
+# A denial or challenge of the debt (FDCPA §809(b), Reg F §1006.38): collection stops until verified.
+_DISPUTE = (
+    re.compile(r"\b(i|we) (don'?t|do not|never) owe\b|\bowe (you )?nothing\b"),
+    re.compile(r"\bnot (my|our) (debt|loan|account|bill)\b"),
+    re.compile(r"\bdisput(e|ed|ing)\b"),
+    re.compile(
+        r"\bnever (took|borrowed|had|opened|signed|applied for) (out )?(a |an |this |that |the |any )?"
+        r"(loan|credit|account|debt|money|card)\b"
+    ),
+    re.compile(r"\b(wrong|incorrect) (amount|balance)\b|\b(amount|balance) is (wrong|incorrect)\b"),
+    re.compile(r"\b(validate|verify|verification of|validation of|prove) (the |this |that |my )?debt\b"),
+    re.compile(r"\bidentity theft\b"),
+    re.compile(r"\bno (le |les )?(debo|debemos)\b|\bno es (mi|nuestra) deuda\b|\bdeuda no es mia\b"),
+    re.compile(r"\b(disputo|disputa|no reconozco)\b|\bno soy (responsable|deudor|deudora)\b"),
+    re.compile(
+        r"\bnunca (pedi|saque|tuve|solicite|firme) (un |el |ese |este |ningun )?(prestamo|credito|cuenta)\b"
+        r"|\b(monto|cantidad|saldo) (incorrect|equivocad)"
+    ),
+    re.compile(r"不是我的(欠款|债|債|贷款|貸款|借款|账单|賬單)|我(没|沒)有?(欠|借)|我不欠|没借过|沒借過"),
+    re.compile(r"异议|異議|金额不对|金額不對|金额错|金額錯|不认这|不認這|不承认|不承認"),
+)
+# What a reply that says several things is handled as: an opt-out is never lost to another meaning (a
+# missed one is a violation); a wrong number then outranks a dispute (the person is not the debtor, so
+# their "I don't owe this" is a consequence, and texts stop for every borrower on the number).
+PRECEDENCE = (Intent.STOP, Intent.WRONG_NUMBER, Intent.DISPUTE, Intent.START, Intent.HELP)
 START_KEYWORDS = frozenset({"start", "unstop", "resume", "subscribe"})
-HELP_KEYWORDS = frozenset({"help", "info", "帮助", "幫助"})
+HELP_KEYWORDS = frozenset({"help", "info", "ayuda", "帮助", "幫助"})
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
 
@@ -125,21 +209,34 @@ def normalise(text: str) -> str:
     return " ".join(cleaned.split())
 
 
-def classify(text: str) -> Intent:
-    """What a borrower's reply asks for. Pure; never raises."""
-    words = normalise(text or "")
+def intents(text: str) -> frozenset[Intent]:
+    """Every meaning a reply carries ("I don't owe this, stop texting me" is STOP and DISPUTE); empty
+    for a reply that means none of them. Pure; never raises."""
+    words = normalise(text if isinstance(text, str) else "")
     if not words:
-        return Intent.OTHER
+        return frozenset()
     squeezed = words.replace("'", "")
+    found: set[Intent] = set()
     if words in STOP_KEYWORDS or squeezed in STOP_KEYWORDS or squeezed.replace(" ", "") in STOP_KEYWORDS:
-        return Intent.STOP
+        found.add(Intent.STOP)
     if _STRONG_STOP.search(squeezed) or any(p.search(words) or p.search(squeezed) for p in _PLAIN_STOP):
-        return Intent.STOP
+        found.add(Intent.STOP)
+    if any(p.search(words) or p.search(squeezed) for p in _WRONG_NUMBER):
+        found.add(Intent.WRONG_NUMBER)
+    if any(p.search(words) or p.search(squeezed) for p in _DISPUTE):
+        found.add(Intent.DISPUTE)
     if words in START_KEYWORDS:
-        return Intent.START
+        found.add(Intent.START)
     if words in HELP_KEYWORDS:
-        return Intent.HELP
-    return Intent.OTHER
+        found.add(Intent.HELP)
+    return frozenset(found)
+
+
+def classify(text: str) -> Intent:
+    """What a borrower's reply asks for: the first of :data:`PRECEDENCE` it carries, else OTHER. Pure;
+    never raises."""
+    found = intents(text)
+    return next((intent for intent in PRECEDENCE if intent in found), Intent.OTHER)
 
 
 @dataclass(frozen=True)
@@ -253,11 +350,10 @@ class InboundService:
     def process(self, event: Mapping[str, Any], metrics: MetricsRecorder) -> int:
         """Handle an SNS event of inbound replies; returns how many were acted on."""
         handled = 0
-        records = event.get("Records") if isinstance(event, Mapping) else None
-        records = records if isinstance(records, list) else []
+        records = records_of(event, metrics)
         metrics.count("InboundReplies", len(records))
         for record in records:
-            sns = record.get("Sns") if isinstance(record, Mapping) else None
+            sns = record.get("Sns")
             if not isinstance(sns, Mapping) or sns.get("TopicArn") != self.inbound_topic_arn:
                 topic = sns.get("TopicArn") if isinstance(sns, Mapping) else None
                 logger.warning("notification from a topic not accepted as inbound", extra={"topic": topic})
@@ -281,7 +377,7 @@ class InboundService:
     def handle(self, message: InboundMessage, metrics: MetricsRecorder) -> Intent:
         intent = classify(message.body)
         phone, at = message.origination, message.received_at
-        borrower_ids = sorted(self.lender.borrower_ids_with_phone(phone))
+        borrower_ids = self._borrowers_with_phone(phone, at, metrics)
         logger.info(
             "inbound reply",
             extra={"intent": intent.value, "phone": mask_phone(phone), "borrowers": len(borrower_ids)},
@@ -446,7 +542,7 @@ class InboundService:
                 "received_at": iso_utc(at),
                 "inbound_id": message.inbound_id,
                 "action": "collection messages suppressed until verification is recorded "
-                "(dunning dispute-close)",
+                "(dunning.inbound.close_dispute)",
             },
         )
 
@@ -467,6 +563,26 @@ class InboundService:
             return {}
         loans, _ = self.lender.get_many(loan_ids=owner)
         return {i: b for i, b in owner.items() if raw_status(loans.get(i)) == LoanStatus.ACTIVE}
+
+    def _borrowers_with_phone(self, phone: str, at: datetime, metrics: MetricsRecorder) -> list[str]:
+        """The borrowers whose number this is, sorted; one whose id cannot be a key part is left out
+        (recorded ``data.invalid`` under its stand-in), so it never blocks the others' opt-out."""
+        valid: list[str] = []
+        for borrower_id in self.lender.borrower_ids_with_phone(phone):
+            problem = id_problem(borrower_id)
+            if problem is None:
+                valid.append(borrower_id)
+                continue
+            stand_in = storable_id(borrower_id)
+            metrics.count("InvalidItem")
+            logger.warning("invalid borrower id", extra={"borrower_id": stand_in, "reason": problem})
+            reason = f"borrower {stand_in}: borrower_id: {problem} (found by a reply to its number)"
+            try:
+                self.ledger.write([self.ledger.invalid_id_op("borrower", stand_in, reason, at)])
+            except Exception:
+                # The record is for the lender to fix the item; the reply must go on without it.
+                logger.exception("invalid borrower id not recorded", extra={"borrower_id": stand_in})
+        return sorted(valid)
 
     def _reply(
         self, message: InboundMessage, intent: Intent, chinese: bool, metrics: MetricsRecorder

@@ -6,7 +6,11 @@
 - an amount-only change → nothing (the next message reads the new amount anyway);
 - a borrower change that matters (phone, consent, opt-outs, zone, locale, address, push endpoints,
   invalid contacts), a new or a removed borrower → that borrower's active loans due now;
-- an item that breaks the contract → STOP ``data.invalid`` recorded, out of the index, skipped.
+- a borrower's SMS consent given again (``consent.sms`` turned true) → a wrong-number block of their
+  number is lifted (a new consent; a STOP is never lifted this way), ordered by the record's time;
+- an item that breaks the contract → STOP ``data.invalid`` recorded, out of the index, skipped;
+- a loan or borrower id that cannot be a key part (``dunning.ids``) → STOP ``data.invalid`` recorded
+  under the id's digest, that record alone: never a key built from it, never the batch failed by it.
 
 Work is gathered for the whole stream batch first, then done with batched reads and writes. A record
 that cannot even be read is reported as a batch item failure; the rest of the batch still counts.
@@ -26,9 +30,10 @@ from dunning.adapters.dynamo import Dynamo, WriteOp
 from dunning.adapters.ledger import Ledger
 from dunning.adapters.lender import Lender
 from dunning.adapters.state import StateStore
+from dunning.ids import attribute_id, id_problem, is_valid_id, storable_id
 from dunning.items import InvalidItem, loan_from_item, raw_status
 from dunning.models import Decision, DecisionKind, Loan, LoanStatus
-from dunning.observability import MetricsRecorder, PackageLogger
+from dunning.observability import MetricsRecorder, PackageLogger, mask_phone
 from dunning.settings import IndexerSettings
 
 logger = PackageLogger(__name__)
@@ -62,7 +67,16 @@ class LoanChange:
 class Plan:
     loans: dict[str, LoanChange] = field(default_factory=dict)
     borrowers: dict[str, datetime] = field(default_factory=dict)
+    # Numbers whose borrower's SMS consent was given again: (when, stream event id).
+    consents: dict[str, tuple[datetime, str]] = field(default_factory=dict)
     invalid: int = 0
+    # Borrowers whose id cannot be a key part: (stand-in id, reason, at), recorded in the ledger only.
+    invalid_borrowers: list[tuple[str, str, datetime]] = field(default_factory=list)
+
+
+def _sms_consent(item: Mapping[str, Any] | None) -> bool:
+    consent = (item or {}).get("consent")
+    return isinstance(consent, Mapping) and consent.get("sms") is True
 
 
 def table_of(event_source_arn: str) -> str:
@@ -98,15 +112,22 @@ class Indexer:
         metrics.count("StreamRecords", len(records))
         sequence_numbers: list[str] = []
         for record in records:
-            dynamodb = record.get("dynamodb") or {}
-            sequence = str(dynamodb.get("SequenceNumber") or record.get("eventID") or "")
+            dynamodb = record.get("dynamodb")
+            dynamodb = dynamodb if isinstance(dynamodb, Mapping) else {}
+            sequence = str(dynamodb.get("SequenceNumber") or record.get("eventID") or "")[:128]
             sequence_numbers.append(sequence)
             try:
                 self._read(record, plan)
-            except (BadRecord, KeyError, TypeError, ValueError) as exc:
-                logger.error("unreadable stream record", extra={"sequence": sequence, "error": str(exc)})
+            except Exception as exc:  # one record's shape must never take its neighbours down
+                logger.error(
+                    "unreadable stream record",
+                    extra={"sequence": sequence, "error": f"{type(exc).__name__}: {str(exc)[:200]}"},
+                )
                 metrics.count("BadStreamRecord")
-                failures.append(sequence)
+                # Without a sequence number it cannot be named to the stream (an empty identifier
+                # would fail the whole batch): the log line is its record.
+                if sequence:
+                    failures.append(sequence)
         if plan.invalid:
             metrics.count("InvalidItem", plan.invalid)
         try:
@@ -125,7 +146,9 @@ class Indexer:
         if name not in ("INSERT", "MODIFY", "REMOVE"):
             raise BadRecord(f"eventName {name!r}")
         table = table_of(str(record.get("eventSourceARN", "")))
-        dynamodb = record["dynamodb"]
+        dynamodb = record.get("dynamodb")
+        if not isinstance(dynamodb, Mapping):
+            raise BadRecord("dynamodb missing or not an object")
         created = dynamodb.get("ApproximateCreationDateTime")
         at = datetime.fromtimestamp(float(created), UTC) if created is not None else self.clock()
         new, old = _image(dynamodb, "NewImage"), _image(dynamodb, "OldImage")
@@ -142,7 +165,10 @@ class Indexer:
         if name == "REMOVE":
             keys = _image(dynamodb, "Keys") or old or {}
             loan_id = str(keys["loan_id"])
-            borrower_id = str((old or {}).get("borrower_id", ""))
+            if not is_valid_id(loan_id):
+                # Never indexed under an id that cannot be a key: there is nothing to take out.
+                return
+            borrower_id = attribute_id((old or {}).get("borrower_id", ""))
             plan.loans[loan_id] = LoanChange(
                 "delete", loan_id, borrower_id, at, "loan.removed", "loan deleted"
             )
@@ -150,7 +176,17 @@ class Indexer:
         if new is None:
             raise BadRecord("INSERT/MODIFY without NewImage (stream view type must be NEW_AND_OLD_IMAGES)")
         loan_id = str(new.get("loan_id") or (_image(dynamodb, "Keys") or {})["loan_id"])
-        borrower_id = str(new.get("borrower_id", ""))
+        borrower_id = attribute_id(new.get("borrower_id", ""))
+        problem = id_problem(loan_id)
+        if problem is not None:
+            stand_in = storable_id(loan_id)
+            plan.invalid += 1
+            # Recorded under the stand-in: a cadence item out of the index (so reconcile records it only
+            # once) and a STOP in the ledger; the raw id never becomes a key.
+            reason = f"loan {stand_in}: loan_id: {problem}"
+            plan.loans[stand_in] = LoanChange("out", stand_in, borrower_id, at, "data.invalid", reason)
+            logger.warning("invalid loan id", extra={"loan_id": stand_in, "reason": f"loan_id: {problem}"})
+            return
         status, old_status = raw_status(new), raw_status(old)
         if status in TERMINAL:
             if name == "INSERT" or old_status not in TERMINAL:
@@ -183,6 +219,20 @@ class Indexer:
     ) -> None:
         image = new or old or _image(dynamodb, "Keys") or {}
         borrower_id = str(image["borrower_id"])
+        problem = id_problem(borrower_id)
+        if problem is not None:
+            # Its loans name it and are invalid themselves (their own records stop them); the borrower
+            # is recorded once per change, under the stand-in, and re-plans nothing.
+            stand_in = storable_id(borrower_id)
+            plan.invalid += 1
+            plan.invalid_borrowers.append((stand_in, f"borrower {stand_in}: borrower_id: {problem}", at))
+            logger.warning(
+                "invalid borrower id", extra={"borrower_id": stand_in, "reason": f"borrower_id: {problem}"}
+            )
+            return
+        phone = (new or {}).get("phone")
+        if _sms_consent(new) and not _sms_consent(old) and isinstance(phone, str) and phone:
+            plan.consents[phone] = (at, f"stream-{dynamodb.get('SequenceNumber') or borrower_id}")
         if name == "MODIFY" and _contract_view(new, BORROWER_FIELDS_THAT_MATTER) == _contract_view(
             old, BORROWER_FIELDS_THAT_MATTER
         ):
@@ -192,12 +242,32 @@ class Indexer:
     # ---- phase 2: batched reads and writes -----------------------------------------------------
 
     def _apply(self, plan: Plan, metrics: MetricsRecorder) -> None:
+        for number, (at, event_id) in plan.consents.items():
+            # Before the loans are re-planned below, so the re-plan already sees the block lifted.
+            lifted = self.state.record_consent(
+                number,
+                opted_out=False,
+                at=at,
+                source="lender",
+                reason="lender_consent",
+                inbound_id=event_id,
+                # An id that cannot be a key part would fail the transaction: left out (recorded by
+                # its own stream record), never blocking the others.
+                borrower_ids=[
+                    b for b in self.lender.borrower_ids_with_phone(number) if id_problem(b) is None
+                ],
+                only_if_reason="wrong_number",
+            )
+            if lifted.recorded:
+                logger.info("wrong-number block lifted by a new consent", extra={"phone": mask_phone(number)})
+                metrics.count("WrongNumberLifted")
         # A borrower's change re-plans their loans that are still active; a change to the loan itself
         # in the same batch is newer information about that loan and wins.
         borrower_loans: dict[str, str] = {}
         for borrower_id in plan.borrowers:
             for loan_id in self.lender.loan_ids_of_borrower(borrower_id):
-                if loan_id not in plan.loans:
+                # A loan whose id cannot be a key is stopped by its own stream record, not re-planned.
+                if loan_id not in plan.loans and is_valid_id(loan_id):
                     borrower_loans[loan_id] = borrower_id
         indexed = [c for c in plan.loans.values() if c.action == "index"]
         loans, borrowers = self.lender.get_many(
@@ -214,7 +284,10 @@ class Indexer:
             )
             metrics.count("Replanned")
 
-        writes: list[WriteOp] = []
+        writes: list[WriteOp] = [
+            self.ledger.invalid_id_op("borrower", stand_in, reason, at)
+            for stand_in, reason, at in plan.invalid_borrowers
+        ]
         for change in plan.loans.values():
             if change.action == "index":
                 phone = (borrowers.get(change.borrower_id) or {}).get("phone")

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from dunning.ids import storable_id
 from dunning.models import Borrower, Loan, LoanFlags, LoanStatus
 
 ItemKind = Literal["loan", "borrower"]
@@ -98,8 +99,9 @@ def _known_fields(model: type[BaseModel], item: Mapping[str, Any], kind: ItemKin
 
 
 def _item_id(item: Mapping[str, Any], key: str) -> str:
+    # An id that is not a valid id is named by its digest: it may be 2 kB of anything (a name, a number).
     value = item.get(key)
-    return value if isinstance(value, str) and value else "<missing id>"
+    return storable_id(value) if isinstance(value, str) and value else "<missing id>"
 
 
 def loan_from_item(item: Mapping[str, Any]) -> Loan:

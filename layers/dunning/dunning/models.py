@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,7 +22,10 @@ from pydantic import (
     model_serializer,
 )
 
-Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+from dunning.ids import ID_MAX_LENGTH, ID_PATTERN
+
+# Loan and borrower ids: limits and why in ``dunning.ids``.
+Id = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 # "US", "US-MA", "US-NY-NYC", "CN", "CA-ON", ...: ISO 3166-1 alpha-2, then subdivisions.
 JurisdictionCode = Annotated[str, Field(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,4}){0,2}$")]
 
@@ -73,10 +77,33 @@ class LoanFlags(Frozen):
     attorney_represented: bool = False
 
 
+@cache
+def currencies_in_use() -> frozenset[str]:
+    """ISO 4217 codes legal tender somewhere today (CLDR's territory currencies, through Babel)."""
+    from babel.core import get_global  # imported when first needed: the indexer's cold start stays light
+
+    return frozenset(
+        code
+        for entries in get_global("territory_currencies").values()
+        for code, _start, end, tender in entries
+        if end is None and tender
+    )
+
+
+def _iso_4217(code: str) -> str:
+    # The message must not echo the code (a reason never carries the offending value).
+    if code not in currencies_in_use():
+        raise ValueError("not an ISO 4217 currency code in use")
+    return code
+
+
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$"), AfterValidator(_iso_4217)]
+
+
 class Loan(Frozen):
     loan_id: Id
     borrower_id: Id
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    currency: CurrencyCode
     amount_due: Annotated[Decimal, Field(ge=0, le=Decimal("1000000000"), max_digits=14, decimal_places=2)]
     due_date: date
     status: LoanStatus = LoanStatus.ACTIVE

@@ -33,6 +33,7 @@ from dunning.adapters.outbound import Outbound
 from dunning.adapters.plan_queue import PlanQueue
 from dunning.adapters.reads import MissingItem, Wanted, read_snapshot
 from dunning.adapters.state import DueEntry, StateStore
+from dunning.ids import attribute_id
 from dunning.items import InvalidItem, iso_utc
 from dunning.jobs import Job, job_from_decision
 from dunning.models import Borrower, ContactState, Decision, DecisionKind, Loan, UtcDateTime
@@ -267,7 +268,7 @@ class Planner:
                 subject = snapshot.subject(entry.loan_id)
             except InvalidItem as exc:
                 loan_item = snapshot.loans.get(entry.loan_id) or {}
-                borrower_id = str(loan_item.get("borrower_id") or entry.borrower_id or "")
+                borrower_id = attribute_id(loan_item.get("borrower_id") or entry.borrower_id)
                 decision = stop_decision(entry.loan_id, borrower_id, now, DATA_INVALID, str(exc))
                 if isinstance(exc, MissingItem) and exc.kind == "loan":
                     writes.append(self.state.delete_cadence_op(entry.loan_id))

@@ -11,9 +11,12 @@ Each receipt is matched to its ``MSG#<id>/MESSAGE`` item (one BatchGetItem for t
 item becomes DELIVERED or FAILED with the provider's response, price, carrier, dwell time and receipt
 time; not found → kept as ``MSG#<id>/RECEIPT`` (receipts may arrive before the sender's ledger write,
 or belong to a message sent by something else), counted as UnknownMessageId and pointed out to the
-daily sweep, which merges it into the MESSAGE once that exists (``dunning.reconcile``). Hard failures are
-counted per contact point; at HARD_FAILURE_THRESHOLD the point is marked unusable. One unreadable log
-event is counted and skipped; it never fails the batch.
+daily sweep, which merges it into the MESSAGE once that exists (``dunning.reconcile``). A permanent
+failure (invalid number, InvalidToken, EndpointDisabled) marks the contact point unusable at once; a
+repeated one (blocked, unknown error) is counted, and at HARD_FAILURE_THRESHOLD the point is unusable; a
+transient one (unreachable, carrier temporarily down) is never counted; a later DELIVERED resets the
+count. End User Messaging events are read from SNS or from a Logs subscription of their log group. One
+unreadable log event is counted and skipped; it never fails the batch.
 """
 
 from __future__ import annotations
@@ -38,19 +41,31 @@ from dunning.settings import ReceiptsSettings
 
 logger = PackageLogger(__name__)
 
-# SMS provider responses that say the number itself does not work (as opposed to a carrier outage, a
-# spam filter or a price cap, which say nothing about the number).
-_HARD_SMS_RESPONSES = (
-    "invalid phone number",
-    "unknown error attempting to reach phone",
-    "phone is currently unreachable",
-    "phone has blocked sms",
-    "phone is on a blocked list",
-    "destination is on a blocked list",
-    "phone number is opted out",
+# How a failed delivery counts against its contact point (RULES.md, "Delivery failures"):
+# - PERMANENT: the number or token is dead (invalid number, InvalidToken, EndpointDisabled): unusable at once;
+# - REPEATED: says something about the number but not for sure (blocked, an unknown error): counted, and
+#   unusable at HARD_FAILURE_THRESHOLD;
+# - TRANSIENT: the phone is off or out of coverage, the carrier is temporarily down: never counted;
+# - anything else (spam filter, price cap, message too long) says nothing about the number: not counted.
+PERMANENT, REPEATED, TRANSIENT = "permanent", "repeated", "transient"
+# Provider responses, lowercased with spaces removed; checked in this order.
+_SMS_FAILURES = (
+    (PERMANENT, ("invalidphonenumber", "notavalidphonenumber", "invaliddestination", "numberisinvalid")),
+    (TRANSIENT, ("unreachable", "unavailable", "temporar", "throttl", "timedout", "timeout", "ttlexpired")),
+    (
+        REPEATED,
+        (
+            "unknownerrorattemptingtoreachphone",
+            "phonehasblockedsms",
+            "phoneisonablockedlist",
+            "destinationisonablockedlist",
+            "phonenumberisoptedout",
+            "phoneisoptedout",
+        ),
+    ),
 )
-# Push provider responses that say the device token is dead.
-_HARD_PUSH_RESPONSES = (
+# Push provider responses that say the device token is dead; any other push failure is transient.
+_DEAD_PUSH_RESPONSES = (
     "invalidtoken",
     "unregistered",
     "baddevicetoken",
@@ -60,7 +75,29 @@ _HARD_PUSH_RESPONSES = (
     "devicetokennotfortopic",
 )
 _EUM_DELIVERED = frozenset({"TEXT_DELIVERED", "TEXT_SUCCESSFUL"})
-_EUM_HARD = frozenset({"TEXT_INVALID", "TEXT_UNREACHABLE", "TEXT_BLOCKED"})
+_EUM_FAILURES = {
+    "TEXT_INVALID": PERMANENT,
+    "TEXT_BLOCKED": REPEATED,
+    "TEXT_UNKNOWN": REPEATED,
+    "TEXT_UNREACHABLE": TRANSIENT,
+    "TEXT_CARRIER_UNREACHABLE": TRANSIENT,
+    "TEXT_TTL_EXPIRED": TRANSIENT,
+}
+
+
+def sms_failure_kind(provider_response: str) -> str | None:
+    """PERMANENT, REPEATED, TRANSIENT or None (says nothing about the number) for an SMS failure."""
+    lowered = provider_response.lower().replace(" ", "")
+    for kind, phrases in _SMS_FAILURES:
+        if any(phrase in lowered for phrase in phrases):
+            return kind
+    return None
+
+
+def push_failure_kind(provider_response: str) -> str:
+    """PERMANENT for a dead token or a disabled endpoint, TRANSIENT for any other push failure."""
+    lowered = provider_response.lower().replace(" ", "")
+    return PERMANENT if any(word in lowered for word in _DEAD_PUSH_RESPONSES) else TRANSIENT
 
 
 # What a receipt adds to a MESSAGE item (:meth:`Receipt.fields`); the sweep merges these from a RECEIPT.
@@ -73,6 +110,7 @@ RECEIPT_FIELDS = (
     "receipt_at",
     "receipt_source",
     "hard_failure",
+    "failure_kind",
 )
 
 
@@ -91,7 +129,13 @@ class Receipt:
     price_usd: Decimal | None = None
     carrier: str | None = None
     dwell_ms: int | None = None
-    hard: bool = False
+    # PERMANENT / REPEATED / TRANSIENT for a failure (None: says nothing about the contact point).
+    failure_kind: str | None = None
+
+    @property
+    def hard(self) -> bool:
+        """Counts against the contact point (at once when permanent)."""
+        return self.failure_kind in (PERMANENT, REPEATED)
 
     @property
     def status(self) -> str:
@@ -112,6 +156,7 @@ class Receipt:
             "receipt_at": iso_utc(self.at),
             "receipt_source": self.source,
             "hard_failure": self.hard or None,
+            "failure_kind": self.failure_kind,
         }
 
 
@@ -177,13 +222,9 @@ def parse_sns_delivery_log(record: Mapping[str, Any], log_group: str) -> Receipt
         raise BadReceipt(f"unknown delivery status {status!r}")
     push = "/app/" in log_group or "statusCode" in delivery or "token" in delivery
     response = str(delivery.get("providerResponse") or "")
-    lowered = response.lower().replace(" ", "")
-    if push:
-        hard = status == "FAILURE" and any(word in lowered for word in _HARD_PUSH_RESPONSES)
-    else:
-        hard = status == "FAILURE" and any(
-            phrase.replace(" ", "") in lowered for phrase in _HARD_SMS_RESPONSES
-        )
+    kind: str | None = None
+    if status == "FAILURE":
+        kind = push_failure_kind(response) if push else sms_failure_kind(response)
     return Receipt(
         message_id=message_id,
         delivered=status == "SUCCESS",
@@ -194,7 +235,7 @@ def parse_sns_delivery_log(record: Mapping[str, Any], log_group: str) -> Receipt
         price_usd=_decimal(delivery.get("priceInUSD")),
         carrier=_text(delivery.get("phoneCarrier"), 100),
         dwell_ms=_int(delivery.get("dwellTimeMs")),
-        hard=hard,
+        failure_kind=kind,
     )
 
 
@@ -221,7 +262,7 @@ def parse_eum_event(event: Mapping[str, Any]) -> Receipt | None:
         destination=_text(event.get("destinationPhoneNumber"), 300),
         price_usd=_decimal(event.get("totalMessagePrice")),
         carrier=None,
-        hard=event_type in _EUM_HARD,
+        failure_kind=None if event_type in _EUM_DELIVERED else _EUM_FAILURES.get(event_type),
     )
 
 
@@ -293,6 +334,12 @@ class ReceiptsService:
                 record = json.loads(str(log_event.get("message", "")))
                 if not isinstance(record, dict):
                     raise BadReceipt("log message is not a JSON object")
+                if "eventType" in record:
+                    # An End User Messaging SMS v2 event delivered to a CloudWatch Logs destination.
+                    receipt = parse_eum_event(record)
+                    if receipt is not None:
+                        yield receipt
+                    continue
                 yield parse_sns_delivery_log(record, log_group)
             except (BadReceipt, ValueError, RecursionError) as exc:
                 logger.warning(
@@ -335,7 +382,9 @@ class ReceiptsService:
                 latest[receipt.message_id] = receipt
         messages = self.ledger.get_messages(latest)
         writes: list[WriteOp] = []
-        hard_failures: list[tuple[str, str]] = []
+        # (borrower, point) → the latest failure that counts / the latest delivery, in this batch.
+        failures: dict[tuple[str, str], Receipt] = {}
+        deliveries: dict[tuple[str, str], Receipt] = {}
         for message_id, receipt in latest.items():
             message = messages.get(message_id)
             if message is None:
@@ -355,16 +404,32 @@ class ReceiptsService:
             writes.append(self.ledger.merged_message_op(message, receipt.fields()))
             channel = str(message.get("channel") or receipt.channel)
             metrics.count("Delivered" if receipt.delivered else "Failed", channel=channel)
-            if receipt.hard and message.get("borrower_id") and message.get("contact_point"):
-                hard_failures.append((str(message["borrower_id"]), str(message["contact_point"])))
+            if message.get("borrower_id") and message.get("contact_point"):
+                pair = (str(message["borrower_id"]), str(message["contact_point"]))
+                # Only a message sent while failures were counted against its point can reset them.
+                may_reset = receipt.delivered and bool(message.get("failures_counted"))
+                seen = failures if receipt.hard else deliveries if may_reset else None
+                if seen is not None and (pair not in seen or receipt.at >= seen[pair].at):
+                    seen[pair] = receipt
         if writes:
             self.ledger.write(writes)
-        for borrower_id, point in hard_failures:
-            if self.state.record_hard_failure(borrower_id, point, threshold=self.hard_failure_threshold):
+        # A delivery newer than every counted failure of its point in this batch proves the point works.
+        resets = [p for p, d in deliveries.items() if p not in failures or d.at > failures[p].at]
+        if resets:
+            metrics.count("HardFailuresReset", self.state.reset_hard_failures(resets))
+        for (borrower_id, point), receipt in failures.items():
+            permanent = receipt.failure_kind == PERMANENT
+            if self.state.record_hard_failure(
+                borrower_id, point, threshold=self.hard_failure_threshold, permanent=permanent
+            ):
                 metrics.count("ContactPointUnusable")
                 logger.warning(
-                    "contact point marked unusable after repeated hard failures",
-                    extra={"borrower_id": borrower_id, "contact": mask_contact_point(point)},
+                    "contact point marked unusable",
+                    extra={
+                        "borrower_id": borrower_id,
+                        "contact": mask_contact_point(point),
+                        "failure_kind": receipt.failure_kind,
+                    },
                 )
 
 

@@ -3,7 +3,8 @@
 - A parallel-capable Scan of Loans (one segment per invocation, or all of them in turn): an active loan
   with no cadence item (its INSERT never reached the indexer) is put into the due-index now; a paid,
   closed or charged-off loan still in the index is taken out, with a STOP in the ledger; a loan that
-  breaks the item contract and has no cadence item gets a STOP ``data.invalid`` once.
+  breaks the item contract and has no cadence item gets a STOP ``data.invalid`` once. A loan id that
+  cannot be a key part (``dunning.ids``) is recorded once under its digest and never used in a key.
 - AMBIGUOUS jobs (claimed, outcome unknown) are resolved to SENT when a MESSAGE for the same loan and
   step exists (found through the ledger's ``ByLoan`` index); the others stay AMBIGUOUS, on record.
 - STOP/START confirmations still owed (their reply's invocation died, or SNS refused them for now) are
@@ -36,6 +37,7 @@ from dunning.adapters.ledger import (
 )
 from dunning.adapters.lender import Lender
 from dunning.adapters.state import StateStore, cadence_key, loan_id_of
+from dunning.ids import attribute_id, id_problem, storable_id
 from dunning.items import InvalidItem, iso_utc, loan_from_item, parse_iso_utc, raw_status
 from dunning.models import Decision, DecisionKind, LoanStatus, UtcDateTime
 from dunning.observability import MetricsRecorder, PackageLogger
@@ -114,7 +116,8 @@ class Reconciler:
         for page in self.lender.scan_loans(segment, total):
             result.scanned += len(page)
             metrics.count("LoansScanned", len(page))
-            loan_ids = [str(item["loan_id"]) for item in page if isinstance(item.get("loan_id"), str)]
+            # A loan id that cannot be a key is looked up (and recorded) under its stand-in.
+            loan_ids = [storable_id(i["loan_id"]) for i in page if isinstance(i.get("loan_id"), str)]
             found = self.state.dynamo.batch_get({self.state.table: [cadence_key(i) for i in loan_ids]})
             cadences = {loan_id_of(c): c for c in found.get(self.state.table, [])}
             writes: list[WriteOp] = []
@@ -122,7 +125,8 @@ class Reconciler:
                 loan_id = item.get("loan_id")
                 if not isinstance(loan_id, str):
                     continue
-                writes.extend(self._check(item, loan_id, cadences.get(loan_id), now, result, metrics))
+                cadence = cadences.get(storable_id(loan_id))
+                writes.extend(self._check(item, loan_id, cadence, now, result, metrics))
             if writes:
                 self.ledger.write(writes)
 
@@ -135,7 +139,18 @@ class Reconciler:
         result: SweepResult,
         metrics: MetricsRecorder,
     ) -> list[WriteOp]:
-        borrower_id = str(item.get("borrower_id") or "")
+        borrower_id = attribute_id(item.get("borrower_id"))
+        problem = id_problem(loan_id)
+        if problem is not None:
+            if cadence is not None:
+                return []  # recorded by an earlier sweep or by the indexer
+            stand_in = storable_id(loan_id)
+            result.invalid += 1
+            metrics.count("InvalidItem")
+            logger.warning("invalid loan id", extra={"loan_id": stand_in, "reason": f"loan_id: {problem}"})
+            return self._out(
+                stand_in, borrower_id, now, "data.invalid", f"loan {stand_in}: loan_id: {problem}"
+            )
         status = raw_status(item)
         in_index = cadence is not None and "due_shard" in cadence
         if status in TERMINAL:

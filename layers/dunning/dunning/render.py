@@ -32,7 +32,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dunning.models import Borrower, Channel, Decision, DecisionKind, JurisdictionCode, Loan
-from dunning.sms import SmsEncoding, gsm_transliterate, is_gsm7, sms_encoding, sms_segments
+from dunning.sms import GSM7, UCS2, SmsEncoding, gsm_transliterate, is_gsm7, sms_encoding, sms_segments
 
 DATA_DIR: Final = Path(__file__).parent / "data"
 DEFAULT_PROFILE_PATH: Final = DATA_DIR / "lender" / "profile.yaml"
@@ -474,16 +474,32 @@ class RenderedMessage(_Frozen):
         return self
 
 
-def first_name_for_message(name: str) -> str:
-    """The borrower's first name as templates get it: printable, single-spaced, at most 24 characters.
+# Inside a name: letters and marks of any script, and the punctuation names use (O'Brien, Jean-Luc, J.).
+_NAME_PUNCTUATION = frozenset("'’-.")
+# A word that is a link, an address or a path is content, not a name: dropped whole.
+_LINK_LIKE = re.compile(r"://|www\.|@|/|\\|[a-z0-9-]+\.[a-z]{2,}", re.IGNORECASE)
 
-    A longer name is shortened to its first word, or left out, rather than pushing an SMS over its
-    segment limit; templates must read well with an empty name.
+
+def first_name_for_message(name: str) -> str:
+    """The borrower's first name as templates get it: data, never content.
+
+    Control and format characters (line breaks, bidi overrides, zero-width characters) separate words;
+    a word that looks like a link, an e-mail address or a path is dropped whole; what is left of each
+    word is its letters, marks and name punctuation (no emoji, symbols or digits). The result is
+    single-spaced and at most 24 characters: a longer name is shortened to its first word, or left out,
+    rather than pushing an SMS over its segment limit; templates must read well with an empty name.
     """
-    printable = "".join(char for char in name if unicodedata.category(char)[0] != "C")
-    cleaned = " ".join(printable.split())
+    spaced = "".join(" " if unicodedata.category(char)[0] in "CZ" else char for char in name)
+    words: list[str] = []
+    for word in spaced.split():
+        if _LINK_LIKE.search(word):
+            continue
+        kept = "".join(c for c in word if unicodedata.category(c)[0] in "LM" or c in _NAME_PUNCTUATION)
+        if any(unicodedata.category(c)[0] == "L" for c in kept):
+            words.append(kept)
+    cleaned = " ".join(words)
     if len(cleaned) > _FIRST_NAME_MAX:
-        cleaned = cleaned.split(" ")[0]
+        cleaned = words[0]
     return cleaned if len(cleaned) <= _FIRST_NAME_MAX else ""
 
 
@@ -537,6 +553,53 @@ def render_message(
     jurisdictions: tuple[str, ...] = (),
 ) -> RenderedMessage:
     """Render the message a SEND decision calls for, or raise ``RenderError``; never a partial message.
+
+    A borrower is never left unreminded because of their name: when the message cannot be rendered with
+    it (an emoji or a right-to-left name pushing an SMS over its parts), or when the name alone turns a
+    GSM-7 SMS into UCS-2 (two to three times the parts), the message is rendered without it. See
+    :func:`_render_message` for the rest.
+    """
+    options: dict[str, Any] = {
+        "required_content": required_content,
+        "max_sms_segments": max_sms_segments,
+        "profile": profile,
+        "catalog": catalog,
+        "jurisdictions": jurisdictions,
+    }
+    if not first_name_for_message(borrower.first_name):
+        return _render_message(decision, loan, borrower, **options)
+    nameless = borrower.model_copy(update={"first_name": ""})
+    try:
+        message = _render_message(decision, loan, borrower, **options)
+    except RenderError as exc:
+        if exc.kind not in _NAME_CAN_CAUSE:
+            raise
+        return _render_message(decision, loan, nameless, **options)
+    # A second render is only worth it when every non-GSM character of the SMS could be the name's.
+    name_chars = set(first_name_for_message(borrower.first_name))
+    if message.encoding == UCS2 and {c for c in message.text or "" if not is_gsm7(c)} <= name_chars:
+        without = _render_message(decision, loan, nameless, **options)
+        if without.encoding == GSM7:
+            return without
+    return message
+
+
+# What a name can break (everything else fails the same with or without it).
+_NAME_CAN_CAUSE: Final = frozenset({"sms_segments", "lock_screen", "push_payload", "required_content"})
+
+
+def _render_message(
+    decision: Decision,
+    loan: Loan,
+    borrower: Borrower,
+    *,
+    required_content: frozenset[str],
+    max_sms_segments: int,
+    profile: LenderProfile | None = None,
+    catalog: TemplateCatalog | None = None,
+    jurisdictions: tuple[str, ...] = (),
+) -> RenderedMessage:
+    """Render with the borrower's (cleaned) name, or raise ``RenderError``; never a partial message.
 
     ``required_content`` is what the applicable rulebooks demand (``opt_out``, ``sender_identity``,
     ``licence_number``, ``cn_signature``); each is verified in the output, not assumed from the template.

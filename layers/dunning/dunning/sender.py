@@ -42,6 +42,7 @@ from dunning.adapters.lender import Lender
 from dunning.adapters.messaging import FailureKind, Messaging, PublishError, SmsOptions
 from dunning.adapters.reads import Snapshot, Subject, Wanted, read_snapshot
 from dunning.adapters.state import ClaimConflict, StateStore
+from dunning.event_shapes import records_of
 from dunning.items import InvalidItem, iso_utc
 from dunning.jobs import InvalidJob, Job, parse_job
 from dunning.models import Borrower, Channel, ContactState, Decision, DecisionKind, Loan
@@ -90,9 +91,11 @@ class Sender:
 
     def process(self, event: Mapping[str, Any], context: Any, metrics: MetricsRecorder) -> dict[str, Any]:
         """Handle an SQS batch of jobs; returns the partial batch response."""
-        if not event.get("Records"):
+        # A wrong shape (not an object, Records not a list, null or string records) is logged and counted
+        # by ``records_of``; the records that are objects are handled as usual.
+        records = records_of(event, metrics)
+        if not records:
             return {"batchItemFailures": []}
-        records = event["Records"]
         metrics.count("Jobs", len(records))
         batch = _Batch(self, metrics)
         try:
@@ -410,6 +413,9 @@ class _Batch:
             "segments": getattr(rendered, "segments", None),
             "encoding": getattr(rendered, "encoding", None),
             "planned_at": iso_utc(job.planned_at),
+            # Failures were counted against this point when it was sent: its DELIVERED receipt resets
+            # them (receipts read contact items only for such messages, not for every delivery).
+            "failures_counted": _failures_counted(self.snapshot, job.borrower_id, contact_point),
         }
         self.writes.append(self.sender.ledger.message_op(message_id, fields, now))
         self.metrics.count("Sent", channel=channel.value)
@@ -487,6 +493,12 @@ class _Batch:
 
 class _Done(Exception):
     """Internal: the job reached a recorded terminal state inside a helper; stop processing it."""
+
+
+def _failures_counted(snapshot: Snapshot, borrower_id: str, contact_point: str) -> bool | None:
+    """True when the borrower's contact item, as read for this batch, counts failures of the point."""
+    counted = (snapshot.contacts.get(borrower_id) or {}).get("hard_failures") or {}
+    return True if contact_point in counted else None
 
 
 def _describe(exc: BaseException) -> str:

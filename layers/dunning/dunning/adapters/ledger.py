@@ -104,6 +104,21 @@ class Ledger:
             when,
         )
 
+    def invalid_id_op(self, kind: str, stand_in: str, reason: str, at: datetime) -> WriteOp:
+        """A STOP ``data.invalid`` for a loan or borrower whose id cannot be a key part, under the id's
+        stand-in (``dunning.ids.storable_id``): ``LOAN#~sha256:…`` or ``BORROWER#~sha256:…``."""
+        return self._put(
+            {
+                "pk": f"{kind.upper()}#{stand_in}",
+                "sk": f"{iso_utc(at)}#DECISION#data.invalid",
+                "type": "DECISION",
+                "decision": "STOP",
+                "rule_id": "data.invalid",
+                "reason": reason,
+            },
+            at,
+        )
+
     def message_op(self, message_id: str, fields: Mapping[str, Any], at: datetime) -> WriteOp:
         """The MESSAGE item of a published message (status SENT until a receipt says otherwise)."""
         return self._put(

@@ -14,8 +14,12 @@ from dataclasses import dataclass, field
 from dunning.adapters.dynamo import Item
 from dunning.adapters.lender import Lender
 from dunning.adapters.state import CONSENT, CONTACT, StateStore, consent_key, contact_key, contact_state
+from dunning.ids import is_valid_id
 from dunning.items import InvalidItem, borrower_from_item, loan_from_item
 from dunning.models import Borrower, ContactState, Loan
+
+# The Borrowers contract's bound on ``phone`` (E.164 is at most 16 characters).
+MAX_PHONE_LENGTH = 32
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,11 @@ def read_snapshot(
         phones = {w.phone for w in wanted if w.phone}
         phones |= {p for p in (_phone_of(i) for i in snap.borrowers.values()) if p}
         phones -= asked_phones
+        # An id or number that cannot be a key part is not fetched (DynamoDB would refuse the whole
+        # request): its loan then reads as invalid and is recorded data.invalid, alone.
+        loan_ids = {i for i in loan_ids if is_valid_id(i)}
+        borrower_ids = {i for i in borrower_ids if is_valid_id(i)}
+        phones = {p for p in phones if len(p) <= MAX_PHONE_LENGTH}
         if not (loan_ids or borrower_ids or phones):
             break
         found = dynamo.batch_get(

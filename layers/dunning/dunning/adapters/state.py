@@ -12,7 +12,7 @@ Item shapes (docs/decisions.md D2):
   fails and is re-decided: that is what makes caps and pauses exact under concurrency.
 - ``PHONE#<e164>`` / ``CONSENT``: ``sms_opted_out``, ``changed_at`` (the received time of the reply
   that last changed consent: an older reply is a no-op), ``source``, ``reason`` (``stop``,
-  ``wrong_number``, ``start``), ``last_inbound_id`` (a redelivery of it is a no-op) and
+  ``wrong_number``, ``start``, ``lender_consent``), ``last_inbound_id`` (a redelivery of it is a no-op) and
   ``confirmations`` (per inbound id: a confirmation SMS owed, claimed, sent, failed or ambiguous).
 - ``CONFIRMATION_OWED`` / ``<e164>#<inbound_id>``: points the reconcile sweep at a confirmation still
   owed, written in the same transaction as the opt-out; deleted once it is settled.
@@ -374,10 +374,14 @@ class StateStore:
             current = self.read_contact(current.borrower_id, phone)
         return False
 
-    def record_hard_failure(self, borrower_id: str, point: str, *, threshold: int) -> bool:
-        """Count a hard delivery failure of a contact point; mark it unusable at ``threshold``.
+    def record_hard_failure(
+        self, borrower_id: str, point: str, *, threshold: int, permanent: bool = False
+    ) -> bool:
+        """Count a hard delivery failure of a contact point; mark it unusable at ``threshold``, or at once
+        when ``permanent`` (an invalid number, a dead token).
 
-        Returns True when the point is (now) unusable.
+        Returns True when the point is (now) unusable. Only marking a point unusable changes what the
+        engine decides, but every change bumps the version: the count is a read-modify-write under it.
         """
         for _ in range(MAX_CONFLICT_RETRIES):
             item = self.dynamo.get(self.table, contact_key(borrower_id)) or {}
@@ -385,10 +389,11 @@ class StateStore:
                 return True
             failures = {str(k): int(v) for k, v in (item.get("hard_failures") or {}).items()}
             failures[point] = failures.get(point, 0) + 1
+            unusable = permanent or failures[point] >= threshold
             version = int(item.get("version", 0))
             update = "SET #v = :next, hard_failures = :f"
             values: dict[str, Any] = {":next": version + 1, ":f": failures}
-            if failures[point] >= threshold:
+            if unusable:
                 update += " ADD unusable :p"
                 values[":p"] = {point}
             if version:
@@ -402,11 +407,47 @@ class StateStore:
                     values=values,
                     condition="#v = :read" if version else "attribute_not_exists(#v)",
                 )
-                return failures[point] >= threshold
+                return unusable
             except ClientError as exc:
                 if not is_conditional_failure(exc):
                     raise
         raise ClaimConflict(f"contact item of {borrower_id} kept changing")
+
+    def reset_hard_failures(self, points: Iterable[tuple[str, str]]) -> int:
+        """A DELIVERED receipt: forget the failures counted against these (borrower, contact point) pairs.
+
+        One BatchGetItem for all of them; an UpdateItem only where a count exists (rare), version-checked
+        like :meth:`record_hard_failure` (a lost race leaves the count for the next delivery to reset).
+        A point already unusable stays so. Returns how many counts were reset.
+        """
+        wanted = list(dict.fromkeys(points))
+        if not wanted:
+            return 0
+        keys = [contact_key(b) for b in dict.fromkeys(b for b, _ in wanted)]
+        found = self.dynamo.batch_get({self.table: keys}).get(self.table, [])
+        contacts = {str(i["pk"]).removeprefix("BORROWER#"): i for i in found}
+        reset = 0
+        for borrower_id, point in wanted:
+            item = contacts.get(borrower_id) or {}
+            if point not in (item.get("hard_failures") or {}) or point in item.get("unusable", set()):
+                continue
+            version = int(item.get("version", 0))
+            try:
+                self.dynamo.update(
+                    self.table,
+                    contact_key(borrower_id),
+                    update="SET #v = :next REMOVE hard_failures.#p",
+                    names={"#v": "version", "#p": point},
+                    values={":next": version + 1, ":read": version},
+                    condition="#v = :read",
+                )
+            except ClientError as exc:
+                if not is_conditional_failure(exc):
+                    raise
+                continue
+            item["version"] = version + 1
+            reset += 1
+        return reset
 
     def pause(self, borrower_id: str, until: datetime) -> bool:
         """Pause automated reminders to a borrower until ``until`` (never shortens a longer pause)."""
@@ -493,6 +534,7 @@ class StateStore:
         inbound_id: str,
         borrower_ids: Iterable[str],
         confirmation: Mapping[str, Any] | None = None,
+        only_if_reason: str | None = None,
     ) -> ConsentChange:
         """Record an opt-out (or opt-in) of a number for every borrower who uses it.
 
@@ -502,7 +544,8 @@ class StateStore:
         consent item, ``confirmation`` as owed (only when the change is effective) with its pointer, and
         bumps and blocks (or unblocks) the contact items of up to 98 borrowers. More borrowers: the rest
         are blocked *before* the transaction (a block ahead of the registry is harmless: an opt-in
-        recorded later lifts it) and unblocked after it.
+        recorded later lifts it) and unblocked after it. ``only_if_reason``: change nothing unless the
+        recorded change has that reason (a lender's new consent lifts a wrong-number block, never a STOP).
         """
         contacts = sorted(set(borrower_ids))
         first, rest = contacts[:CONTACTS_PER_TRANSACTION], contacts[CONTACTS_PER_TRANSACTION:]
@@ -517,6 +560,8 @@ class StateStore:
                 return ConsentChange(
                     recorded=False, effective=False, why_not="older than the recorded change"
                 )
+            if only_if_reason is not None and current.get("reason") != only_if_reason:
+                return ConsentChange(recorded=False, effective=False, why_not=f"not a {only_if_reason} block")
             was = current.get("sms_opted_out")
             effective = was is None or bool(was) != opted_out
             if opted_out and rest and not blocked_ahead:
@@ -723,4 +768,5 @@ class ConsentChange:
 
     recorded: bool  # this reply's change was written
     effective: bool  # the number's state flipped (or was set for the first time)
-    why_not: str = ""  # when not recorded: "redelivered" or "older than the recorded change"
+    # When not recorded: "redelivered", "older than the recorded change" or "not a <reason> block".
+    why_not: str = ""
