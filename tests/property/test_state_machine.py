@@ -450,6 +450,11 @@ def _run(world: World, run_settings: settings) -> float:
         run_state_machine_as_test(DunningMachine, settings=run_settings)
     finally:
         WORLD = None
+        # Printed on failure too: how far the run got (including hypothesis's shrinking replays).
+        print(
+            f"\nexplored {TALLY.schedules} schedules ({TALLY.steps} steps) and made {TALLY.checks} "
+            f"invariant checks in {time.monotonic() - started:.0f} s"
+        )
     return time.monotonic() - started
 
 
@@ -461,6 +466,91 @@ def test_every_invariant_holds_in_random_schedules(world: World) -> None:
         f"{TALLY.checks} invariant checks in {elapsed:.0f} s"
     )
     assert TALLY.schedules >= 1
+
+
+# ---- the shortest schedules the machine found on the code before issue 10's fixes, replayed ---------
+
+
+def _replay(world: World, schedule: Any) -> list[str]:
+    """Run ``schedule(machine)`` on a fresh schedule, then the drain; the broken invariants' messages."""
+    global WORLD
+    WORLD = world
+    try:
+        machine = DunningMachine()
+        schedule(machine)
+        machine.teardown()
+    except AssertionError as exc:
+        return [str(exc).splitlines()[0]]
+    finally:
+        WORLD = None
+    return []
+
+
+def test_found_a_publish_whose_response_is_lost_is_not_sent_again(world: World) -> None:
+    """Break 3: botocore's retries re-published inside the same claim (two texts for L-ANA-1#D+1)."""
+
+    def schedule(m: DunningMachine) -> None:
+        m.tick(1)
+        m.lose_publish_response(0)
+
+    assert _replay(world, schedule) == []
+
+
+def test_found_a_start_redelivered_or_late_after_a_stop_changes_nothing(world: World) -> None:
+    """Break 1: a START delivered again after a later STOP, or a START older than the STOP delivered
+    after it, re-opted the number in and the next tick sent a reminder."""
+
+    def redelivered(m: DunningMachine) -> None:
+        m.reply(SHARED_PHONE, "START", 0, None, False)
+        m.tick(5)
+        m.reply(SHARED_PHONE, "STOP", 0, None, False)
+        m.world.deliver_reply(m.world.replies_sent[0])
+        m.tick(15)
+        m.run_sender(10, None)
+
+    def late(m: DunningMachine) -> None:
+        m.reply(SHARED_PHONE, "STOP", 0, None, False)
+        m.reply(SHARED_PHONE, "START", 30, None, False)
+        m.tick(15)
+        m.run_sender(10, None)
+
+    assert _replay(world, redelivered) == []
+    assert _replay(world, late) == []
+
+
+def test_found_a_stop_between_a_senders_read_and_its_claim_stops_the_send(world: World) -> None:
+    """Break 2: the sender read the contact and consent items, the STOP was written, the claim (on the
+    contact item's version only) still succeeded and the text went out; for every point the STOP can
+    reach before the sender continues."""
+    broken = {}
+    for inbound_calls in range(1, 9):
+        failures = _replay(
+            world, lambda m, n=inbound_calls: (m.tick(1), m.stop_during_a_send(SHARED_PHONE, 1, n))
+        )
+        if failures:
+            broken[inbound_calls] = failures
+    assert broken == {}
+
+
+def test_found_a_stop_whose_invocation_dies_is_confirmed_exactly_once(world: World) -> None:
+    """Break 4: the inbound invocation of a STOP dies before any of its AWS calls (or is throttled
+    there); Lambda retries it and reconcile runs: one confirmation, whatever call it died at."""
+    broken = {}
+    for phone in PHONES:
+        for kind in ("crash", "throttle"):
+            for at_call in range(0, 10):
+
+                def schedule(m: DunningMachine, p: str = phone, k: str = kind, n: int = at_call) -> None:
+                    m.reply(p, "STOP", 0, Fault("InboundFunction", k, n), False)
+                    if m.world.pending_async:
+                        m.lambda_retries_a_failed_reply()
+                    m.tick(15)
+                    m.tick(15)
+
+                failures = _replay(world, schedule)
+                if failures:
+                    broken[(phone, kind, at_call)] = failures
+    assert broken == {}
 
 
 @pytest.mark.skipif(SOAK_EXAMPLES == 0, reason="make soak (SOAK_EXAMPLES=N) only")
