@@ -1,26 +1,33 @@
 """Deployment sizes: the Lambda layer unzipped (its dependencies + the ``dunning`` package) and each
 function's own package (``functions/<dir>``, the CodeUri).
 
-The layer is built as ``sam build`` builds it for the template (python3.13, arm64): ``pip install
---target`` of ``layers/dunning/requirements.txt`` with wheels for ``manylinux2014_aarch64`` / CPython
-3.13, into ``out/bench/layer/<hash>`` (kept between runs; PyPI is only asked when the requirements
-change). ``--no-compile``: what is measured is what SAM zips, without bytecode a 3.11 pip would write.
-Without network the size is taken from the installed files of the same dependency closure in this
-virtual environment instead (``source: venv``), which is a different platform and Python, so close but
-not exact.
+Two layers are measured, both from wheels for ``manylinux2014_aarch64`` / CPython 3.13:
 
-Two layers are measured: the one ``requirements.txt`` declares, and the one the handlers need to import
-(Powertools' ``Tracer()`` imports ``aws_xray_sdk`` unconditionally, and the declared layer lacks it).
+- ``built_layer``: what ``sam build`` ships, made by the same code (``layers/dunning/build_layer.py``,
+  which the layer's ``build-DunningLayer`` make target runs): no runtime packages, Babel's data for the
+  template languages only, no phonenumbers geocoder/carrier data, and CPython 3.13 bytecode when a 3.13
+  interpreter is at hand (``$LAYER_PYTHON``; ``bytecode_bytes`` says how much, 0 without).
+  ``layer_with_tracer_sdk`` is the same figure (the layer carries the X-Ray SDK, as ``Tracing: Active``
+  needs), kept under that name for the report.
+- ``declared_layer``: ``pip install --target`` of ``layers/dunning/requirements.txt`` as it comes,
+  what ``BuildMethod: python3.13`` shipped before, into ``out/bench/layer/<hash>``.
+
+pip results are kept between runs (PyPI is only asked when the requirements change). ``--no-compile``:
+what is measured is what SAM zips. Without network the sizes are taken from the installed files of the
+same dependency closure in this virtual environment instead (``source: venv``), which is a different
+platform and Python, so close but not exact, and unpruned.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata as metadata
+import importlib.util
 import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from packaging.requirements import Requirement
@@ -31,6 +38,7 @@ REQUIREMENTS = REPO / "layers" / "dunning" / "requirements.txt"
 PACKAGE = REPO / "layers" / "dunning" / "dunning"
 FUNCTIONS = REPO / "functions"
 OUT = REPO / "out" / "bench" / "layer"
+LAYER_CACHE = REPO / "out" / "layer-cache"
 # Tracer() imports it; see the module docstring.
 TRACER_EXTRA = ("aws-xray-sdk>=2.8,<3",)
 # What the Lambda Python runtime already has on its path (boto3 and its dependencies). pip does not
@@ -40,6 +48,16 @@ RUNTIME_PROVIDES = frozenset(
     for n in ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
 )
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024  # function + layers, unzipped
+
+
+def load_build_layer() -> ModuleType:
+    """``layers/dunning/build_layer.py`` (a script SAM runs, not an installed module)."""
+    path = REPO / "layers" / "dunning" / "build_layer.py"
+    spec = importlib.util.spec_from_file_location("build_layer", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def requirement_lines(path: Path = REQUIREMENTS) -> list[str]:
@@ -156,14 +174,56 @@ def layer(requirements: list[str], *, use_pip: bool = True) -> dict[str, Any]:
     }
 
 
+def _dist_sizes(target: Path) -> dict[str, int]:
+    """Bytes per distribution of what is left in ``target`` (pruned files are gone from the disk)."""
+    sizes: dict[str, int] = {}
+    for info in sorted(target.glob("*.dist-info")):
+        dist = metadata.Distribution.at(info)
+        files = (target / str(f) for f in dist.files or [] if "__pycache__" not in f.parts)
+        sizes[canonicalize_name(dist.metadata["Name"])] = sum(p.stat().st_size for p in files if p.is_file())
+    return sizes
+
+
+def built_layer() -> dict[str, Any]:
+    """The layer ``sam build`` ships (``build_layer.py`` for arm64 / CPython 3.13); sizes in bytes."""
+    build = load_build_layer()
+    target = build.build(OUT / "built", platform=build.LAMBDA_PLATFORM, cache=LAYER_CACHE)
+    package = tree_size(target / "dunning")
+    by_distribution = dict(sorted(_dist_sizes(target).items(), key=lambda kv: -kv[1]))
+    # Bytecode ships too (compiled by CPython 3.13 when the build machine has it; see build_layer.py).
+    bytecode = sum(p.stat().st_size for p in target.rglob("*.pyc"))
+    total = tree_size(target) + bytecode
+    locale_data = list((target / "babel" / "locale-data").glob("*.dat"))
+    return {
+        "source": "build_layer.py (manylinux2014_aarch64, CPython 3.13)",
+        "requirements": requirement_lines(),
+        "dependencies_bytes": total - package,
+        "dunning_package_bytes": package,
+        "bytecode_bytes": bytecode,
+        "total_bytes": total,
+        "by_distribution": by_distribution,
+        "runtime_provided_but_bundled": {k: v for k, v in by_distribution.items() if k in RUNTIME_PROVIDES},
+        "babel_locales_with_data": sum(1 for p in locale_data if p.stat().st_size),
+        "babel_locales_emptied": sum(1 for p in locale_data if not p.stat().st_size),
+    }
+
+
 def run(*, use_pip: bool = True) -> dict[str, Any]:
     declared = requirement_lines()
     functions = function_sizes()
     declared_layer = layer(declared, use_pip=use_pip)
-    working_layer = layer([*declared, *TRACER_EXTRA], use_pip=use_pip)
+    working_layer: dict[str, Any] | None = None
+    if use_pip:
+        try:
+            working_layer = built_layer()
+        except (subprocess.SubprocessError, OSError):
+            working_layer = None
+    if working_layer is None:
+        working_layer = layer([*declared, *TRACER_EXTRA], use_pip=False)
     largest_function = max(functions.values()) if functions else 0
     return {
         "declared_layer": declared_layer,
+        "built_layer": working_layer,
         "layer_with_tracer_sdk": working_layer,
         "functions_bytes": functions,
         "largest_deployment_bytes": working_layer["total_bytes"] + largest_function,

@@ -9,17 +9,17 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from aws_lambda_powertools import Metrics, Tracer
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from dunning.items import iso_utc, summarise_validation_error
-from dunning.observability import MetricsRecorder, function_logger
+from dunning.observability import FunctionTracer, MetricsRecorder, function_logger
 from dunning.reconcile import Reconciler, SweepRequest, build_reconciler
 from dunning.settings import ReconcileSettings
 
 logger = function_logger()
-tracer = Tracer()
+tracer = FunctionTracer()  # Powertools' Tracer, loaded on the first traced invocation
 metrics = Metrics()
 
 

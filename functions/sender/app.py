@@ -9,15 +9,15 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from aws_lambda_powertools import Metrics, Tracer
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dunning.observability import MetricsRecorder, function_logger
+from dunning.observability import FunctionTracer, MetricsRecorder, function_logger
 from dunning.sender import Sender, build_sender
 from dunning.settings import SenderSettings
 
 logger = function_logger()
-tracer = Tracer()
+tracer = FunctionTracer()  # Powertools' Tracer, loaded on the first traced invocation
 metrics = Metrics()
 
 

@@ -247,7 +247,7 @@ def summarise(sim: Simulation, *, elapsed: float) -> dict[str, Any]:
     ]
 
     # -- cost -------------------------------------------------------------------------------------
-    from dunning_local.simulate import INFRA_PER_MESSAGE, PUSH_PRICE, SMS_PRICE_PER_PART
+    from dunning_local.prices import INFRA_PER_MESSAGE, PUSH_PRICE, SMS_PRICE_PER_PART
 
     sms_parts = 0
     sms_usd = 0.0

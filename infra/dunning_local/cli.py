@@ -7,36 +7,11 @@ what went wrong and what to do, with exit status 2; a failed invariant in the de
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
-
-class UsageError(Exception):
-    """A problem the user can fix; printed as one line."""
-
-
-def _parse_at(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise UsageError(f"--at {text!r} is not an ISO-8601 instant; use e.g. 2026-03-02T14:00:00Z") from exc
-    if value.tzinfo is None:
-        raise UsageError(f"--at {text!r} has no time zone; add Z or an offset, e.g. 2026-03-02T14:00:00Z")
-    return value.astimezone(UTC)
-
-
-def _read_json(path: str, what: str) -> Any:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise UsageError(f"{what} file {path} not found") from exc
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{what} file {path} is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+from dunning_local.usage import UsageError, parse_at, read_json, read_json_object
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
@@ -50,10 +25,12 @@ def cmd_decide(args: argparse.Namespace) -> int:
     from dunning.strategy import load_strategies
 
     try:
-        loan = items.loan_from_item(_read_json(args.loan, "loan"))
-        borrower = items.borrower_from_item(_read_json(args.borrower, "borrower"))
+        loan = items.loan_from_item(read_json_object(args.loan, "loan"))
+        borrower = items.borrower_from_item(read_json_object(args.borrower, "borrower"))
         history = (
-            _read_json(args.history, "history") if args.history else {"borrower_id": borrower.borrower_id}
+            read_json_object(args.history, "history")
+            if args.history
+            else {"borrower_id": borrower.borrower_id}
         )
         state = ContactState.model_validate(history)
     except items.ItemError as exc:
@@ -62,7 +39,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise UsageError(f"history: {where}: {first['msg']}") from exc
-    decision = decide(loan, borrower, state, _parse_at(args.at), load_rulebooks(), load_strategies())
+    decision = decide(loan, borrower, state, parse_at(args.at), load_rulebooks(), load_strategies())
     print(decision.model_dump_json(indent=2, exclude_none=True))
     return 0
 
@@ -70,23 +47,74 @@ def cmd_decide(args: argparse.Namespace) -> int:
 def cmd_lint(args: argparse.Namespace) -> int:
     """Rulebooks, strategies and templates: non-zero exit on any problem."""
     from dunning.lint import lint_templates
+    from dunning.render import load_templates
     from dunning.rules import load_rulebooks
     from dunning.strategy import load_strategies
 
-    load_rulebooks()
-    load_strategies()
-    problems = lint_templates()
+    rulebooks = load_rulebooks()
+    strategies = load_strategies()
+    catalog = load_templates()
+    problems = lint_templates(catalog)
     for p in problems:
-        print(f"{p.locale} {p.template} {p.channel}: {p.rule}: {p.message}")
-    print(f"{len(problems)} problem(s)" if problems else "rulebooks, strategies and templates: OK")
+        line = _template_line(p.locale, p.template, p.channel)
+        where = f"data/templates/locales/{p.locale}.yaml:{line}" if line else f"{p.locale}"
+        print(f"{where}: {p.template} {p.channel}: {p.rule}: {p.message}")
+    print(
+        f"checked {len(rulebooks.codes)} rulebooks ({', '.join(rulebooks.codes)}), "
+        f"{len(strategies.names)} strategies ({', '.join(strategies.names)}), "
+        f"{len(catalog.template_ids)} templates × {len(catalog.locales)} locales "
+        f"({', '.join(catalog.locales)}) "
+        "× 2 channels (sms, push)"
+    )
+    print(f"{len(problems)} problem(s)" if problems else "OK: no problem found")
     return 1 if problems else 0
 
 
+def _template_line(locale: str, template: str, channel: str) -> int | None:
+    """The line of ``template``'s ``channel`` entry (or of the template) in the locale's YAML file."""
+    from dunning.render import DEFAULT_TEMPLATES_DIR
+
+    path = DEFAULT_TEMPLATES_DIR / f"{locale}.yaml"
+    if template in ("", "*") or not path.is_file():
+        return None
+    found = None
+    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        stripped = text.strip()
+        if found is None and stripped == f"{template}:":
+            found = number
+        elif found is not None and stripped.startswith(f"{channel}:"):
+            return number
+        elif (
+            found is not None
+            and text.startswith("  ")
+            and not text.startswith("   ")
+            and stripped.endswith(":")
+        ):
+            break
+    return found
+
+
 def cmd_invoke(args: argparse.Namespace) -> int:
+    """Run a function's handler on an event file (``--now`` fixes the clock the handler sees)."""
     from dunning_local.invoke import invoke_main
 
+    read_json(args.event, "event")
+    try:
+        return _invoke(args, invoke_main)
+    except KeyError as exc:
+        # An unknown function name, or an event without a field its handler needs.
+        raise UsageError(str(exc.args[0]) if exc.args else "KeyError") from exc
+
+
+def _invoke(args: argparse.Namespace, invoke_main: Callable[[list[str]], int]) -> int:
     return invoke_main(
-        [args.function, "--event", args.event, *(["--endpoint", args.endpoint] if args.endpoint else [])]
+        [
+            args.function,
+            "--event",
+            args.event,
+            *(["--endpoint", args.endpoint] if args.endpoint else []),
+            *(["--now", parse_at(args.now, "--now").isoformat()] if args.now else []),
+        ]
     )
 
 
@@ -114,13 +142,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     if not args.dry_run:
         raise UsageError("plan only runs with --dry-run here; a real tick is the planner function's job")
-    return plan_dry_run(endpoint=_endpoint(args), at=_parse_at(args.at), limit=args.limit)
+    return plan_dry_run(endpoint=_endpoint(args), at=parse_at(args.at), limit=args.limit, kept=args.kept)
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from dunning_local.operate import explain_loan
 
-    return explain_loan(endpoint=_endpoint(args), loan_id=args.loan_id)
+    return explain_loan(endpoint=_endpoint(args), loan_id=args.loan_id, as_json=args.json, kept=args.kept)
 
 
 def _endpoint(args: argparse.Namespace) -> str | None:
@@ -128,7 +156,7 @@ def _endpoint(args: argparse.Namespace) -> str | None:
     return str(endpoint) if endpoint else None
 
 
-def _demo_options(p: argparse.ArgumentParser) -> None:
+def _demo_options(p: argparse.ArgumentParser, out: str) -> None:
     p.add_argument("--loans", type=int, default=5000, help="number of loans (default 5000)")
     p.add_argument("--hours", type=int, default=72, help="simulated hours (default 72)")
     p.add_argument("--seed", type=int, default=7, help="random seed; the same seed gives the same run")
@@ -136,7 +164,7 @@ def _demo_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tick-minutes", type=int, default=15)
     p.add_argument("--shards", type=int, default=2, help="due-index shards (default 2)")
     p.add_argument("--start", default="2026-03-02T05:00:00Z", help="simulated start instant (UTC)")
-    p.add_argument("--out", default="out/demo", help="where the HTML and JSON reports go")
+    p.add_argument("--out", default=out, help=f"where the reports and logs go (default {out})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -162,13 +190,26 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         subs[name] = p
     for name in ("demo", "seed", "simulate"):
-        _demo_options(subs[name])
+        _demo_options(subs[name], f"out/{name}")
+    subs["demo"].add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the run's tables in --out, to explore with `dunning explain LOAN_ID --from OUT`",
+    )
+    for name in ("plan", "explain"):
+        subs[name].add_argument(
+            "--from",
+            dest="kept",
+            metavar="DIR",
+            help="read the tables a `dunning demo --keep` run left in DIR (e.g. out/demo)",
+        )
     for name in ("seed", "simulate", "plan", "explain", "invoke"):
         subs[name].add_argument("--endpoint", help="AWS endpoint, e.g. http://127.0.0.1:5000 (moto_server)")
     subs["plan"].add_argument("--dry-run", action="store_true", required=True)
     subs["plan"].add_argument("--at", required=True, help="the tick instant, e.g. 2026-03-02T14:00:00Z")
     subs["plan"].add_argument("--limit", type=int, default=50, help="rows to print per section")
     subs["explain"].add_argument("loan_id")
+    subs["explain"].add_argument("--json", action="store_true", help="the trail as JSON")
     subs["decide"].add_argument("--loan", required=True, help="loan item JSON (README item contract)")
     subs["decide"].add_argument("--borrower", required=True, help="borrower item JSON")
     subs["decide"].add_argument("--history", help="contact state JSON (sends, claims, opt-outs)")
@@ -176,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     subs["invoke"].add_argument("function", help="logical id (PlannerFunction) or folder (planner)")
     subs["invoke"].add_argument(
         "--event", required=True, help="event JSON file, e.g. events/planner/scheduled_tick.json"
+    )
+    subs["invoke"].add_argument(
+        "--now",
+        help="the instant the handler sees, e.g. 2026-03-02T14:05:00Z (the event files are dated "
+        "2026-03-02: without it, their jobs are past their TTL and end Expired)",
     )
     return parser
 

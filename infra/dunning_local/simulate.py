@@ -18,6 +18,7 @@ import os
 import random
 import sys
 import time
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
@@ -30,23 +31,26 @@ import boto3
 
 from dunning_local import lambda_events as ev
 from dunning_local import portfolio, report
+from dunning_local.embedded import embedded_aws
 from dunning_local.invoke import WarmFunction, warm_function
+from dunning_local.prices import INFRA_PER_MESSAGE, PUSH_PRICE, SMS_PRICE_PER_PART
 from dunning_local.stack import DEFAULT_REGION, LocalStack, build_local_stack
+from dunning_local.usage import UsageError, parse_at
+
+__all__ = [
+    "INFRA_PER_MESSAGE",
+    "LENDER_NUMBER",
+    "PUSH_PRICE",
+    "SMS_PRICE_PER_PART",
+    "DemoOptions",
+    "DemoResult",
+    "Simulation",
+    "embedded_aws",
+    "run_demo",
+]
 
 FUNCTIONS = ("indexer", "planner", "sender", "receipts", "inbound", "reconcile")
 LENDER_NUMBER = "+18885550100"  # the lender's (fictional) toll-free origination number
-# Illustrative per-part SMS prices in USD (AWS End User Messaging list price + typical carrier fee);
-# replace with your account's prices. Formula and sources: docs/cost.md.
-SMS_PRICE_PER_PART = {
-    "US": 0.00581 + 0.00302,
-    "CA": 0.00575 + 0.0025,
-    "CN": 0.0250,
-    "IN": 0.0032,
-    "GB": 0.0420,
-    "IE": 0.0730,
-}
-PUSH_PRICE = 0.50 / 1_000_000  # SNS mobile push, per message after the free tier
-INFRA_PER_MESSAGE = 0.0000103  # Lambda + SQS + SNS requests + DynamoDB units per message: docs/cost.md
 STOP_WORDS = ["STOP", "stop", "Stop texting me", "UNSUBSCRIBE", "revoke", "退订"]
 FREE_TEXT = {"en": ["paid", "I dispute this", "I lost my job, can we talk?"], "zh": ["已还款", "我有异议"]}
 
@@ -62,11 +66,11 @@ class DemoOptions:
     start: datetime = datetime(2026, 3, 2, 5, 0, tzinfo=UTC)
     out: Path = Path("out/demo")
     quiet: bool = False
+    # Write the run's tables to ``out`` for ``dunning explain --from`` and ``plan --dry-run --from``.
+    keep: bool = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> DemoOptions:
-        from dunning_local.cli import UsageError, _parse_at
-
         if args.loans < 1 or args.hours < 1 or args.tick_minutes < 1 or args.shards < 1:
             raise UsageError("--loans, --hours, --tick-minutes and --shards must be positive")
         if not 0 <= args.fault_rate <= 0.5:
@@ -78,9 +82,10 @@ class DemoOptions:
             args.fault_rate,
             args.tick_minutes,
             args.shards,
-            _parse_at(args.start),
+            parse_at(args.start, "--start"),
             Path(args.out),
             args.quiet,
+            bool(getattr(args, "keep", False)),
         )
 
 
@@ -390,6 +395,39 @@ class Simulation:
             )
 
     # -- the run ----------------------------------------------------------------------------------
+    def tick(self, t: datetime, paid: list[tuple[datetime, str]] | None = None) -> list[tuple[datetime, str]]:
+        """One Scheduler tick at ``t``, as AWS would run it: payments due by ``t`` land, replies arrive,
+        retries come back, the planner fans out and the senders consume while it produces, the carrier
+        reports. Returns the payments still to come (``paid``: (instant, loan_id), any order)."""
+        o = self.options
+        paid = list(paid or [])
+        before = [loan for at, loan in paid if at <= t]
+        paid = [(at, loan) for at, loan in paid if at > t]
+        self.pay(before)
+        self.pump_streams(t)
+        self.deliver_replies(t)
+        self.release_retries()
+        # Payments that land between a planner's pass and the sender's: the sender must notice.
+        during = [loan for at, loan in paid if at <= t + timedelta(minutes=1)]
+        paid = [(at, loan) for at, loan in paid if at > t + timedelta(minutes=1)]
+        send_at = t + timedelta(minutes=2)
+
+        def send() -> None:
+            if during:
+                self.pay(during)
+                self.pump_streams(send_at - timedelta(minutes=1))
+                during.clear()
+            self.drain("SmsQueue", "sender", send_at)
+            self.drain("PushQueue", "sender", send_at)
+
+        self.call("planner", ev.scheduler_input(t), t)
+        self.drain("PlanQueue", "planner", t, batch_size=1, after_each=send)
+        send()
+        self.carrier(t + timedelta(minutes=5))
+        if t.hour == 4 and t.minute < o.tick_minutes:
+            self.call("reconcile", ev.scheduler_input(t), t)
+        return paid
+
     def run(self) -> None:
         o = self.options
         ticks = o.hours * 60 // o.tick_minutes
@@ -398,36 +436,11 @@ class Simulation:
             if self.embedded
             else []
         )
-        started = time.monotonic()
+        progress = _Progress(ticks, quiet=o.quiet)
         for k in range(ticks):
             t = o.start + timedelta(minutes=k * o.tick_minutes)
-            before = [loan for at, loan in paid if at <= t]
-            paid = [(at, loan) for at, loan in paid if at > t]
-            self.pay(before)
-            self.pump_streams(t)
-            self.deliver_replies(t)
-            self.release_retries()
-            # Payments that land between a planner's pass and the sender's: the sender must notice.
-            during = [loan for at, loan in paid if at <= t + timedelta(minutes=1)]
-            paid = [(at, loan) for at, loan in paid if at > t + timedelta(minutes=1)]
-            send_at = t + timedelta(minutes=2)
-
-            def send(send_at: datetime = send_at, during: list[str] = during) -> None:
-                if during:
-                    self.pay(during)
-                    self.pump_streams(send_at - timedelta(minutes=1))
-                    during.clear()
-                self.drain("SmsQueue", "sender", send_at)
-                self.drain("PushQueue", "sender", send_at)
-
-            self.call("planner", ev.scheduler_input(t), t)
-            self.drain("PlanQueue", "planner", t, batch_size=1, after_each=send)
-            send()
-            self.carrier(t + timedelta(minutes=5))
-            if t.hour == 4 and t.minute < o.tick_minutes:
-                self.call("reconcile", ev.scheduler_input(t), t)
-            if not o.quiet:
-                _progress(k + 1, ticks, t, time.monotonic() - started)
+            paid = self.tick(t, paid)
+            progress.tick(t)
         end = o.start + timedelta(minutes=ticks * o.tick_minutes)
         # Let the last jobs and receipts settle, as the next tick would.
         self.release_retries()
@@ -435,51 +448,63 @@ class Simulation:
         self.drain("PushQueue", "sender", end)
         self.carrier(end)
         self.carrier(end + timedelta(minutes=15))
-        if not o.quiet:
+        progress.done()
+
+
+class _Progress:
+    """A progress bar whose estimate comes from the recent tick rate.
+
+    Ticks differ a lot (the first one plans the whole due book; night ticks in most zones plan little),
+    so the estimate uses the last few ticks, and says nothing until two ticks have run.
+    """
+
+    WINDOW = 8
+
+    def __init__(self, total: int, *, quiet: bool) -> None:
+        self.total, self.quiet = total, quiet
+        self.done_ticks = 0
+        self.started = time.monotonic()
+        self.stamps: list[float] = [self.started]
+
+    def tick(self, at: datetime) -> None:
+        self.done_ticks += 1
+        now = time.monotonic()
+        self.stamps = [*self.stamps[-self.WINDOW :], now]
+        if self.quiet:
+            return
+        width = 40
+        filled = int(width * self.done_ticks / self.total)
+        elapsed = now - self.started
+        if self.done_ticks < 2:
+            eta = "estimating…"
+        else:
+            recent = self.stamps[1:] if len(self.stamps) > 2 else self.stamps
+            rate = (recent[-1] - recent[0]) / max(len(recent) - 1, 1)
+            eta = f"~{rate * (self.total - self.done_ticks):4.0f}s left"
+        sys.stderr.write(
+            f"\r  [{'█' * filled}{'·' * (width - filled)}] tick {self.done_ticks}/{self.total} "
+            f"{at:%a %d %b %H:%M}Z {elapsed:5.0f}s elapsed, {eta} "
+        )
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if not self.quiet:
             sys.stderr.write("\n")
 
 
-def _progress(done: int, total: int, at: datetime, elapsed: float) -> None:
-    width = 40
-    filled = int(width * done / total)
-    eta = elapsed / done * (total - done)
-    sys.stderr.write(
-        f"\r  [{'█' * filled}{'·' * (width - filled)}] tick {done}/{total} {at:%a %d %b %H:%M}Z "
-        f"{elapsed:5.0f}s elapsed, ~{eta:4.0f}s left "
-    )
-    sys.stderr.flush()
-
-
 @contextmanager
-def embedded_aws() -> Iterator[boto3.Session]:
-    """moto in-process with fake credentials; the process environment and boto3's default session are
-    restored afterwards (the demo, the soak run and the benchmarks all run inside one)."""
-    from moto import mock_aws
-
-    saved_env = dict(os.environ)
-    saved_session = boto3.DEFAULT_SESSION
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-        os.environ.pop(name, None)
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_SESSION_TOKEN="testing",
-        AWS_DEFAULT_REGION=DEFAULT_REGION,
-        AWS_REGION=DEFAULT_REGION,
-    )
-    try:
-        with mock_aws():
-            yield boto3.Session(region_name=DEFAULT_REGION)
-    finally:
-        boto3.DEFAULT_SESSION = saved_session
-        os.environ.clear()
-        os.environ.update(saved_env)
+def _quiet_functions() -> Iterator[None]:
+    """Powertools warns on every invocation that emits no metric (metrics are off in the simulation):
+    noise for a terminal, where the functions' own output does not belong anyway."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        yield
 
 
 def run_demo(options: DemoOptions) -> DemoResult:
     """Seed, simulate and report; the result says whether every invariant held."""
     started = time.monotonic()
-    with embedded_aws() as session:
+    with embedded_aws() as session, _quiet_functions():
         if not options.quiet:
             print(
                 f"Building the stack from template.yaml on embedded AWS and seeding {options.loans:,} loans…",
@@ -493,16 +518,33 @@ def run_demo(options: DemoOptions) -> DemoResult:
         # Faults hit the simulated period, not the set-up: AWS throttles and drops, the product copes.
         with injected(options.fault_rate, options.seed) as faults:
             sim.run()
+        from dunning_local import digest
         from dunning_local.audit import summarise
 
         summary = summarise(sim, elapsed=time.monotonic() - started)
         summary["faults"] = {"injected": faults.total, "by_kind": dict(sorted(faults.counts.items()))}
+        summary.update(digest.build(sim, summary))
+        summary["explained_loan"] = _explained_loan(sim, summary)
+        kept = None
+        if options.keep:
+            from dunning_local.targets import keep_tables
+
+            kept = keep_tables(session, stack.tables, options.shards, options.out)
+        summary["run"]["elapsed_seconds"] = round(time.monotonic() - started, 1)
     html_path = report.write_html(summary, options.out / "report.html")
     json_path = report.write_json(summary, options.out / "summary.json")
     (options.out / "local-hours.svg").write_text(report.hours_svg(summary), encoding="utf-8")
     passed = all(inv["passed"] for inv in summary["invariants"])
     print(report.terminal(summary))
     print(f"\nHTML report:  {html_path.resolve()}\nJSON summary: {json_path.resolve()}")
+    if kept is not None:
+        print(f"Tables kept:  {kept.resolve()} — explore them:")
+        for loan in summary.get("interesting_loans", []):
+            print(f"  dunning explain {loan['loan_id']} --from {options.out}    # {loan['why']}")
+        start = options.start + timedelta(hours=options.hours)
+        print(f"  dunning plan --dry-run --at {start:%Y-%m-%dT%H:%M:%SZ} --from {options.out}")
+    elif summary.get("interesting_loans"):
+        print("To explore a loan's whole trail afterwards, run the demo with --keep.")
     print(
         "All invariants PASS" if passed else "Some invariants FAILED",
         file=sys.stderr if not passed else sys.stdout,
@@ -510,11 +552,24 @@ def run_demo(options: DemoOptions) -> DemoResult:
     return DemoResult(summary, passed, html_path, json_path)
 
 
+def _explained_loan(sim: Simulation, summary: dict[str, Any]) -> dict[str, Any] | None:
+    """One loan's whole trail for the report: an interesting one whose trail shows a message."""
+    from dunning_local.digest import explained_trail
+
+    candidates = [(x["loan_id"], x["why"]) for x in summary.get("interesting_loans", [])]
+    candidates += [
+        (s["loan_id"], "a message as sent") for s in summary.get("samples", []) if s.get("loan_id")
+    ]
+    for loan_id, why in candidates[:12]:
+        trail = explained_trail(sim, str(loan_id))
+        if any(e["kind"] == "MESSAGE" for e in trail) and any(e["kind"] == "DECISION" for e in trail):
+            return {"loan_id": loan_id, "why": why, "trail": trail}
+    return None
+
+
 @contextmanager
 def _server_aws(endpoint: str | None) -> Iterator[boto3.Session]:
     """AWS at ``endpoint`` (moto_server), with fake credentials unless real ones are set."""
-    from dunning_local.cli import UsageError
-
     if not endpoint:
         raise UsageError(
             "seed and simulate need a running endpoint: start `.venv/bin/moto_server -p 5000` and pass "
@@ -529,8 +584,6 @@ def _server_aws(endpoint: str | None) -> Iterator[boto3.Session]:
 
 def _server_stack(session: boto3.Session, options: DemoOptions) -> LocalStack:
     from botocore.exceptions import EndpointConnectionError
-
-    from dunning_local.cli import UsageError
 
     try:
         return build_local_stack(session, parameters={"ShardCount": options.shards})
@@ -556,11 +609,46 @@ def simulate_command(options: DemoOptions, endpoint: str | None) -> int:
     On a server, moto's stream records and SMS log cannot be read back, so payments, delivery receipts
     and borrower replies are left out; ``dunning demo`` simulates those on embedded AWS.
     """
-    with _server_aws(endpoint) as session:
+    from dunning_local.targets import require_seeded
+
+    with _server_aws(endpoint) as session, _quiet_functions():
+        require_seeded(session.client("dynamodb"), str(endpoint))
         sim = Simulation(session, _server_stack(session, options), options, embedded=False)
+        started = time.monotonic()
         sim.run()
-        print(
-            f"Ran {options.hours} h of ticks on {endpoint}: {dict(sim.invocations)} invocations; "
-            "see `dunning explain LOAN_ID --endpoint ...`"
-        )
+        summary = _server_summary(sim, time.monotonic() - started)
+    json_path = report.write_json(summary, options.out / "summary.json")
+    print(report.terminal_counts(summary))
+    print(
+        f"\nJSON summary: {json_path.resolve()}\nFunction logs: {(options.out / 'functions.log').resolve()}\n"
+        f"Explain a loan: dunning explain LOAN_ID --endpoint {endpoint}"
+    )
     return 0
+
+
+def _server_summary(sim: Simulation, elapsed: float) -> dict[str, Any]:
+    """Counts from the ledger on the server (no carrier or borrowers there: receipts and replies are the
+    demo's)."""
+    o = sim.options
+    ledger = [
+        {k: next(iter(v.values())) for k, v in item.items()}
+        for page in sim.ddb.get_paginator("scan").paginate(TableName=sim.tables["LedgerTable"])
+        for item in page["Items"]
+    ]
+    sent = Counter(str(i.get("channel")) for i in ledger if i.get("type") == "MESSAGE")
+    decisions = [i for i in ledger if i.get("type") == "DECISION"]
+    outcomes = [i for i in ledger if i.get("type") == "OUTCOME"]
+    return {
+        "run": {
+            "hours": o.hours,
+            "tick_minutes": o.tick_minutes,
+            "ticks": o.hours * 60 // o.tick_minutes,
+            "start": o.start.isoformat(),
+            "elapsed_seconds": round(elapsed, 1),
+            "invocations": dict(sim.invocations),
+        },
+        "sent": dict(sent),
+        "deferred": dict(Counter(str(d["rule_id"]) for d in decisions if d.get("decision") == "DEFER")),
+        "stopped": dict(Counter(str(d["rule_id"]) for d in decisions if d.get("decision") == "STOP")),
+        "suppressed": dict(Counter(f"{str(x['status']).lower()}: {x.get('rule_id', '?')}" for x in outcomes)),
+    }

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import uuid
 from collections.abc import Mapping, Sequence
@@ -561,6 +562,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     parameters = dict(item.split("=", 1) for item in args.parameter)
+    # moto_server accepts any credentials: the local stack needs no AWS account (real ones still win).
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     clients = local_clients(args.endpoint, args.region)
     stack = build_local_stack(clients, args.template, args.prefix, parameters=parameters)
     if args.seed:

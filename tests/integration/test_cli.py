@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +59,13 @@ def test_decide_reproduces_the_rule_examples_from_json_files(
         ),
         (["explain", "L-1"], "no stack to read"),
         (["seed", "--loans", "10"], "need a running endpoint"),
+        (["invoke", "sender", "--event", "nope.json"], "event file nope.json not found"),
+        (["invoke", "nope", "--event", "events/sender/sms_jobs_sqs.json"], "no function 'nope'"),
+        (
+            ["invoke", "sender", "--event", "events/sender/sms_jobs_sqs.json", "--now", "2026-03-02 14:05"],
+            "--now '2026-03-02 14:05' has no time zone",
+        ),
+        (["explain", "L-1", "--from", "nowhere"], "dunning demo --keep"),
     ],
 )
 def test_errors_are_one_clear_line(
@@ -69,6 +78,27 @@ def test_errors_are_one_clear_line(
 
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_decide_with_a_json_array_says_it_wants_one_object(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    loan = json.loads((EXAMPLES[0] / "loan.json").read_text(encoding="utf-8"))
+    (tmp_path / "loans.json").write_text(json.dumps([loan, loan]), encoding="utf-8")
+    argv = [
+        "decide",
+        "--loan",
+        str(tmp_path / "loans.json"),
+        "--borrower",
+        str(EXAMPLES[0] / "borrower.json"),
+    ]
+
+    code = main([*argv, "--at", "2026-03-09T16:00:00Z"])
+
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert "holds an array; expected one JSON object" in err
+    assert "\n" not in err and "AttributeError" not in err
 
 
 def test_decide_names_the_bad_field_of_an_item(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -95,7 +125,10 @@ def test_lint_passes_on_the_shipped_rulebooks_strategies_and_templates(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert main(["lint"]) == 0
-    assert "OK" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "OK" in out
+    assert "checked 12 rulebooks" in out, "says what it checked"
+    assert "templates × 3 locales" in out and "× 2 channels" in out
 
 
 @pytest.fixture
@@ -113,8 +146,42 @@ def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     yield f"http://{host}:{port}"
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    # The commands point AWS_ENDPOINT_URL at the server; monkeypatch would restore that value on undo.
+    os.environ.pop("AWS_ENDPOINT_URL", None)
     server.stop()
+
+
+@pytest.mark.parametrize("command", ["plan", "simulate", "explain"])
+def test_an_unseeded_server_says_seed_first_and_creates_nothing(
+    moto_server: str, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import boto3
+
+    argv = {
+        "plan": ["plan", "--dry-run", "--at", "2026-03-02T15:00:00Z"],
+        "simulate": ["simulate", "--hours", "1", "--quiet"],
+        "explain": ["explain", "L-000001"],
+    }[command]
+
+    code = main([*argv, "--endpoint", moto_server])
+
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert "seed first" in err and "\n" not in err
+    tables = boto3.client("dynamodb", endpoint_url=moto_server).list_tables()["TableNames"]
+    assert tables == [], "nothing was created"
+
+
+def test_invoke_with_now_runs_the_readme_event_at_its_own_time(capsys: pytest.CaptureFixture[str]) -> None:
+    event = "events/sender/sms_jobs_sqs.json"  # jobs planned 2026-03-02T14:00Z, expiring at 15:00Z
+
+    assert main(["invoke", "sender", "--event", event]) == 0
+    late = capsys.readouterr().out
+    assert main(["invoke", "sender", "--event", event, "--now", "2026-03-02T14:05:00Z"]) == 0
+    on_time = capsys.readouterr().out
+
+    assert '"Expired"' in late
+    assert '"Expired"' not in on_time, "at the jobs' own time they are not past their TTL"
 
 
 def test_seed_plan_simulate_explain_on_moto_server(
@@ -129,7 +196,9 @@ def test_seed_plan_simulate_explain_on_moto_server(
     assert "Would send" in plan and "Held back" in plan
 
     assert main(["simulate", *common, "--hours", "12", "--start", "2026-03-02T05:00:00Z"]) == 0
-    capsys.readouterr()
+    simulated = capsys.readouterr().out
+    assert "Messages sent by channel" in simulated and "{" not in simulated.splitlines()[0]
+    assert json.loads((tmp_path / "summary.json").read_text())["sent"], "its own summary file"
     assert main(["explain", "L-000001", "--endpoint", moto_server]) == 0
     trail = capsys.readouterr().out
     assert "Loan L-000001" in trail
@@ -138,7 +207,11 @@ def test_seed_plan_simulate_explain_on_moto_server(
 
 def _comparable(summary: dict) -> dict:
     run = {k: v for k, v in summary["run"].items() if k != "elapsed_seconds"}
-    return {**summary, "run": run}
+    # SNS message ids and push endpoint ARNs are random UUIDs, in every run.
+    random_ids = ("message_id", "contact_point")
+    explained = summary["explained_loan"]
+    trail = [{k: v for k, v in e.items() if k not in random_ids} for e in explained["trail"]]
+    return {**summary, "run": run, "explained_loan": {**explained, "trail": trail}}
 
 
 def test_a_small_demo_passes_every_invariant_and_the_same_seed_gives_the_same_run(tmp_path: Path) -> None:
@@ -151,3 +224,67 @@ def test_a_small_demo_passes_every_invariant_and_the_same_seed_gives_the_same_ru
     assert sum(first.summary["sent"].values()) > 0
     assert first.html_path.exists() and json.loads(first.json_path.read_text())["invariants"]
     assert _comparable(first.summary) == _comparable(second.summary)
+
+
+@pytest.fixture(scope="module")
+def kept_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("kept")
+    result = run_demo(DemoOptions(loans=150, hours=12, seed=7, quiet=True, out=out, keep=True))
+    return out, result.summary
+
+
+def test_demo_keep_prints_loans_to_explain_and_each_shows_what_it_was_printed_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_demo(DemoOptions(loans=150, hours=12, seed=7, quiet=True, out=tmp_path, keep=True))
+    printed = re.findall(
+        rf"dunning explain (L-\d+) --from {re.escape(str(tmp_path))} +# (.+)", capsys.readouterr().out
+    )
+    cap_loans = [loan for loan, why in printed if "cap" in why]
+
+    assert cap_loans, printed
+    assert main(["explain", cap_loans[0], "--json", "--from", str(tmp_path)]) == 0
+    trail = json.loads(capsys.readouterr().out)["trail"]
+    assert any(e.get("rule_id", "").startswith("cap.") for e in trail), trail
+
+
+def test_explain_from_a_kept_demo_shows_rule_reason_citation_and_message_details(
+    kept_demo: tuple[Path, dict], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, summary = kept_demo
+    loan_id = summary["explained_loan"]["loan_id"]
+
+    assert main(["explain", loan_id, "--from", str(out)]) == 0
+
+    text = capsys.readouterr().out
+    assert "citation: " in text
+    assert "message id: " in text and "template: " in text and "provider said: " in text
+    assert not re.search(r"\+\d{8,}", text), "phone numbers are masked"
+
+
+def test_explain_json_is_the_whole_trail(
+    kept_demo: tuple[Path, dict], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, summary = kept_demo
+    loan_id = summary["explained_loan"]["loan_id"]
+
+    assert main(["explain", loan_id, "--json", "--from", str(out)]) == 0
+
+    document = json.loads(capsys.readouterr().out)
+    assert document["loan_id"] == loan_id
+    assert [e["kind"] for e in document["trail"]] == [e["kind"] for e in summary["explained_loan"]["trail"]]
+    message = next(e for e in document["trail"] if e["kind"] == "MESSAGE")
+    assert {"message_id", "template", "locale", "status", "rule_id", "reason"} <= message.keys()
+    assert message["channel"] == "push" or "segments" in message
+    decision = next(e for e in document["trail"] if e["kind"] == "DECISION")
+    assert decision["citation"] and decision["reason"] and decision["rule_id"]
+
+
+def test_plan_from_a_kept_demo_lists_loans_held_back_within_the_tick(
+    kept_demo: tuple[Path, dict], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, _ = kept_demo
+
+    assert main(["plan", "--dry-run", "--at", "2026-03-02T17:00:00Z", "--from", str(out)]) == 0
+
+    assert "nothing is written and nothing is sent" in capsys.readouterr().out

@@ -40,11 +40,18 @@ DOCUMENTED_EXCEPTIONS = (
         "X-Ray has no resource-level permissions (Tracing: Active)",
     ),
     Allowed(
-        ("SenderRole", "InboundRole", "ReconcileRole"),
+        ("InboundRole", "ReconcileRole"),
         frozenset({"sns:Publish"}),
         "*",
-        "an SMS to a phone number (reminders; STOP/HELP/START replies and the confirmations the sweep "
-        "completes) has no resource ARN",
+        "an SMS to a phone number (STOP/HELP/START replies, and the confirmations still owed that the "
+        "sweep completes) has no resource ARN",
+    ),
+    Allowed(
+        ("SenderRole",),
+        frozenset({"sns:Publish"}),
+        "* except arn:${AWS::Partition}:sns:*:*:*",
+        "an SMS to a phone number (reminders) has no resource ARN; NotResource keeps the statement off "
+        "every topic, endpoint and application",
     ),
     Allowed(
         ("SenderRole",),
@@ -73,7 +80,7 @@ DOCUMENTED_EXCEPTIONS = (
         "SNS names its delivery-status log groups itself, all under sns/<region>/<account>/",
     ),
     Allowed(
-        ("TopicKey",),
+        ("TopicKey", "DeliveryLogKey"),
         frozenset({"kms:*"}),
         "*",
         "the default key policy statement for the account root: it lets IAM policies grant use of the "
@@ -85,6 +92,23 @@ DOCUMENTED_EXCEPTIONS = (
         "*",
         "in a key policy '*' means this key: CloudWatch alarms and End User Messaging publish to the "
         "encrypted topics",
+    ),
+    Allowed(
+        ("DeliveryLogKey",),
+        frozenset(
+            {
+                "kms:Encrypt",
+                "kms:Decrypt",
+                "kms:ReEncryptFrom",
+                "kms:ReEncryptTo",
+                "kms:GenerateDataKey",
+                "kms:GenerateDataKeyWithoutPlaintext",
+                "kms:DescribeKey",
+            }
+        ),
+        "*",
+        "in a key policy '*' means this key: CloudWatch Logs encrypts the sns/ delivery-status groups "
+        "(the condition names them)",
     ),
 )
 
@@ -146,16 +170,19 @@ def grants(template: dict[str, Any]) -> Iterator[Grant]:
             documents = [properties["KeyPolicy"]]
         for document in documents:
             for statement in _as_list(document["Statement"]):
-                assert "NotAction" not in statement and "NotResource" not in statement, (
-                    logical_id,
-                    statement,
-                )
+                assert "NotAction" not in statement, (logical_id, statement)
+                if "NotResource" in statement:
+                    # "Everything except …": counted as a wildcard grant, so it must be documented.
+                    excluded = ", ".join(render(r) for r in _as_list(statement["NotResource"]))
+                    resources: tuple[str, ...] = (f"* except {excluded}",)
+                else:
+                    resources = tuple(render(r) for r in _as_list(statement["Resource"]))
                 yield Grant(
                     holder=logical_id,
                     sid=statement.get("Sid", ""),
                     effect=statement["Effect"],
                     actions=frozenset(_as_list(statement["Action"])),
-                    resources=tuple(render(r) for r in _as_list(statement["Resource"])),
+                    resources=resources,
                 )
 
 
@@ -238,7 +265,8 @@ def test_the_sender_gets_exactly_what_sending_needs(transformed: dict[str, Any])
     }
     assert granted["${SmsQueue.Arn}"] == consume
     assert granted["${PushQueue.Arn}"] == consume
-    assert granted["*"] == {"sns:Publish", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+    assert granted["*"] == {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+    assert granted["* except arn:${AWS::Partition}:sns:*:*:*"] == {"sns:Publish"}, "texts, but no topic"
     assert granted["${SenderLogGroup.Arn}"] == {"logs:CreateLogStream", "logs:PutLogEvents"}
     assert not any(a.startswith(("kms:", "sqs:SendMessage")) for actions in granted.values() for a in actions)
 
@@ -266,7 +294,8 @@ def test_only_the_reconcile_sweep_scans_and_only_the_loans(transformed: dict[str
 
 def test_publishers_to_encrypted_topics_may_use_the_key_and_nobody_else(transformed: dict[str, Any]) -> None:
     holders = {g.holder for g in grants(transformed) if any(a.startswith("kms:") for a in g.actions)}
-    assert holders == {"PlannerRole", "InboundRole", "TopicKey"}
+    # DeliveryLogKey's own policy (CloudWatch Logs, for the delivery-status groups) is not about topics.
+    assert holders == {"PlannerRole", "InboundRole", "TopicKey", "DeliveryLogKey"}
     for role in ("PlannerRole", "InboundRole"):
         assert _actions_by_resource(transformed, role)["${TopicKey.Arn}"] == {
             "kms:GenerateDataKey",

@@ -355,12 +355,19 @@ def role_allows(stack: LocalStack, function: str, action: str, arn: str) -> bool
     for policy in stack.template["Resources"][role]["Properties"]["Policies"]:
         for statement in policy["PolicyDocument"]["Statement"]:
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-            resources = stack.resolve(statement["Resource"])
-            resources = resources if isinstance(resources, list) else [resources]
+            if "NotResource" in statement:
+                # Every resource but these (an SMS to a phone number: anything but an SNS ARN).
+                excluded = stack.resolve(statement["NotResource"])
+                excluded = excluded if isinstance(excluded, list) else [excluded]
+                on_resource = not any(fnmatch.fnmatchcase(arn, str(r)) for r in excluded)
+            else:
+                resources = stack.resolve(statement["Resource"])
+                resources = resources if isinstance(resources, list) else [resources]
+                on_resource = any(fnmatch.fnmatchcase(arn, str(r)) for r in resources)
             if (
                 statement["Effect"] == "Allow"
                 and any(fnmatch.fnmatchcase(action, a) for a in actions)
-                and any(fnmatch.fnmatchcase(arn, str(r)) for r in resources)
+                and on_resource
             ):
                 return True
     return False

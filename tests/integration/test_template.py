@@ -95,7 +95,8 @@ def test_the_layer_is_built_by_sam_from_the_package_folder(template: dict[str, A
     layer = template["Resources"]["DunningLayer"]
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
     assert layer["Properties"]["ContentUri"] == "layers/dunning/"
-    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    assert "build-DunningLayer:" in (REPO_ROOT / "layers/dunning/Makefile").read_text(encoding="utf-8")
     assert (REPO_ROOT / "layers/dunning/requirements.txt").is_file()
     assert (REPO_ROOT / "layers/dunning/dunning/__init__.py").is_file()
 
@@ -159,6 +160,55 @@ def test_planner_and_reconcile_schedules_carry_the_contract_input(template: dict
     daily = props(template, "ReconcileFunction")["Events"]["Daily"]
     assert daily["Type"] == "ScheduleV2"
     assert json.loads(daily["Properties"]["Input"]) == {"scheduled_time": "<aws.scheduler.scheduled-time>"}
+
+
+def test_schedules_are_named_after_the_stack(template: dict[str, Any]) -> None:
+    # Schedule names are unique per account and region: a second stack must not collide.
+    for function, event in (("PlannerFunction", "Tick"), ("ReconcileFunction", "Daily")):
+        name = props(template, function)["Events"][event]["Properties"]["Name"]
+
+        assert name["Fn::Sub"].startswith("${AWS::StackName}-"), (function, name)
+
+
+def test_every_table_has_deletion_protection(template: dict[str, Any]) -> None:
+    tables = resources_of(template, "AWS::DynamoDB::Table")
+
+    assert {t: p["Properties"].get("DeletionProtectionEnabled") for t, p in tables.items()} == dict.fromkeys(
+        tables, True
+    )
+
+
+def test_delivery_status_log_groups_are_encrypted_with_a_key_only_logs_may_use_for_them(
+    template: dict[str, Any],
+) -> None:
+    # SNS delivery-status groups (sns/...) and End User Messaging events: both hold full phone numbers.
+    groups = {
+        lid: g["Properties"]
+        for lid, g in resources_of(template, "AWS::Logs::LogGroup").items()
+        if "sns/" in json.dumps(g["Properties"]["LogGroupName"]) or lid == "SmsEventsLogGroup"
+    }
+    statements = props(template, "DeliveryLogKey")["KeyPolicy"]["Statement"]
+    (logs,) = [s for s in statements if "Service" in s.get("Principal", {})]
+    allowed = [a["Fn::Sub"] for a in logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]]
+
+    assert len(groups) == 7
+    key = {"Fn::GetAtt": ["DeliveryLogKey", "Arn"]}
+    assert {lid: g.get("KmsKeyId") for lid, g in groups.items()} == {lid: key for lid in groups}
+    assert props(template, "DeliveryLogKey")["EnableKeyRotation"] is True
+    assert [a.rsplit("log-group:", 1)[1] for a in allowed] == [
+        "sns/*",
+        "/dunning/${AWS::StackName}/sms-events",
+    ]
+
+
+def test_services_may_use_the_topic_key_for_this_account_only(template: dict[str, Any]) -> None:
+    statements = props(template, "TopicKey")["KeyPolicy"]["Statement"]
+    services = [s for s in statements if "Service" in s.get("Principal", {})]
+
+    assert services
+    assert all(
+        s["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"} for s in services
+    ), [s["Sid"] for s in services]
 
 
 def test_queue_consumers_report_partial_batch_failures(template: dict[str, Any]) -> None:
@@ -352,18 +402,22 @@ def test_alarms_cover_dlqs_functions_delivery_lag_and_spend(template: dict[str, 
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
     queue_alarms = {
-        a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+        (a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0], a["Properties"]["MetricName"])
         for a in alarms.values()
         if a["Properties"].get("Namespace") == "AWS/SQS"
     }
-    assert queue_alarms == set(DLQS)
+    assert queue_alarms == {(q, "ApproximateNumberOfMessagesVisible") for q in DLQS} | {
+        (q, "ApproximateAgeOfOldestMessage") for q in JOB_QUEUES
+    }
     assert set(resources_of(template, "AWS::SQS::Queue")) == set(DLQS) | set(JOB_QUEUES)
     lambda_alarms = {
         (a["Properties"]["Dimensions"][0]["Value"]["Ref"], a["Properties"]["MetricName"])
         for a in alarms.values()
         if a["Properties"].get("Namespace") == "AWS/Lambda"
     }
-    assert lambda_alarms == {(f, m) for f in FUNCTIONS for m in ("Errors", "Throttles")}
+    assert lambda_alarms == {(f, m) for f in FUNCTIONS for m in ("Errors", "Throttles")} | {
+        ("IndexerFunction", "IteratorAge")
+    }
 
     failure_rate = alarms["DeliveryFailureRateAlarm"]["Properties"]["Metrics"]
     read = {

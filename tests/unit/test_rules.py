@@ -326,6 +326,10 @@ def test_docs_rules_md_lists_every_rulebook_and_cap() -> None:
 
     for code in [*RULEBOOKS.codes, "lender"]:
         book = RULEBOOKS.lender if code == "lender" else RULEBOOKS.rulebook(code)
-        section = text.split(f"### {code} — ", 1)[1].split("###", 1)[0]
+        heading = f"### {code} — "
+        assert heading in text, (
+            f"docs/rules.md has no section for rulebook {code}: add a '{heading}…' heading"
+        )
+        section = text.split(heading, 1)[1].split("###", 1)[0]
         for cap in book.caps:
             assert f"`{cap.id}`" in section, (code, cap.id)

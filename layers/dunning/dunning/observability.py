@@ -3,25 +3,30 @@
 The services record what happened in a :class:`MetricsRecorder` (plain data, easy to assert on in
 tests); the handler publishes it through Powertools Metrics at the end of the invocation. Logs go
 through :class:`MaskingFormatter`, which masks anything that looks like an E.164 number even when a
-call site forgot to, so a phone number never reaches CloudWatch Logs in clear.
+call site forgot to, so a phone number never reaches CloudWatch Logs in clear. Tracing goes through
+:class:`FunctionTracer`, which loads the X-Ray SDK only for an invocation that is traced.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools import Tracer
     from aws_lambda_powertools.logging.types import LogRecord
+
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
 _E164_LIKE = re.compile(r"\+\d{7,15}")
 _ENDPOINT_ARN = re.compile(
@@ -112,6 +117,66 @@ def function_logger() -> Logger:
         handler.setFormatter(MaskingFormatter())
     logger.setLevel(None)  # None: resolved from the environment, as Powertools does on first configuration
     return logger
+
+
+def tracing_requested(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether this invocation is traced: the runtime's trace header is sampled and Powertools would trace.
+
+    With ``Tracing: Active`` Lambda sets ``_X_AMZN_TRACE_ID`` before each invocation, ``Sampled=1`` for
+    the ones X-Ray samples. Powertools' own rule applies on top: not disabled by POWERTOOLS_TRACE_DISABLED,
+    in Lambda (LAMBDA_TASK_ROOT) and not in SAM local or Chalice local.
+    """
+    env = os.environ if environ is None else environ
+    if "Sampled=1" not in env.get("_X_AMZN_TRACE_ID", "").split(";"):
+        return False
+    if env.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() in ("1", "true", "yes", "on", "y", "t"):
+        return False
+    return bool(env.get("LAMBDA_TASK_ROOT")) and not (
+        env.get("AWS_SAM_LOCAL") or env.get("AWS_CHALICE_CLI_MODE")
+    )
+
+
+class FunctionTracer:
+    """Powertools' Tracer, created on the first traced invocation instead of when the handler is imported.
+
+    ``Tracer()`` imports the X-Ray SDK, wrapt and asyncio and patches botocore even when tracing is off
+    (about a tenth of a cold start). Until an invocation is traced (:func:`tracing_requested`) nothing of
+    X-Ray is loaded and the handler runs as is; from the first traced one on, every invocation goes through
+    Powertools' ``capture_lambda_handler`` (it records the sampled ones: the handler subsegment, the
+    ColdStart and Service annotations, errors, the AWS calls of the patched botocore). Lambda's own
+    segments for the function do not depend on the SDK and are recorded for every sampled invocation.
+    """
+
+    def __init__(self) -> None:
+        self._tracer: Tracer | None = None
+        self._invocations = 0
+
+    @property
+    def tracer(self) -> Tracer:
+        """The Powertools Tracer (created, and botocore patched, on first use)."""
+        if self._tracer is None:
+            from aws_lambda_powertools import Tracer
+            from aws_lambda_powertools.tracing import tracer as powertools_tracer
+
+            if self._invocations:
+                # Powertools counts its first captured invocation as the cold start; it was earlier.
+                powertools_tracer.is_cold_start = False
+            self._tracer = Tracer()
+        return self._tracer
+
+    def capture_lambda_handler(self, handler: _Handler) -> _Handler:
+        """Decorate a Lambda handler: traced through Powertools once an invocation is traced."""
+        traced: Callable[..., Any] | None = None
+
+        @functools.wraps(handler)
+        def wrapper(event: Any, context: Any) -> Any:
+            nonlocal traced
+            if traced is None and tracing_requested():
+                traced = self.tracer.capture_lambda_handler(handler)
+            self._invocations += 1
+            return (traced or handler)(event, context)
+
+        return wrapper  # type: ignore[return-value]
 
 
 @dataclass

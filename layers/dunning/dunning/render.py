@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dunning.models import Borrower, Channel, Decision, DecisionKind, JurisdictionCode, Loan
 from dunning.sms import GSM7, UCS2, SmsEncoding, gsm_transliterate, is_gsm7, sms_encoding, sms_segments
+from dunning.yamlio import safe_load
 
 DATA_DIR: Final = Path(__file__).parent / "data"
 DEFAULT_PROFILE_PATH: Final = DATA_DIR / "lender" / "profile.yaml"
@@ -392,7 +393,7 @@ def _is_han(char: str) -> bool:
 def _read_yaml(path: Path) -> Any:
     try:
         with path.open(encoding="utf-8") as handle:
-            return yaml.safe_load(handle)
+            return safe_load(handle)
     except (OSError, yaml.YAMLError) as exc:
         raise CatalogError(f"{path}: {exc}") from exc
 

@@ -30,6 +30,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from dunning.models import Borrower, Channel, JurisdictionCode, Loan
+from dunning.yamlio import safe_load
 
 DATA_DIR: Final = Path(__file__).parent / "data"
 DEFAULT_RULEBOOKS_DIR: Final = DATA_DIR / "rulebooks"
@@ -603,7 +604,7 @@ def _describe(exc: ValidationError) -> str:
 def read_yaml(path: Path) -> Any:
     """Parse one YAML file, naming the file in any error."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise RulebookError(f"{path}: cannot read YAML: {exc}") from exc
 
