@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 import boto3
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import ReadTimeoutError
 
 from dunning import clock
@@ -48,8 +48,14 @@ SHARDS = 2
 SMS_LOG_GROUP = f"sns/{REGION}/{ACCOUNT}/DirectPublishToPhoneNumber"
 MAX_RECEIVE_COUNT = 5  # SmsQueue's redrive policy in template.yaml
 ASYNC_ATTEMPTS = 3  # Lambda's asynchronous invocation: the first attempt and two retries
-FUNCTIONS = ("PlannerFunction", "SenderFunction", "InboundFunction", "ReceiptsFunction", "ReconcileFunction")
-FUNCTIONS += ("IndexerFunction",)
+FUNCTIONS = (
+    "PlannerFunction",
+    "SenderFunction",
+    "InboundFunction",
+    "ReceiptsFunction",
+    "ReconcileFunction",
+    "IndexerFunction",
+)
 
 
 class SimulatedCrash(BaseException):
@@ -314,7 +320,7 @@ class World:
             code = {"dynamodb": "ThrottlingException", "sns": "Throttling"}.get(
                 service, "ThrottlingException"
             )
-            response = AWSResponse(f"https://{service}.{REGION}.amazonaws.com/", 400, {}, None)
+            response = AWSResponse(f"https://{service}.{REGION}.amazonaws.com/", 400, HTTPHeaders(), None)
             parsed = {
                 "Error": {"Code": code, "Message": "Rate exceeded"},
                 "ResponseMetadata": {"HTTPStatusCode": 400},
