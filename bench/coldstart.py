@@ -179,6 +179,7 @@ _SETTINGS_ENV = {
     "PLAN_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/plan",
     "SHARD_COUNT": "16",
     "JOB_TTL_MINUTES": "60",
+    "PLANNER_SCHEDULE": "rate(15 minutes)",
     "SMS_ORIGINATION_IDENTITY": "",
     "SMS_MAX_PRICE_USD": "",
     "DELIVERY_EVENTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:delivery-events",

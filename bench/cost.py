@@ -13,41 +13,17 @@ from __future__ import annotations
 
 from typing import Any
 
-# USD, us-east-1, list prices.
-PRICES = {
-    "dynamodb_write_request_unit": 0.625 / 1e6,  # on-demand WRU
-    "dynamodb_read_request_unit": 0.125 / 1e6,  # on-demand RRU
-    "lambda_request": 0.20 / 1e6,
-    "lambda_gb_second_arm64": 0.0000133334,
-    "sqs_request": 0.40 / 1e6,  # standard queue, per 64 KB chunk
-    "sns_publish_request": 0.50 / 1e6,  # per 64 KB chunk; Publish and PublishBatch alike
-    "sns_mobile_push_delivery": 0.50 / 1e6,
-    "cloudwatch_logs_ingest_gb": 0.50,
-    "xray_trace_recorded": 5.00 / 1e6,
-    "scheduler_invocation": 1.00 / 1e6,
-    "dynamodb_storage_gb_month": 0.25,  # standard table class
-}
-SOURCES = {
-    "DynamoDB on-demand": "https://aws.amazon.com/dynamodb/pricing/on-demand/",
-    "Lambda": "https://aws.amazon.com/lambda/pricing/",
-    "SQS": "https://aws.amazon.com/sqs/pricing/",
-    "SNS (publish, mobile push, SMS)": "https://aws.amazon.com/sns/pricing/",
-    "SMS per country and carrier": "https://aws.amazon.com/end-user-messaging/pricing/",
-    "CloudWatch Logs": "https://aws.amazon.com/cloudwatch/pricing/",
-    "X-Ray": "https://aws.amazon.com/xray/pricing/",
-    "EventBridge Scheduler": "https://aws.amazon.com/eventbridge/pricing/",
-}
+from dunning.budget import load_prices
+
+# USD, us-east-1, list prices: the one price list (layers/dunning/dunning/data/prices.yaml) that the demo
+# and the planner's spend guard read too; its sources are listed in it.
+_PRICE_LIST = load_prices()
+PRICES = dict(_PRICE_LIST.infrastructure)
+SOURCES = dict(_PRICE_LIST.sources)
 # Illustrative price per SMS part in USD: End User Messaging base price + a typical carrier fee, per
 # destination country. Origination type (toll-free, 10DLC, short code, sender id) and carrier change
 # them: take yours from the pricing page.
-SMS_PRICE_PER_PART = {
-    "US": (0.00581, 0.00302),
-    "CA": (0.00575, 0.00250),
-    "CN": (0.02500, 0.0),
-    "IN": (0.00320, 0.0),
-    "GB": (0.04200, 0.0),
-    "IE": (0.07300, 0.0),
-}
+SMS_PRICE_PER_PART = {c: (p.base, p.carrier_fee) for c, p in _PRICE_LIST.sms_per_part.items()}
 # Assumed typical in-region latency of one request, ms (not measured here: moto is in process).
 LATENCY_MS = {"dynamodb": 6.0, "dynamodb_batch": 12.0, "sns": 30.0, "sqs": 10.0}
 MEMORY_GB = 0.5  # template Globals MemorySize 512

@@ -68,6 +68,9 @@ def item_kind(logical_id: str, item: Mapping[str, Any]) -> str:
     if logical_id == "BorrowersTable":
         return "borrower"
     pk, sk = text("pk"), text("sk")
+    if logical_id == "StateTable" and pk.startswith(("RATE#", "SPEND#")):
+        # The send budget's shared counters: send-rate tokens (sender), spend reservations (planner).
+        return "send-rate tokens" if pk.startswith("RATE#") else "spend reservation"
     if logical_id == "StateTable":
         return {"CADENCE": "cadence", "CONTACT": "contact", "CONSENT": "consent"}.get(sk, sk.lower() or "?")
     if logical_id == "LedgerTable":

@@ -30,7 +30,7 @@ import boto3
 from bench import baseline
 from bench.meter import Meter, describe_tables
 from dunning_local import lambda_events as ev
-from dunning_local import portfolio
+from dunning_local import portfolio, throughput_stats
 from dunning_local.invoke import WarmFunction, warm_function
 from dunning_local.simulate import LENDER_NUMBER, embedded_aws
 from dunning_local.stack import LocalStack, build_local_stack
@@ -233,14 +233,22 @@ class Pipeline:
         segments: Counter[str] = Counter()
         outcomes: Counter[str] = Counter()
         decisions: Counter[str] = Counter()
+        budget: Counter[str] = Counter()
+        country = {str(i["loan_id"]): str(i["jurisdiction"]).split("-")[0] for i in self.book.loans}
+        sends: list[tuple[str, str, str]] = []
+        sms: list[tuple[str, int]] = []
         for page in client.get_paginator("scan").paginate(TableName=self.stack.tables["LedgerTable"]):
             for item in page["Items"]:
                 sk = item["sk"]["S"]
                 status = item.get("status", {}).get("S", "")
                 if sk == "MESSAGE":
                     statuses[status] += 1
+                    channel = item["channel"]["S"]
+                    where = country.get(item["loan_id"]["S"], "US")
+                    sends.append((item["at"]["S"], channel, where))
+                    if channel == "sms":
+                        sms.append((where, int(item.get("segments", {}).get("N", "1"))))
                     if status == "DELIVERED":
-                        channel = item["channel"]["S"]
                         channels[channel] += 1
                         if channel == "sms":
                             segments[item.get("segments", {}).get("N", "1")] += 1
@@ -248,10 +256,17 @@ class Pipeline:
                     outcomes[f"{status}: {item.get('rule_id', {}).get('S', '')}"] += 1
                 elif "#DECISION#" in sk:
                     decisions[item["decision"]["S"]] += 1
+                    rule = item.get("rule_id", {}).get("S", "")
+                    if rule.startswith("budget."):
+                        budget[rule] += 1
         return {
             "messages": dict(statuses),
             "delivered_by_channel": dict(channels),
             "sms_segments": {k: segments[k] for k in sorted(segments)},
+            "sms_parts": throughput_stats.sms_parts(int(k) for k, n in segments.items() for _ in range(n)),
+            "budget_deferrals": dict(budget),
+            "peak_sends_per_minute": throughput_stats.peak_sends_per_minute(sends),
+            "spend_by_country": throughput_stats.spend_by_country(sms),
             "outcomes": dict(outcomes),
             "decisions": dict(decisions),
         }
@@ -327,6 +342,11 @@ def run(
         requests = meter.total_requests(PIPELINE)
         wcu = meter.total_write_units(PIPELINE)
         rcu = meter.total_read_units(PIPELINE)
+        budget_requests = sum(
+            n
+            for (label, _table, kind, _op), n in meter.item_writes.items()
+            if label in PIPELINE and kind in ("send-rate tokens", "spend reservation")
+        )
         largest = {f"{t} {k}": size for (t, k), size in sorted(meter.largest.items())}
         result = {
             "options": {**asdict(o), "start": o.start.isoformat()},
@@ -337,6 +357,9 @@ def run(
             "published": sent,
             "requests": requests,
             "requests_per_delivered": round(requests / max(delivered, 1), 3),
+            # The send budget's shared counters (issue 11): a conditional ADD each, not batchable.
+            "budget_requests": budget_requests,
+            "budget_requests_per_delivered": round(budget_requests / max(delivered, 1), 3),
             # Polls of shards with nothing due: per tick, not per message.
             "empty_polls": sum(meter.empty_queries[label] for label in PIPELINE),
             "write_units": wcu,

@@ -28,6 +28,7 @@ from dunning.jurisdictions import Candidates, candidate_jurisdictions
 from dunning.models import Borrower, Loan
 from dunning.rules import Policy, load_rulebooks
 from dunning.sms import sms_segments
+from dunning_local.throughput_stats import throughput_summary
 
 if TYPE_CHECKING:
     from dunning_local.simulate import Simulation
@@ -288,6 +289,8 @@ def summarise(sim: Simulation, *, elapsed: float) -> dict[str, Any]:
         "receipts_without_message": len(receipts_only),
         "by_jurisdiction": dict(by_jurisdiction),
         "local_hour_histogram": {str(h): hours.get(h, 0) for h in range(24)},
+        # Parts per delivered SMS, peak sends per minute per identity, spend per country (issue 11).
+        **throughput_summary(messages, sms_bodies, loans),
         "invariants": invariants,
         "cost": {
             "sms_parts": sms_parts,

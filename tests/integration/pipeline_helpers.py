@@ -27,6 +27,7 @@ from dunning import clock
 from dunning.items import borrower_to_item, loan_to_item
 from dunning.models import Address, Borrower, Consent, Loan, LoanStatus, PushEndpoint
 from dunning_local import lambda_events as events
+from dunning_local.cfn import load_template
 from dunning_local.invoke import batch_item_failures, invoke
 from dunning_local.stack import LocalStack
 
@@ -282,10 +283,14 @@ def start_harness(stack: LocalStack, session: boto3.Session, monkeypatch: pytest
     return harness
 
 
+# The template's default FCM application: the sender's role may publish to its endpoints and no others.
+FCM_APP_NAME = str(load_template()["Parameters"]["FcmAppName"]["Default"])
+
+
 def gcm_endpoint(session: boto3.Session, token: str) -> str:
     sns = session.client("sns")
     app = sns.create_platform_application(
-        Name="ExampleApp", Platform="GCM", Attributes={"PlatformCredential": "x"}
+        Name=FCM_APP_NAME, Platform="GCM", Attributes={"PlatformCredential": "x"}
     )
     return sns.create_platform_endpoint(PlatformApplicationArn=app["PlatformApplicationArn"], Token=token)[
         "EndpointArn"

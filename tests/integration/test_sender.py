@@ -14,6 +14,7 @@ import boto3
 import pytest
 from moto.sns.exceptions import SNSException, SNSInvalidParameter
 from moto.sns.models import sns_backends
+from pipeline_helpers import FCM_APP_NAME
 
 from dunning.items import borrower_to_item, loan_to_item
 from dunning.jobs import Job
@@ -38,7 +39,7 @@ class World:
         self.ledger = dynamodb.Table(stack.tables["LedgerTable"])
         sns = session.client("sns")
         app = sns.create_platform_application(
-            Name="ExampleApp", Platform="GCM", Attributes={"PlatformCredential": "x"}
+            Name=FCM_APP_NAME, Platform="GCM", Attributes={"PlatformCredential": "x"}
         )
         self.endpoint = sns.create_platform_endpoint(
             PlatformApplicationArn=app["PlatformApplicationArn"], Token="token-0001"

@@ -170,7 +170,7 @@ def test_sms_over_the_segment_limit_is_flagged(tmp_path: Path) -> None:
     padding = " Thank you for being our customer." * 12
     problems = lint_templates(catalog_with(tmp_path, {("en-US", "pre_due", "sms"): EN_SMS + padding}))
     over = [p for p in problems if p.rule == "sms_segments"]
-    assert over and "limit 3" in over[0].message
+    assert over and "limit 1" in over[0].message
 
 
 def test_emoji_in_a_gsm_locale_is_flagged(tmp_path: Path) -> None:

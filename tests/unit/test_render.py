@@ -84,7 +84,8 @@ def render(
         the_borrower or borrower(),
         required_content=required,
         max_sms_segments=max_segments,
-        **kwargs,
+        # These examples are about the richest variant; the one-segment budget has its own tests.
+        **{"segment_budget": max_segments, **kwargs},
     )
 
 
@@ -398,9 +399,11 @@ def test_unknown_required_content_is_refused() -> None:
 
 
 def test_sms_over_the_segment_limit_is_refused() -> None:
+    long_text = "{{ lender_name }}: your payment of {{ amount }} is overdue. " * 4 + "{{ opt_out }}"
     with pytest.raises(RenderError) as caught:
-        render("overdue", max_segments=1)
+        render("overdue", max_segments=1, catalog=en_us_with("overdue", "sms", long_text))
     assert caught.value.kind == "sms_segments"
+    assert caught.value.rule_id == "render.too_long"
     assert "2 parts" in str(caught.value)
 
 

@@ -44,7 +44,7 @@ from dunning.render import (
     render_message,
     sns_push_message,
 )
-from dunning.sms import non_gsm_characters
+from dunning.sms import gsm_transliterate, non_gsm_characters
 
 DEFAULT_POLICY_PATH: Final = DATA_DIR / "templates" / "lint.yaml"
 
@@ -236,6 +236,12 @@ def _lint_source(run: _Run, locale: str, template_id: str, channel: Channel) -> 
             add("sandbox_escape", f"{field}: reaches for {attribute!r}; templates get strings only")
         literal = "\n".join(_literal_text(tree))
         _check_text(run.policy, add, channel, field, literal)
+        if channel == Channel.SMS and run.catalog.locale(locale).sms_transliterate:
+            # Found in the source too: a sample render that is refused as too long never reaches the
+            # rendered-encoding check, and the character is what makes it too long.
+            forced = non_gsm_characters(gsm_transliterate(literal))
+            if forced:
+                add("sms_encoding", f"{field}: {forced} force UCS-2 (70 characters a part) in a GSM-7 locale")
         if "【" in literal or "】" in literal:
             add(
                 "cn_signature", f"{field}: writes 【】 itself; the renderer prepends the registered signature"

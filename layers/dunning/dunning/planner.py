@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,9 +36,14 @@ from dunning.adapters.state import DueEntry, StateStore
 from dunning.ids import attribute_id
 from dunning.items import InvalidItem, iso_utc
 from dunning.jobs import Job, job_from_decision
-from dunning.models import Borrower, ContactState, Decision, DecisionKind, Loan, UtcDateTime
+from dunning.models import Borrower, Channel, ContactState, Decision, DecisionKind, Loan, UtcDateTime
 from dunning.observability import MetricsRecorder, PackageLogger
 from dunning.settings import PlannerSettings
+
+if TYPE_CHECKING:
+    # Types only: the budget's code is imported when a shard task plans, not with the handler.
+    from dunning.adapters.budget_store import SpendLedger
+    from dunning.budget import Prices, SendingPolicy
 
 logger = PackageLogger(__name__)
 
@@ -59,6 +64,9 @@ MIN_DEFERRAL = timedelta(minutes=1)
 ENGINE_ERROR_RETRY = timedelta(hours=1)
 DATA_INVALID = "data.invalid"
 ENGINE_ERROR = "engine.error"
+# Deferrals that wait for a window to open: their release is spread over the pacing span.
+PACED_RULES = frozenset({"window.quiet_hours", "window.sunday", "window.holiday"})
+BUDGET_CITATION = "Lender sending policy (data/lender/sending.yaml): send budget and spend guard"
 
 
 class Tick(BaseModel):
@@ -76,13 +84,18 @@ class ShardTask(BaseModel):
     shard: str = Field(pattern=r"^DUE#\d{2}$")
     scheduled_time: UtcDateTime
     continuation: dict[str, Any] | None = None
+    # SENDs planned so far in this tick per origination identity (a continuation keeps the budget).
+    used: dict[str, int] | None = None
 
     def message(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "shard": self.shard,
             "scheduled_time": iso_utc(self.scheduled_time),
             "continuation": self.continuation,
         }
+        if self.used:
+            body["used"] = self.used
+        return body
 
 
 @dataclass(frozen=True)
@@ -105,6 +118,33 @@ class _Pending:
 
 
 @dataclass
+class _Candidate:
+    """A SEND the engine decided on a page, before the budgets say whether it goes out this tick."""
+
+    entry: DueEntry
+    loan: Loan
+    borrower: Borrower
+    decision: Decision
+
+
+@dataclass
+class _TickBudget:
+    """SENDs one shard task may still plan per identity this tick (``budget.tick_budget``)."""
+
+    limits: dict[str, int]
+    used: dict[str, int]
+
+    def take(self, identity: str) -> bool:
+        if self.used.get(identity, 0) >= self.limits[identity]:
+            return False
+        self.used[identity] = self.used.get(identity, 0) + 1
+        return True
+
+    def give_back(self, identity: str) -> None:
+        self.used[identity] -= 1
+
+
+@dataclass
 class ShardResult:
     planned: int = 0
     deferred: int = 0
@@ -120,6 +160,8 @@ def build_planner(settings: PlannerSettings) -> Planner:
     """The planner wired to AWS as the settings say (clients are created on first use)."""
     # The engine and its data (holidays, phone metadata, rulebooks) are imported here, not with the
     # module: a tick's fan-out never needs them, and the handler's cold import stays light.
+    from dunning.adapters.budget_store import SpendLedger
+    from dunning.budget import load_prices, load_sending_policy
     from dunning.engine import decide
     from dunning.rules import load_rulebooks
     from dunning.strategy import load_strategies
@@ -136,7 +178,32 @@ def build_planner(settings: PlannerSettings) -> Planner:
         strategies=load_strategies(),
         job_ttl=timedelta(minutes=settings.job_ttl_minutes),
         clock=clock.now,
+        sending=load_sending_policy(),
+        prices=load_prices(),
+        spend=SpendLedger(dynamo, settings.state_table),
+        tick_interval=settings.tick_interval,
     )
+
+
+def _country(loan: Loan) -> str:
+    return loan.jurisdiction.split("-")[0]
+
+
+def _throughput_reason(identity: str, budget: _TickBudget) -> str:
+    return (
+        f"origination identity {identity} has no send budget left this tick "
+        f"({budget.limits[identity]} for this shard: rate x min(job TTL, time to the next tick), split "
+        "across shards)"
+    )
+
+
+def _next_day(at: datetime) -> datetime:
+    return datetime.combine(at.date() + timedelta(days=1), time.min, tzinfo=UTC)
+
+
+def _next_month(at: datetime) -> datetime:
+    first = at.date().replace(day=1)
+    return datetime.combine((first + timedelta(days=32)).replace(day=1), time.min, tzinfo=UTC)
 
 
 def stop_decision(loan_id: str, borrower_id: str, at: datetime, rule_id: str, reason: str) -> Decision:
@@ -165,6 +232,12 @@ class Planner:
     clock: Callable[[], datetime]
     page_size: int = PAGE_SIZE
     deadline_margin_ms: int = DEADLINE_MARGIN_MS
+    # The lender's sending policy (throughput, priority, pacing, spend); None plans without budgets.
+    sending: SendingPolicy | None = None
+    prices: Prices | None = None
+    spend: SpendLedger | None = None
+    # Time to the next tick (None: unknown, the job TTL alone bounds a tick's budget).
+    tick_interval: timedelta | None = None
 
     def fan_out(self, tick: Tick, metrics: MetricsRecorder) -> int:
         """One PlanQueue task per shard (SendMessageBatch, 10 a request). Returns the number of tasks."""
@@ -186,14 +259,15 @@ class Planner:
         metrics.count("ShardsPlanned")
         pages = self.state.due_pages(task.shard, now, page_size=self.page_size, start_key=task.continuation)
         pending = _Pending()
+        budget = self._tick_budget(task)
         for entries, last_key in pages:
             result.pages += 1
             if entries:
-                self._plan_page(entries, now, result, metrics, pending)
+                self._plan_page(entries, now, result, metrics, pending, budget)
                 self._flush(pending, now, result, metrics, full_only=True)
             if last_key is not None and remaining_ms() < self.deadline_margin_ms:
                 self._flush(pending, now, result, metrics, full_only=False)
-                self._hand_on(task, last_key)
+                self._hand_on(task, last_key, budget)
                 result.handed_on = True
                 metrics.count("PlannerContinuations")
                 break
@@ -244,9 +318,30 @@ class Planner:
                 failures.append(message_id)
         return failures
 
-    def _hand_on(self, task: ShardTask, last_key: Key) -> None:
-        continuation = ShardTask(shard=task.shard, scheduled_time=task.scheduled_time, continuation=last_key)
+    def _hand_on(self, task: ShardTask, last_key: Key, budget: _TickBudget | None = None) -> None:
+        continuation = ShardTask(
+            shard=task.shard,
+            scheduled_time=task.scheduled_time,
+            continuation=last_key,
+            used=dict(budget.used) if budget is not None else None,
+        )
         self.plan_queue.send([continuation.message()])
+
+    def _tick_budget(self, task: ShardTask) -> _TickBudget | None:
+        """This shard's share of each identity's tick budget, minus what earlier parts of the task used."""
+        if self.sending is None:
+            return None
+        from dunning.budget import tick_budget
+
+        shards = len(self.state.shards())
+        index = int(task.shard.split("#")[1])
+        interval = self.tick_interval or self.job_ttl
+        tick_number = int(task.scheduled_time.timestamp() // interval.total_seconds())
+        limits = {
+            identity: tick_budget(rate, self.job_ttl, interval, shards, index % shards, tick_number)
+            for identity, rate in self.sending.rates().items()
+        }
+        return _TickBudget(limits, dict(task.used or {}))
 
     def _plan_page(
         self,
@@ -255,6 +350,7 @@ class Planner:
         result: ShardResult,
         metrics: MetricsRecorder,
         pending: _Pending,
+        budget: _TickBudget | None = None,
     ) -> None:
         """Decide a page: SEND jobs and DEFER/STOP writes join ``pending``."""
         snapshot = read_snapshot(
@@ -263,6 +359,7 @@ class Planner:
             [Wanted(e.loan_id, e.borrower_id, e.phone) for e in entries],
         )
         writes = pending.writes
+        candidates: list[_Candidate] = []
         for entry in entries:
             try:
                 subject = snapshot.subject(entry.loan_id)
@@ -300,13 +397,12 @@ class Planner:
                     not_before=now + ENGINE_ERROR_RETRY,
                 )
             if decision.kind == DecisionKind.SEND:
-                job = job_from_decision(decision, ttl=self.job_ttl, phone=borrower.phone)
-                pending.sends.append(_Send(job, decision, borrower.phone or ""))
+                candidates.append(_Candidate(entry, loan, borrower, decision))
             elif decision.kind == DecisionKind.DEFER:
-                not_before = decision.not_before or now + ENGINE_ERROR_RETRY
-                writes.append(
-                    self._cadence(decision, max(not_before, now + MIN_DEFERRAL), now, borrower.phone)
-                )
+                not_before = max(decision.not_before or now + ENGINE_ERROR_RETRY, now + MIN_DEFERRAL)
+                if decision.rule_id in PACED_RULES:
+                    not_before = self._paced(loan, borrower, subject.state, not_before)
+                writes.append(self._cadence(decision, not_before, now, borrower.phone))
                 writes.append(self.ledger.decision_op(decision))
                 metrics.count("Deferred", rule=decision.rule_id)
                 result.deferred += 1
@@ -315,6 +411,152 @@ class Planner:
                 writes.append(self.ledger.decision_op(decision))
                 metrics.count("Suppressed", rule=decision.rule_id)
                 result.stopped += 1
+        self._admit(candidates, now, result, metrics, pending, budget)
+
+    def _admit(
+        self,
+        candidates: list[_Candidate],
+        now: datetime,
+        result: ShardResult,
+        metrics: MetricsRecorder,
+        pending: _Pending,
+        budget: _TickBudget | None,
+    ) -> None:
+        """The page's SENDs in priority order: jobs within the budgets, ``budget.*`` deferrals beyond."""
+        sending = self.sending
+        if sending is None or budget is None:
+            for c in candidates:
+                job = job_from_decision(c.decision, ttl=self.job_ttl, phone=c.borrower.phone)
+                pending.sends.append(_Send(job, c.decision, c.borrower.phone or ""))
+            return
+        from dunning.budget import Candidate, priority_key, step_offset_days
+
+        previous_tick = iso_utc(now - (self.tick_interval or self.job_ttl))
+
+        def key(c: _Candidate) -> tuple[object, ...]:
+            held_back = c.entry.next_contact_at < previous_tick
+            offset = step_offset_days(c.decision.step)
+            return priority_key(sending, Candidate(offset, c.entry.next_contact_at, held_back))
+
+        admitted: list[tuple[_Candidate, str]] = []
+        for c in sorted(candidates, key=key):
+            channel = c.decision.channel or Channel.SMS
+            identity, _ = sending.identity_for(channel, _country(c.loan))
+            if budget.take(identity):
+                admitted.append((c, identity))
+            else:
+                self._budget_defer(
+                    c,
+                    "budget.throughput",
+                    _throughput_reason(identity, budget),
+                    now,
+                    result,
+                    metrics,
+                    pending,
+                )
+        for c, _identity in self._within_spend(admitted, now, result, metrics, pending, budget):
+            job = job_from_decision(c.decision, ttl=self.job_ttl, phone=c.borrower.phone)
+            pending.sends.append(_Send(job, c.decision, c.borrower.phone or ""))
+
+    def _within_spend(
+        self,
+        admitted: list[tuple[_Candidate, str]],
+        now: datetime,
+        result: ShardResult,
+        metrics: MetricsRecorder,
+        pending: _Pending,
+        budget: _TickBudget,
+    ) -> list[tuple[_Candidate, str]]:
+        """The admitted SENDs whose estimated SMS cost fits the country's day and month budgets."""
+        sending, prices, spend = self.sending, self.prices, self.spend
+        if sending is None or prices is None or spend is None:
+            return admitted
+        by_country: dict[str, list[tuple[_Candidate, str]]] = {}
+        kept: list[tuple[_Candidate, str]] = []
+        for c, identity in admitted:
+            if c.decision.channel == Channel.SMS:
+                by_country.setdefault(_country(c.loan), []).append((c, identity))
+            else:
+                kept.append((c, identity))
+        policy = sending.spend
+        for country, group in by_country.items():
+            limit = policy.limit_for(country)
+            unit = policy.parts_per_sms * prices.sms_part(country)
+            reservation = spend.reserve(country, len(group), unit, now, limit.daily, limit.monthly)
+            used = max(reservation.day_percent, reservation.month_percent)
+            metrics.observe("SpendBudgetUsedPercent", used, unit="Percent")
+            if used >= policy.warn_at_percent:
+                metrics.count("SpendBudgetWarning", country=country)
+                logger.warning(
+                    "estimated SMS spend near its budget",
+                    extra={
+                        "country": country,
+                        "day_percent": round(reservation.day_percent, 1),
+                        "month_percent": round(reservation.month_percent, 1),
+                    },
+                )
+            kept.extend(group[: reservation.granted])
+            month_full = reservation.month_percent >= reservation.day_percent
+            for c, identity in group[reservation.granted :]:
+                budget.give_back(identity)
+                reason = (
+                    f"the estimated SMS spend to {country} would cross its "
+                    f"{'monthly' if month_full else 'daily'} budget "
+                    f"({limit.monthly if month_full else limit.daily:g} {policy.currency})"
+                )
+                not_before = _next_month(now) if month_full else _next_day(now)
+                self._budget_defer(c, "budget.spend", reason, now, result, metrics, pending, not_before)
+        return kept
+
+    def _budget_defer(
+        self,
+        c: _Candidate,
+        rule_id: str,
+        reason: str,
+        now: datetime,
+        result: ShardResult,
+        metrics: MetricsRecorder,
+        pending: _Pending,
+        not_before: datetime | None = None,
+    ) -> None:
+        """Record a ``budget.*`` DEFER. A throughput deferral keeps the loan's place in the due-index
+        (its next_contact_at, already behind this pass), so the next tick reads it before anything
+        that fell due after it: a loan held back for budget is never overtaken, and cannot starve."""
+        tick = now + (self.tick_interval or self.job_ttl)
+        decision = Decision(
+            kind=DecisionKind.DEFER,
+            loan_id=c.loan.loan_id,
+            borrower_id=c.loan.borrower_id,
+            at=now,
+            rule_id=rule_id,
+            reason=f"{reason}; step {c.decision.step} goes out at a later tick",
+            citation=BUDGET_CITATION,
+            not_before=not_before or tick,
+        )
+        if not_before is None:
+            next_at = datetime.fromisoformat(c.entry.next_contact_at.replace("Z", "+00:00"))
+        else:
+            next_at = not_before
+        pending.writes.append(self._cadence(decision, next_at, now, c.borrower.phone))
+        pending.writes.append(self.ledger.decision_op(decision))
+        metrics.count("Deferred", rule=rule_id)
+        result.deferred += 1
+
+    def _paced(self, loan: Loan, borrower: Borrower, state: ContactState, opens: datetime) -> datetime:
+        """When a loan waiting for a window is planned: the opening plus this borrower's place in the
+        pacing span, if the engine allows a SEND then (inside the window); else the opening itself."""
+        sending = self.sending
+        if sending is None or not sending.pacing_span_minutes:
+            return opens
+        from dunning.budget import pacing_fraction
+
+        offset = int(pacing_fraction(borrower.borrower_id) * sending.pacing_span_minutes * 60)
+        paced = opens + timedelta(seconds=offset)
+        try:
+            later = self.decide(loan, borrower, state, paced, self.rulebooks, self.strategies)
+        except Exception:
+            return opens
+        return paced if later.kind == DecisionKind.SEND else opens
 
     def _flush(
         self,

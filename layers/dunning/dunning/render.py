@@ -58,6 +58,7 @@ TEMPLATE_VARIABLES: Final[Mapping[str, str]] = {
     "help_url": "help page",
     "licence": "licence number(s) the jurisdiction demands, '; '-joined; empty when none is required",
     "opt_out": "the locale's opt-out instruction for this channel (SMS: keyword reply; push: app settings)",
+    "signature": "the registered 【签名】 the renderer prepends to this SMS (China), else empty",
 }
 # Push title and body show on a lock screen: only these may appear there, never the amount or the date.
 LOCK_SCREEN_VARIABLES: Final[frozenset[str]] = frozenset({"first_name", "lender_name", "lender_short_name"})
@@ -110,6 +111,11 @@ class RenderError(Exception):
         self.channel = channel
         self.field = field
         self.variable = variable
+
+    @property
+    def rule_id(self) -> str:
+        """The ledger's rule id: ``render.too_long`` for an SMS no variant fits, else ``render.error``."""
+        return "render.too_long" if self.kind == "sms_segments" else "render.error"
 
 
 class CatalogError(ValueError):
@@ -210,15 +216,30 @@ class PushSource(_Frozen):
     detail: Annotated[str, Field(min_length=1)]
 
 
+SmsSource = Annotated[str, Field(min_length=1)]
+
+
 class TemplateSource(_Frozen):
-    sms: Annotated[str, Field(min_length=1)]
+    # One text, or variants from the richest to the leanest: the renderer sends the richest that fits
+    # the segment budget for this borrower's values (docs/templates.md).
+    sms: SmsSource | Annotated[tuple[SmsSource, ...], Field(min_length=1, max_length=8)]
     push: PushSource
+
+    @property
+    def sms_variants(self) -> tuple[str, ...]:
+        """The SMS variants, richest first."""
+        return (self.sms,) if isinstance(self.sms, str) else self.sms
 
 
 class LocalePhrases(_Frozen):
     # Literal text the required-content check looks for; templates print it through {{ opt_out }}.
     opt_out_sms: Annotated[str, Field(min_length=1)]
     opt_out_push: Annotated[str, Field(min_length=1)]
+
+
+def sms_variant_field(index: int) -> str:
+    """The field name of an SMS variant: ``text`` for the richest, ``text.2``, ``text.3``… after it."""
+    return "text" if index == 0 else f"text.{index + 1}"
 
 
 class LocaleTemplates(_Frozen):
@@ -235,7 +256,7 @@ class LocaleTemplates(_Frozen):
         """Field name → Jinja source for one template and channel (``text`` for SMS; title/body/detail)."""
         source = self.templates[template]
         if channel == Channel.SMS:
-            return {"text": source.sms}
+            return {sms_variant_field(i): text for i, text in enumerate(source.sms_variants)}
         return {"title": source.push.title, "body": source.push.body, "detail": source.push.detail}
 
 
@@ -552,6 +573,7 @@ def render_message(
     profile: LenderProfile | None = None,
     catalog: TemplateCatalog | None = None,
     jurisdictions: tuple[str, ...] = (),
+    segment_budget: int | None = None,
 ) -> RenderedMessage:
     """Render the message a SEND decision calls for, or raise ``RenderError``; never a partial message.
 
@@ -566,6 +588,7 @@ def render_message(
         "profile": profile,
         "catalog": catalog,
         "jurisdictions": jurisdictions,
+        "segment_budget": segment_budget,
     }
     if not first_name_for_message(borrower.first_name):
         return _render_message(decision, loan, borrower, **options)
@@ -599,6 +622,7 @@ def _render_message(
     profile: LenderProfile | None = None,
     catalog: TemplateCatalog | None = None,
     jurisdictions: tuple[str, ...] = (),
+    segment_budget: int | None = None,
 ) -> RenderedMessage:
     """Render with the borrower's (cleaned) name, or raise ``RenderError``; never a partial message.
 
@@ -606,7 +630,14 @@ def _render_message(
     ``licence_number``, ``cn_signature``); each is verified in the output, not assumed from the template.
     ``jurisdictions`` (with the loan's own jurisdiction and their parents) selects the licence numbers
     printed when ``licence_number`` is required. For China the registered 【签名】 is prepended by the
-    renderer, so templates never write it. An SMS longer than ``max_sms_segments`` parts is refused.
+    renderer, so templates never write it.
+
+    An SMS template may have variants (richest first): the first that fits the segment budget with this
+    borrower's values is sent, each tried with the first name before without it, so the name goes before
+    any meaning does. The budget is ``segment_budget`` or the lender's sending policy (one part; a UCS-2
+    message with a licence line may take the policy's allowance), never above ``max_sms_segments``.
+    When no variant fits, ``RenderError(kind="sms_segments")`` (rule ``render.too_long``): a message is
+    never truncated, and a required disclosure is never dropped to make it fit.
     """
     if max_sms_segments < 1:
         raise ValueError("max_sms_segments must be at least 1")
@@ -653,10 +684,12 @@ def _render_message(
         "help_url": lender.help_url,
         "licence": "; ".join(licences) if "licence_number" in required_content else "",
         "opt_out": locale.phrases.opt_out_sms if channel == Channel.SMS else locale.phrases.opt_out_push,
-    }
-    fields = {
-        field: _render_field(catalog, choice.template_locale, template_id, channel, field, context)
-        for field in locale.sources(template_id, channel)
+        # Lets a one-segment text skip repeating the lender's name the signature already gives.
+        "signature": (
+            f"【{profile.cn_signature}】"
+            if channel == Channel.SMS and "cn_signature" in required_content and profile.cn_signature
+            else ""
+        ),
     }
     common = {
         "channel": channel,
@@ -670,22 +703,40 @@ def _render_message(
     identity = [lender.name, lender.short_name, *([profile.cn_signature] if profile.cn_signature else [])]
 
     if channel == Channel.SMS:
-        text = fields["text"]
         fold = gsm_transliterate if locale.sms_transliterate else _same
-        text = fold(text)
-        if "cn_signature" in required_content:
-            text = _with_signature(text, profile, where)
-        _check_required(text, required_content, context, identity, licences, where, fold)
-        segments = sms_segments(text)
-        if segments > max_sms_segments:
-            raise RenderError(
-                f"SMS is {segments} parts ({sms_encoding(text)}, {len(text)} characters), "
-                f"limit {max_sms_segments}",
-                kind="sms_segments",
-                **where,
-            )
-        return RenderedMessage(**common, text=text, encoding=sms_encoding(text), segments=segments)
+        names = [context["first_name"], ""] if context["first_name"] else [""]
+        licence = "licence_number" in required_content
+        tried: list[str] = []
+        for field in locale.sources(template_id, channel):
+            for name in names:
+                values = {**context, "first_name": name}
+                text = fold(
+                    _render_field(catalog, choice.template_locale, template_id, channel, field, values)
+                )
+                if "cn_signature" in required_content:
+                    text = _with_signature(text, profile, where)
+                _check_required(text, required_content, values, identity, licences, where, fold)
+                segments, encoding = sms_segments(text), sms_encoding(text)
+                budget = (
+                    segment_budget
+                    if segment_budget is not None
+                    else _sending_budget(ucs2=encoding == "UCS-2", licence=licence)
+                )
+                limit = min(max_sms_segments, budget)
+                if segments <= limit:
+                    return RenderedMessage(**common, text=text, encoding=encoding, segments=segments)
+                tried.append(
+                    f"{field}{'' if name else ' without the name'}: {segments} parts ({encoding}, "
+                    f"{len(text)} characters), limit {limit}"
+                )
+        raise RenderError(
+            f"no SMS variant fits the segment budget: {'; '.join(tried)}", kind="sms_segments", **where
+        )
 
+    fields = {
+        field: _render_field(catalog, choice.template_locale, template_id, channel, field, context)
+        for field in locale.sources(template_id, channel)
+    }
     for field in LOCK_SCREEN_FIELDS:
         leak = _lock_screen_leak(fields[field])
         if leak:
@@ -698,6 +749,13 @@ def _render_message(
     visible = "\n".join(fields[f] for f in PUSH_FIELDS)
     _check_required(visible, required_content - {"cn_signature"}, context, identity, licences, where, _same)
     return RenderedMessage(**common, title=fields["title"], body=fields["body"], detail=fields["detail"])
+
+
+def _sending_budget(*, ucs2: bool, licence: bool) -> int:
+    # Imported here: the sending policy is only read when an SMS is rendered.
+    from dunning.budget import load_sending_policy
+
+    return load_sending_policy().sms_parts_budget(ucs2=ucs2, licence=licence)
 
 
 def _render_field(

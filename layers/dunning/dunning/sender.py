@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -48,6 +48,9 @@ from dunning.jobs import InvalidJob, Job, parse_job
 from dunning.models import Borrower, Channel, ContactState, Decision, DecisionKind, Loan
 from dunning.observability import MetricsRecorder, PackageLogger, mask_contact_point, mask_text
 from dunning.settings import SenderSettings
+
+if TYPE_CHECKING:
+    from dunning.adapters.pacing import SendPacer
 
 logger = PackageLogger(__name__)
 
@@ -88,6 +91,8 @@ class Sender:
     sms_options: SmsOptions
     job_ttl: timedelta
     clock: Callable[[], datetime]
+    # Per-identity send pacing shared by concurrent senders (None: publish without waiting).
+    pacer: SendPacer | None = None
 
     def process(self, event: Mapping[str, Any], context: Any, metrics: MetricsRecorder) -> dict[str, Any]:
         """Handle an SQS batch of jobs; returns the partial batch response."""
@@ -297,7 +302,12 @@ class _Batch:
             except toolkit.render_errors as exc:
                 logger.error("message not rendered", extra={"job_id": job.job_id, "error": str(exc)})
                 self._outcome(
-                    job, Status.FAILED, now, rule_id="render.error", reason=str(exc)[:500], channel=channel
+                    job,
+                    Status.FAILED,
+                    now,
+                    rule_id=getattr(exc, "rule_id", "render.error"),
+                    reason=str(exc)[:500],
+                    channel=channel,
                 )
                 self.metrics.count("RenderFailed")
                 return
@@ -313,6 +323,8 @@ class _Batch:
                 continue
             self.states[borrower.borrower_id] = claimed
             try:
+                if sender.pacer is not None:
+                    sender.pacer.pace(channel, loan.jurisdiction, demand=self._still_to_send(channel))
                 if channel == Channel.SMS:
                     message_id = sender.messaging.send_sms(contact_point, rendered.text, sender.sms_options)
                 else:
@@ -327,6 +339,11 @@ class _Batch:
             self._sent(job, decision, channel, contact_point, message_id, rendered, now)
             return
         raise RetryLater(f"{job.job_id}: contact item kept changing")
+
+    def _still_to_send(self, channel: Channel) -> int:
+        # This job and the batch's jobs not handled yet: the pacer takes their tokens in one request.
+        waiting = (j for j in self.jobs.values() if isinstance(j, Job) and j.job_id not in self.seen_jobs)
+        return 1 + sum(1 for j in waiting if j.channel == channel)
 
     def _contact_point(self, borrower: Borrower, state: ContactState, channel: Channel) -> str | None:
         unusable = state.unusable | borrower.invalid_contacts
@@ -518,6 +535,9 @@ def _sends_kept_for(policy: Any) -> timedelta:
 
 def build_sender(settings: SenderSettings) -> Sender:
     """The sender wired to AWS as the settings say (clients are created on first use)."""
+    from dunning.adapters.budget_store import RateLimiter
+    from dunning.adapters.pacing import SENDER_MAX_WAIT_SECONDS, SendPacer
+    from dunning.budget import load_sending_policy
     from dunning.engine import decide
     from dunning.render import RenderError, load_profile, render_message, sns_push_message
     from dunning.rules import load_rulebooks, policy_for
@@ -542,4 +562,7 @@ def build_sender(settings: SenderSettings) -> Sender:
         sms_options=SmsOptions(settings.sms_origination_identity, settings.sms_max_price_usd),
         job_ttl=timedelta(minutes=settings.job_ttl_minutes),
         clock=clock.now,
+        pacer=SendPacer(
+            RateLimiter(dynamo, settings.state_table, max_wait=SENDER_MAX_WAIT_SECONDS), load_sending_policy()
+        ),
     )

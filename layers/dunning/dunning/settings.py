@@ -9,7 +9,9 @@ an empty string, explicitly. docs/contract-resources.md lists the variables.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
+from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Self
 
@@ -62,6 +64,17 @@ class PlannerSettings(_Settings):
     plan_queue_url: Annotated[str, Field(pattern=r"^https?://\S+$")]
     shard_count: ShardCount
     job_ttl_minutes: Annotated[int, Field(ge=5, le=24 * 60)]
+    # The tick's schedule expression: the send budget of a tick is what can go out before the next one.
+    planner_schedule: Annotated[str, Field(pattern=r"^(rate\(\d+ (minute|minutes|hour|hours)\)|cron\(.+\))$")]
+
+    @property
+    def tick_interval(self) -> timedelta | None:
+        """Time between ticks for a ``rate(...)`` schedule; None for a cron one (the job TTL then bounds)."""
+        match = re.match(r"^rate\((\d+) (minute|hour)s?\)$", self.planner_schedule)
+        if match is None:
+            return None
+        count = int(match.group(1))
+        return timedelta(minutes=count) if match.group(2) == "minute" else timedelta(hours=count)
 
 
 class SenderSettings(_Settings):
