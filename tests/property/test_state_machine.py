@@ -6,7 +6,9 @@ clock moves by 15 minutes or less), a sender run over what SmsQueue holds, a job
 Publish whose response is lost after SNS accepted it, a crash or a throttle before any AWS call of the
 next invocation, STOP / START / HELP / free-text replies (also late, with an older received time, and
 delivered twice), a STOP that lands between a sender's read and its claim (the two functions interleaved
-AWS call by AWS call), delivery receipts (early, late, twice), the reconcile sweep and a payment.
+AWS call by AWS call), delivery receipts (early, late, twice), the reconcile sweep and a payment. Each
+clock step also brings SNS's delivery-status log of every message accepted before it (the stack logs
+100 % of SMS deliveries, within minutes).
 
 After every step each invariant is a named check whose message says which fact broke:
 
@@ -14,7 +16,8 @@ After every step each invariant is a named check whose message says which fact b
   replies' own received time, was a STOP;
 - ``one_message_per_step``: at most one message SNS accepted per (loan, cadence step);
 - ``confirmations``: never more STOP confirmations for a number than times its registry entry turned to
-  opted-out; exactly as many once the queues have drained and reconcile ran;
+  opted-out; exactly as many once the queues have drained, SNS's delivery-status logs of everything it
+  accepted have arrived and reconcile ran before and after the confirmation receipt horizon;
 - ``caps``: no cap of the applicable policies exceeded by what SNS accepted;
 - ``nothing_escaped``: no handler raised out of its invocation (simulated crashes aside);
 - ``jobs_terminal`` (after the drain that ends every schedule): every job a sender received has a MESSAGE
@@ -59,12 +62,17 @@ from stateful_world import (
 
 from dunning.inbound import Intent, lender_contact, reply_text
 from dunning.rules import load_rulebooks, policy_for
+from dunning.settings import ReconcileSettings
 from dunning_local.audit import _candidate_zones, cap_violations, table_items
 from dunning_local.stack import LocalStack, build_local_stack
 
 SOAK_EXAMPLES = int(os.environ.get("SOAK_EXAMPLES", "0"))
 CI_EXAMPLES = int(os.environ.get("STATE_MACHINE_EXAMPLES", "100"))
 STEPS = int(os.environ.get("STATE_MACHINE_STEPS", "25"))
+# Reconcile's CONFIRMATION_RECEIPT_HORIZON_MINUTES as the stack deploys it (its default).
+RECEIPT_HORIZON = timedelta(
+    minutes=int(ReconcileSettings.model_fields["confirmation_receipt_horizon_minutes"].default)
+)
 TERMINAL = frozenset({"SENT", "DELIVERED", "FAILED", "SUPPRESSED", "EXPIRED", "AMBIGUOUS"})
 
 # make test: a fixed, derandomized set of schedules (cannot flake); make soak: fresh random ones.
@@ -146,8 +154,11 @@ class DunningMachine(RuleBasedStateMachine):
 
     @rule(minutes=st.integers(min_value=1, max_value=15))
     def tick(self, minutes: int) -> None:
-        """The clock moves on; the Scheduler's tick plans every shard."""
+        """The clock moves on (bringing SNS's delivery-status logs of what it accepted before); the
+        Scheduler's tick plans every shard."""
+        before = self.world.now
         self.world.now += timedelta(minutes=minutes)
+        self.world.delivery_logs(before=before + timedelta(seconds=1))
         self.world.tick()
         self._step(f"tick +{minutes} min -> {self.world.now:%H:%M}Z")
 
@@ -235,15 +246,15 @@ class DunningMachine(RuleBasedStateMachine):
     @rule(
         data=st.data(),
         success=st.booleans(),
-        late_hours=st.sampled_from([0, 0, 1, 72]),
         fault=faults_of["ReceiptsFunction"],
     )
-    def receipt(self, data: st.DataObject, success: bool, late_hours: int, fault: Fault | None) -> None:
+    def receipt(self, data: st.DataObject, success: bool, fault: Fault | None) -> None:
         """The carrier reports on a message SNS accepted (possibly before its MESSAGE is written: a
-        sender that died after publishing), ``late_hours`` after it."""
+        sender that died after publishing, or late: any number of steps after it). Stamped as SNS stamps
+        its SMS delivery-status log: with the publish time."""
         index = data.draw(st.integers(min_value=0, max_value=len(self.world.accepted) - 1), label="message")
         message = self.world.accepted[index]
-        at = self.world.now - timedelta(hours=late_hours)
+        at = message.at
         if fault is not None:
             self.world.arm(fault)
         self.world.receipt(message, success=success, at=at)
@@ -355,7 +366,13 @@ class DunningMachine(RuleBasedStateMachine):
         for _ in range(3):
             world.deliver("SmsQueue", "SenderFunction", rounds=20)
             world.deliver("PushQueue", "SenderFunction", rounds=20)
+        # The product has its chance: SNS's delivery logs of everything it accepted arrive, and reconcile
+        # runs before and after the confirmation receipt horizon (what no receipt proved is sent then).
+        world.delivery_logs()
         world.reconcile(faults=False)
+        world.now += RECEIPT_HORIZON + timedelta(minutes=1)
+        world.reconcile(faults=False)
+        world.delivery_logs()
         self.no_reminder_after_opt_out()
         self.one_message_per_step()
         self.caps()

@@ -15,7 +15,8 @@ Item shapes (docs/decisions.md D2):
   ``wrong_number``, ``start``, ``lender_consent``), ``last_inbound_id`` (a redelivery of it is a no-op) and
   ``confirmations`` (per inbound id: a confirmation SMS owed, claimed, sent, failed or ambiguous).
 - ``CONFIRMATION_OWED`` / ``<e164>#<inbound_id>``: points the reconcile sweep at a confirmation still
-  owed, written in the same transaction as the opt-out; deleted once it is settled.
+  owed, written in the same transaction as the opt-out; deleted once it is SENT or FAILED (an AMBIGUOUS
+  one keeps it: a receipt settles it, or the sweep sends it again after the receipt horizon).
 
 A consent change is one ``TransactWriteItems``: the consent item, the pointer, and on the contact item of
 every borrower with that number a version bump plus ``sms_block#<e164>`` (the ``changed_at`` of the
@@ -685,17 +686,78 @@ class StateStore:
         return dict(entry) if entry is not None else None
 
     def claim_confirmation(self, phone: str, inbound_id: str, at: datetime) -> Item | None:
-        """Move an owed confirmation to CLAIMED (one caller wins); returns its entry, or None."""
-        return self._move_confirmation(phone, inbound_id, CONFIRMATION_OWED, CONFIRMATION_CLAIMED, at)
+        """Move an owed confirmation to CLAIMED (one caller wins); returns its entry, or None. The claim
+        time is kept as ``claimed_at``: a delivery receipt stamped at or after it can prove the Publish."""
+        return self._move_confirmation(
+            phone, inbound_id, CONFIRMATION_OWED, CONFIRMATION_CLAIMED, at, {"claimed_at": iso_utc(at)}
+        )
+
+    def confirmations_of(self, phone: str) -> dict[str, Item]:
+        """Every confirmation entry on a number's consent item, by inbound id (one GetItem)."""
+        consent = self.dynamo.get(self.table, consent_key(phone)) or {}
+        return {str(k): dict(v) for k, v in (consent.get("confirmations") or {}).items()}
+
+    def note_other_reply(self, phone: str, message_id: str) -> int:
+        """Record on every confirmation of ``phone`` still in doubt (CLAIMED or AMBIGUOUS) that
+        ``message_id`` is another reply (a HELP answer), so its receipt is never taken for the
+        confirmation's. ``message_id`` empty (the answer's own response was lost): the entry is marked
+        as having an unknown other reply, and only the receipt horizon settles it. Returns entries marked.
+        """
+        marked = 0
+        for inbound_id, entry in self.confirmations_of(phone).items():
+            if entry.get("status") not in (CONFIRMATION_CLAIMED, CONFIRMATION_AMBIGUOUS):
+                continue
+            values: dict[str, Any] = {":c": CONFIRMATION_CLAIMED, ":a": CONFIRMATION_AMBIGUOUS}
+            if message_id:
+                update = "SET #c.#i.#o = list_append(if_not_exists(#c.#i.#o, :none), :id)"
+                values.update({":none": [], ":id": [message_id]})
+                names = {"#c": "confirmations", "#i": inbound_id, "#s": "status", "#o": "other_replies"}
+            else:
+                update = "SET #c.#i.#o = :yes"
+                values[":yes"] = True
+                names = {"#c": "confirmations", "#i": inbound_id, "#s": "status", "#o": "other_reply_unknown"}
+            try:
+                self.dynamo.update(
+                    self.table,
+                    consent_key(phone),
+                    update=update,
+                    names=names,
+                    values=values,
+                    condition="#c.#i.#s IN (:c, :a)",
+                )
+            except ClientError as exc:
+                if is_conditional_failure(exc):
+                    continue  # settled meanwhile: nothing left to tell apart
+                raise
+            marked += 1
+        return marked
+
+    def resolve_confirmation(
+        self,
+        phone: str,
+        inbound_id: str,
+        expected: str,
+        status: str,
+        at: datetime,
+        *,
+        message_id: str = "",
+        code: str = "",
+    ) -> bool:
+        """Move a confirmation from ``expected`` (CLAIMED or AMBIGUOUS) to ``status`` if nobody moved it
+        first; returns whether this call moved it. The pointer stays: the sweep drops it once it finds the
+        entry settled (so the receipts function needs no delete on this table)."""
+        extra = {"message_id": message_id, "code": code}
+        return self._move_confirmation(phone, inbound_id, expected, status, at, extra) is not None
 
     def settle_confirmation(
         self, phone: str, inbound_id: str, status: str, at: datetime, *, message_id: str = "", code: str = ""
     ) -> None:
         """Record what became of a claimed confirmation: SENT, FAILED, AMBIGUOUS, or OWED again (not
-        accepted, try later). The pointer goes once it is settled for good."""
+        accepted, try later). The pointer goes once it is settled for good; an AMBIGUOUS one keeps it until
+        a delivery receipt proves it went out or the receipt horizon passes without one."""
         extra = {"message_id": message_id, "code": code}
         self._move_confirmation(phone, inbound_id, CONFIRMATION_CLAIMED, status, at, extra)
-        if status != CONFIRMATION_OWED:
+        if status not in (CONFIRMATION_OWED, CONFIRMATION_AMBIGUOUS):
             self.dynamo.batch_write(
                 [WriteOp.delete(self.table, {"pk": CONFIRMATION_OWED_PK, "sk": f"{phone}#{inbound_id}"})]
             )
@@ -753,7 +815,9 @@ CONFIRMATIONS_KEPT = 20
 
 def _recent_confirmations(entries: Mapping[str, Any]) -> dict[str, Any]:
     unsettled = {
-        k: v for k, v in entries.items() if v.get("status") in (CONFIRMATION_OWED, CONFIRMATION_CLAIMED)
+        k: v
+        for k, v in entries.items()
+        if v.get("status") in (CONFIRMATION_OWED, CONFIRMATION_CLAIMED, CONFIRMATION_AMBIGUOUS)
     }
     settled = sorted(
         ((k, v) for k, v in entries.items() if k not in unsettled),
