@@ -593,6 +593,30 @@ def test_a_confirmation_whose_publish_response_was_lost_is_proven_by_its_receipt
     report("break 4: the confirmation's Publish response lost, its receipt arrives", {"confirmations": 1})
 
 
+def test_the_receipt_of_a_help_answer_is_not_taken_for_a_confirmation_in_doubt(
+    world: Matrix, aws: boto3.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeded(world, aws, extra=0)
+    from dunning.adapters.messaging import Messaging
+
+    send_sms = Messaging.send_sms
+
+    def dies(self: Messaging, *args: Any, **kwargs: Any) -> str:
+        raise SimulatedCrash("the inbound function died between the claim and the Publish")
+
+    monkeypatch.setattr(Messaging, "send_sms", dies)
+    with pytest.raises(SimulatedCrash):
+        reply(world, "STOP", STOP_AT, "in-stop")
+    monkeypatch.setattr(Messaging, "send_sms", send_sms)
+    # No confirmation came, so the borrower asks for HELP a minute later; the answer goes out.
+    reply(world, "HELP", STOP_AT + timedelta(minutes=1), "in-help")
+    (help_answer,) = reply_messages(world)
+    confirmation_receipt(world, help_answer, STOP_AT + timedelta(minutes=1))
+    assert consent_item(world)["confirmations"]["in-stop"]["status"] == "CLAIMED"
+    assert world.reconcile(STOP_AT + HORIZON + timedelta(minutes=1))["confirmations"] == {"SENT": 1}
+    assert len(confirmations(world)) == 1
+
+
 @pytest.mark.parametrize(
     "case", ["a number with no consent item", "a confirmation already sent", "a receipt older than the claim"]
 )
