@@ -19,7 +19,7 @@ import random
 import sys
 import time
 import warnings
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
@@ -31,6 +31,7 @@ import boto3
 
 from dunning_local import lambda_events as ev
 from dunning_local import portfolio, report
+from dunning_local.carrier import LENDER_NUMBER, Carrier
 from dunning_local.embedded import embedded_aws
 from dunning_local.invoke import WarmFunction, warm_function
 from dunning_local.prices import INFRA_PER_MESSAGE, PUSH_PRICE, SMS_PRICE_PER_PART
@@ -50,9 +51,6 @@ __all__ = [
 ]
 
 FUNCTIONS = ("indexer", "planner", "sender", "receipts", "inbound", "reconcile")
-LENDER_NUMBER = "+18885550100"  # the lender's (fictional) toll-free origination number
-STOP_WORDS = ["STOP", "stop", "Stop texting me", "UNSUBSCRIBE", "revoke", "退订"]
-FREE_TEXT = {"en": ["paid", "I dispute this", "I lost my job, can we talk?"], "zh": ["已还款", "我有异议"]}
 
 
 @dataclass(frozen=True)
@@ -98,13 +96,6 @@ class DemoResult:
 
 
 @dataclass
-class _Reply:
-    at: datetime
-    phone: str
-    body: str
-
-
-@dataclass
 class Simulation:
     """The simulated world around one local stack: its borrowers, their phones, the carrier."""
 
@@ -113,23 +104,19 @@ class Simulation:
     options: DemoOptions
     book: portfolio.Portfolio = field(init=False)
     functions: dict[str, WarmFunction] = field(init=False)
-    rng: random.Random = field(init=False)
+    carrier: Carrier = field(init=False)
     jobs_seen: set[str] = field(default_factory=set)
-    replies: list[_Reply] = field(default_factory=list)
-    sms_seen: int = 0
-    push_seen: dict[str, int] = field(default_factory=dict)
     stream_positions: dict[str, int] = field(default_factory=dict)
-    late_receipts: list[tuple[str, list[tuple[datetime, dict[str, Any]]]]] = field(default_factory=list)
     retry_later: list[tuple[str, str]] = field(default_factory=list)
-    inbound_count: Counter[str] = field(default_factory=Counter)
     invocations: Counter[str] = field(default_factory=Counter)
-    replied: set[str] = field(default_factory=set)
     endpoint_owner: dict[str, str] = field(default_factory=dict)
     # In-process moto: stream records and the SMS log can be read back (payments, receipts, replies).
     embedded: bool = True
 
     def __post_init__(self) -> None:
-        self.rng = random.Random(self.options.seed)
+        self.carrier = Carrier(
+            self.stack, random.Random(self.options.seed), self.call, lambda: self.book, self.embedded
+        )
         self.ddb = self.session.client("dynamodb")
         self.sqs = self.session.client("sqs")
         self.sns = self.session.client("sns")
@@ -283,102 +270,6 @@ class Simulation:
             self.sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
         self.retry_later.clear()
 
-    # -- the carrier and the borrowers --------------------------------------------------------------
-    def carrier(self, at: datetime) -> None:
-        """Delivery-status logs for everything published since the last call (some arrive a tick late)."""
-        if not self.embedded:
-            return
-        from moto.sns.models import sns_backends
-
-        backend = sns_backends[self.stack.account_id][self.stack.region]
-        region, account = self.stack.region, self.stack.account_id
-        sms_items = list(backend.sms_messages.items())[self.sms_seen :]
-        self.sms_seen += len(sms_items)
-        by_group: dict[str, list[tuple[datetime, dict[str, Any]]]] = defaultdict(list)
-        by_phone = {b.get("phone"): b for b in self.book.borrowers if b.get("phone")}
-        for message_id, (phone, _body) in sms_items:
-            ok = phone not in self.book.unreachable
-            group = f"sns/{region}/{account}/DirectPublishToPhoneNumber" + ("" if ok else "/Failure")
-            country = (by_phone.get(phone) or {}).get("address", {}).get("country", "US")
-            by_group[group].append(
-                (
-                    at,
-                    ev.sms_delivery_record(
-                        message_id, phone, at, success=ok, price=SMS_PRICE_PER_PART.get(country, 0.01)
-                    ),
-                )
-            )
-            if ok and phone in by_phone:
-                self._maybe_reply(by_phone[phone], at)
-        apps_prefix = f"sns/{region}/{account}/app"
-        for app in backend.applications.values():
-            for endpoint in backend.platform_endpoints.values():
-                if endpoint.application.arn != app.arn:
-                    continue
-                seen = self.push_seen.get(endpoint.arn, 0)
-                new = list(endpoint.messages.items())[seen:]
-                self.push_seen[endpoint.arn] = seen + len(new)
-                for message_id, _ in new:
-                    by_group[f"{apps_prefix}/{app.platform}/{app.name}"].append(
-                        (at, ev.push_delivery_record(message_id, endpoint.arn, at, success=True))
-                    )
-        for group, records in self.late_receipts:
-            by_group[group] += [(at, r) for _, r in records]
-        self.late_receipts.clear()
-        for group, records in by_group.items():
-            now_part: list[tuple[datetime, dict[str, Any]]] = []
-            later: list[tuple[datetime, dict[str, Any]]] = []
-            for record in records:
-                (later if self.rng.random() < 0.1 else now_part).append(record)
-            if later:
-                self.late_receipts.append((group, later))
-            for i in range(0, len(now_part), 200):
-                self.call(
-                    "receipts",
-                    ev.logs_subscription_event(group, now_part[i : i + 200]),
-                    at + timedelta(minutes=1),
-                )
-
-    def _maybe_reply(self, borrower: dict[str, Any], at: datetime) -> None:
-        """Some borrowers answer: STOP (late at night), HELP, or a few words for a person to read."""
-        phone = borrower["phone"]
-        if phone in self.replied or not phone.startswith("+1"):
-            return  # example numbers outside North America are shared by many borrowers
-        roll = self.rng.random()
-        zone_name = borrower.get("time_zone") or "America/New_York"
-        try:
-            from zoneinfo import ZoneInfo
-
-            zone = ZoneInfo(zone_name)
-        except (KeyError, ValueError):
-            zone = ZoneInfo("America/New_York")
-        if roll < 0.04:
-            local = at.astimezone(zone)
-            night = local.replace(hour=23, minute=0, second=0, microsecond=0)
-            if night <= local:
-                night += timedelta(days=1)
-            self.replied.add(phone)
-            self.replies.append(_Reply(night.astimezone(UTC), phone, self.rng.choice(STOP_WORDS)))
-            if self.rng.random() < 0.25:
-                self.replies.append(_Reply(night.astimezone(UTC) + timedelta(hours=30), phone, "START"))
-        elif roll < 0.05:
-            self.replied.add(phone)
-            self.replies.append(_Reply(at + timedelta(minutes=40), phone, "HELP"))
-        elif roll < 0.07:
-            self.replied.add(phone)
-            lang = "zh" if borrower.get("locale", "").startswith("zh") else "en"
-            self.replies.append(_Reply(at + timedelta(hours=2), phone, self.rng.choice(FREE_TEXT[lang])))
-
-    def deliver_replies(self, until: datetime) -> None:
-        due = sorted((r for r in self.replies if r.at <= until), key=lambda r: r.at)
-        self.replies = [r for r in self.replies if r.at > until]
-        for n, reply in enumerate(due):
-            payload = ev.inbound_sms(
-                reply.phone, LENDER_NUMBER, reply.body, inbound_id=f"in-{reply.at:%Y%m%d%H%M}-{n}"
-            )
-            self.inbound_count[reply.body.split()[0].upper() if reply.body.isascii() else reply.body] += 1
-            self.call("inbound", ev.sns_event(self.topics["InboundTopic"], payload, reply.at), reply.at)
-
     def pay(self, loan_ids: list[str]) -> None:
         from botocore.config import Config
 
@@ -405,7 +296,7 @@ class Simulation:
         paid = [(at, loan) for at, loan in paid if at > t]
         self.pay(before)
         self.pump_streams(t)
-        self.deliver_replies(t)
+        self.carrier.deliver_replies(t)
         self.release_retries()
         # Payments that land between a planner's pass and the sender's: the sender must notice.
         during = [loan for at, loan in paid if at <= t + timedelta(minutes=1)]
@@ -423,7 +314,7 @@ class Simulation:
         self.call("planner", ev.scheduler_input(t), t)
         self.drain("PlanQueue", "planner", t, batch_size=1, after_each=send)
         send()
-        self.carrier(t + timedelta(minutes=5))
+        self.carrier.report(t + timedelta(minutes=5))
         if t.hour == 4 and t.minute < o.tick_minutes:
             self.call("reconcile", ev.scheduler_input(t), t)
         return paid
@@ -446,8 +337,8 @@ class Simulation:
         self.release_retries()
         self.drain("SmsQueue", "sender", end)
         self.drain("PushQueue", "sender", end)
-        self.carrier(end)
-        self.carrier(end + timedelta(minutes=15))
+        self.carrier.report(end)
+        self.carrier.report(end + timedelta(minutes=15))
         progress.done()
 
 

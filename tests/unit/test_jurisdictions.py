@@ -336,3 +336,11 @@ def test_area_code_table_entries_are_jurisdiction_codes_and_overrides_replace_kn
             assert re.fullmatch(r"[2-9]\d\d", area_code), area_code
             assert regions and all(code.match(r) for r in regions), (area_code, regions)
     assert set(data["overrides"]) <= set(data["area_codes"])
+
+
+def test_a_loan_in_a_region_without_a_rulebook_says_it_fell_back_to_the_country() -> None:
+    decision = run(loan(jurisdiction="US-ZZ"), borrower(address=None, phone=NJ_PHONE), at=utc(2026, 3, 9, 16))
+
+    assert ("US", "loan", "US") in [(j.code, j.source, j.rulebook) for j in decision.jurisdictions]
+    assert ("US-ZZ", "loan", None) in [(j.code, j.source, j.rulebook) for j in decision.jurisdictions]
+    assert "loan jurisdiction US-ZZ has no rulebook of its own: US's applies" in decision.reason

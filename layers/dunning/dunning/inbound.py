@@ -9,7 +9,8 @@ forms do not matter. When in doubt between an opt-out and something else, it is 
 opt-out is a violation, a mistaken one costs a reply "START". :func:`intents` gives every meaning a
 reply carries, for a reply that says two things at once (precedence in :data:`PRECEDENCE`).
 
-Then, for a reply from a number:
+Then, for a reply from a number (:class:`InboundService` records it and dispatches; consent changes are
+:class:`ConsentReplies`, disputes :class:`DisputeReplies`):
 
 - STOP → the consent registry item ``PHONE#<e164>/CONSENT`` is opted out for that number across all
   loans, ordered by the reply's received time (an older reply than the recorded change, or a
@@ -65,6 +66,16 @@ from dunning.ids import id_problem, storable_id
 from dunning.items import iso_utc, parse_iso_utc, raw_status
 from dunning.models import LoanStatus
 from dunning.observability import MetricsRecorder, PackageLogger, mask_phone
+from dunning.ports import (
+    AttentionPublisher,
+    CadenceReplanner,
+    ConsentRegistry,
+    ContactWriter,
+    InboundState,
+    LedgerWriter,
+    LenderReader,
+    SmsSender,
+)
 from dunning.settings import InboundSettings
 
 logger = PackageLogger(__name__)
@@ -331,11 +342,13 @@ def _inbound_id(value: object) -> str:
 
 @dataclass
 class InboundService:
-    lender: Lender
-    state: StateStore
-    ledger: Ledger
-    messaging: Messaging
-    attention: Attention
+    """Records, classifies and acts on borrowers' replies (consent and disputes in their own classes)."""
+
+    lender: LenderReader
+    state: InboundState
+    ledger: LedgerWriter
+    messaging: SmsSender
+    attention: AttentionPublisher
     profile: LenderContact
     inbound_topic_arn: str
     origination_identity: str
@@ -346,6 +359,16 @@ class InboundService:
     @property
     def confirmer(self) -> Confirmer:
         return Confirmer(self.state, self.messaging, self.profile, self.origination_identity, self.clock)
+
+    @property
+    def consent(self) -> ConsentReplies:
+        return ConsentReplies(
+            self.lender, self.state, self.state, self.attention, self.confirmer, self.origination_identity
+        )
+
+    @property
+    def disputes(self) -> DisputeReplies:
+        return DisputeReplies(self.lender, self.state, self.ledger, self.attention)
 
     def process(self, event: Mapping[str, Any], metrics: MetricsRecorder) -> int:
         """Handle an SNS event of inbound replies; returns how many were acted on."""
@@ -422,7 +445,9 @@ class InboundService:
     ) -> None:
         phone, at = message.origination, message.received_at
         if intent in (Intent.STOP, Intent.START, Intent.WRONG_NUMBER):
-            self._consent(message, intent, first_time, borrower_ids, chinese, metrics)
+            outcome = self.consent.apply(message, intent, first_time, borrower_ids, chinese, metrics)
+            if outcome == CONFIRMATION_OWED:
+                self.deferred.append(mask_phone(phone))
             return
         if not first_time:
             metrics.count("InboundRedelivered")
@@ -432,7 +457,7 @@ class InboundService:
             metrics.count("HelpRequests")
             return
         if intent == Intent.DISPUTE:
-            self._dispute(message, borrower_ids, metrics)
+            self.disputes.apply(message, borrower_ids, metrics)
             return
         for borrower_id in borrower_ids:
             if paused_until is not None:
@@ -450,7 +475,63 @@ class InboundService:
         )
         metrics.count("InboundFreeText")
 
-    def _consent(
+    def _borrowers_with_phone(self, phone: str, at: datetime, metrics: MetricsRecorder) -> list[str]:
+        """The borrowers whose number this is, sorted; one whose id cannot be a key part is left out
+        (recorded ``data.invalid`` under its stand-in), so it never blocks the others' opt-out."""
+        valid: list[str] = []
+        for borrower_id in self.lender.borrower_ids_with_phone(phone):
+            problem = id_problem(borrower_id)
+            if problem is None:
+                valid.append(borrower_id)
+                continue
+            stand_in = storable_id(borrower_id)
+            metrics.count("InvalidItem")
+            logger.warning("invalid borrower id", extra={"borrower_id": stand_in, "reason": problem})
+            reason = f"borrower {stand_in}: borrower_id: {problem} (found by a reply to its number)"
+            try:
+                self.ledger.write([self.ledger.invalid_id_op("borrower", stand_in, reason, at)])
+            except Exception:
+                # The record is for the lender to fix the item; the reply must go on without it.
+                logger.exception("invalid borrower id not recorded", extra={"borrower_id": stand_in})
+        return sorted(valid)
+
+    def _reply(
+        self, message: InboundMessage, intent: Intent, chinese: bool, metrics: MetricsRecorder
+    ) -> None:
+        text = reply_text(intent, self.profile, chinese=chinese)
+        if text is None:
+            return
+        # Reply from the number the borrower wrote to, so the conversation stays on one number.
+        origin = message.destination if message.destination.startswith("+") else self.origination_identity
+        try:
+            message_id = self.messaging.send_sms(
+                message.origination, text, SmsOptions(origination_identity=origin)
+            )
+        except PublishError as exc:
+            # A HELP answer is a courtesy: logged and counted, not retried.
+            logger.error("reply not sent", extra={"intent": intent.value, "code": exc.code})
+            metrics.count("ReplyFailed")
+            if exc.kind == FailureKind.UNKNOWN:
+                self.state.note_other_reply(message.origination, "")
+            return
+        # Its receipt must not be taken for that of a confirmation in doubt on the same number.
+        self.state.note_other_reply(message.origination, message_id)
+        metrics.count("Replies", intent=intent.value)
+
+
+@dataclass
+class ConsentReplies:
+    """STOP, START and wrong-number replies: the consent change, its confirmation and, after a START,
+    the re-planning of the borrowers' active loans."""
+
+    lender: LenderReader
+    consents: ConsentRegistry
+    cadence: CadenceReplanner
+    attention: AttentionPublisher
+    confirmer: Confirmer
+    origination_identity: str
+
+    def apply(
         self,
         message: InboundMessage,
         intent: Intent,
@@ -458,9 +539,10 @@ class InboundService:
         borrower_ids: list[str],
         chinese: bool,
         metrics: MetricsRecorder,
-    ) -> None:
+    ) -> str | None:
         """STOP, START or a wrong number: one ordered, transactional consent change, then its
-        confirmation (owed in the same write, so a retry or the sweep sends it if this invocation cannot)."""
+        confirmation (owed in the same write, so a retry or the sweep sends it if this invocation cannot).
+        Returns the confirmation's status after this attempt (None when none is owed)."""
         phone, at = message.origination, message.received_at
         opted_out = intent != Intent.START
         origin = message.destination if message.destination.startswith("+") else self.origination_identity
@@ -470,7 +552,7 @@ class InboundService:
             if intent == Intent.WRONG_NUMBER
             else {"intent": intent.value, "chinese": chinese, "origin": origin}
         )
-        change = self.state.record_consent(
+        change = self.consents.record_consent(
             phone,
             opted_out=opted_out,
             at=at,
@@ -501,12 +583,39 @@ class InboundService:
                     "action": "texts to this number stopped for every borrower using it until a new consent",
                 },
             )
-        if owed is not None:
-            outcome = self.confirmer.complete(phone, message.inbound_id, metrics)
-            if outcome == CONFIRMATION_OWED:
-                self.deferred.append(mask_phone(phone))
+        if owed is None:
+            return None
+        return self.confirmer.complete(phone, message.inbound_id, metrics)
 
-    def _dispute(self, message: InboundMessage, borrower_ids: list[str], metrics: MetricsRecorder) -> None:
+    def _replan(self, borrower_ids: list[str], at: datetime, metrics: MetricsRecorder) -> None:
+        loan_owner = {
+            loan_id: borrower_id
+            for borrower_id in borrower_ids
+            for loan_id in self.lender.loan_ids_of_borrower(borrower_id)
+        }
+        if not loan_owner:
+            return
+        loans, _ = self.lender.get_many(loan_ids=loan_owner)
+        for loan_id in loan_owner:
+            if raw_status(loans.get(loan_id)) != LoanStatus.ACTIVE:
+                continue
+            # One conditional update per loan: STARTs are rare, and the update needs no shard count.
+            if self.cadence.replan_earlier(
+                loan_id, at, at, "consent.sms_restored", "the borrower texted START: reminders may resume"
+            ):
+                metrics.count("Replanned")
+
+
+@dataclass
+class DisputeReplies:
+    """Replies that dispute the debt: a dispute opened on the loans concerned, and an attention event."""
+
+    lender: LenderReader
+    contacts: ContactWriter
+    ledger: LedgerWriter
+    attention: AttentionPublisher
+
+    def apply(self, message: InboundMessage, borrower_ids: list[str], metrics: MetricsRecorder) -> None:
         """Open a dispute on the debt the reply is about (or every active loan of the borrowers with that
         number): collection messages stop until verification is recorded."""
         at = message.received_at
@@ -514,7 +623,7 @@ class InboundService:
         opened = [
             loan_id
             for loan_id, borrower_id in sorted(loans.items())
-            if self.state.open_dispute(
+            if self.contacts.open_dispute(
                 borrower_id,
                 loan_id,
                 at=at,
@@ -564,67 +673,6 @@ class InboundService:
         loans, _ = self.lender.get_many(loan_ids=owner)
         return {i: b for i, b in owner.items() if raw_status(loans.get(i)) == LoanStatus.ACTIVE}
 
-    def _borrowers_with_phone(self, phone: str, at: datetime, metrics: MetricsRecorder) -> list[str]:
-        """The borrowers whose number this is, sorted; one whose id cannot be a key part is left out
-        (recorded ``data.invalid`` under its stand-in), so it never blocks the others' opt-out."""
-        valid: list[str] = []
-        for borrower_id in self.lender.borrower_ids_with_phone(phone):
-            problem = id_problem(borrower_id)
-            if problem is None:
-                valid.append(borrower_id)
-                continue
-            stand_in = storable_id(borrower_id)
-            metrics.count("InvalidItem")
-            logger.warning("invalid borrower id", extra={"borrower_id": stand_in, "reason": problem})
-            reason = f"borrower {stand_in}: borrower_id: {problem} (found by a reply to its number)"
-            try:
-                self.ledger.write([self.ledger.invalid_id_op("borrower", stand_in, reason, at)])
-            except Exception:
-                # The record is for the lender to fix the item; the reply must go on without it.
-                logger.exception("invalid borrower id not recorded", extra={"borrower_id": stand_in})
-        return sorted(valid)
-
-    def _reply(
-        self, message: InboundMessage, intent: Intent, chinese: bool, metrics: MetricsRecorder
-    ) -> None:
-        text = reply_text(intent, self.profile, chinese=chinese)
-        if text is None:
-            return
-        # Reply from the number the borrower wrote to, so the conversation stays on one number.
-        origin = message.destination if message.destination.startswith("+") else self.origination_identity
-        try:
-            message_id = self.messaging.send_sms(
-                message.origination, text, SmsOptions(origination_identity=origin)
-            )
-        except PublishError as exc:
-            # A HELP answer is a courtesy: logged and counted, not retried.
-            logger.error("reply not sent", extra={"intent": intent.value, "code": exc.code})
-            metrics.count("ReplyFailed")
-            if exc.kind == FailureKind.UNKNOWN:
-                self.state.note_other_reply(message.origination, "")
-            return
-        # Its receipt must not be taken for that of a confirmation in doubt on the same number.
-        self.state.note_other_reply(message.origination, message_id)
-        metrics.count("Replies", intent=intent.value)
-
-    def _replan(self, borrower_ids: list[str], at: datetime, metrics: MetricsRecorder) -> None:
-        loan_owner = {
-            loan_id: borrower_id
-            for borrower_id in borrower_ids
-            for loan_id in self.lender.loan_ids_of_borrower(borrower_id)
-        }
-        if not loan_owner:
-            return
-        loans, _ = self.lender.get_many(loan_ids=loan_owner)
-        for loan_id in loan_owner:
-            if raw_status(loans.get(loan_id)) != LoanStatus.ACTIVE:
-                continue
-            # One conditional update per loan: STARTs are rare, and the update needs no shard count.
-            if self.state.replan_earlier(
-                loan_id, at, at, "consent.sms_restored", "the borrower texted START: reminders may resume"
-            ):
-                metrics.count("Replanned")
-
 
 _CONSENT_REASON = {Intent.STOP: "stop", Intent.START: "start", Intent.WRONG_NUMBER: "wrong_number"}
 
@@ -646,8 +694,8 @@ class Confirmer:
     without a receipt never reached SNS, so the sweep makes it OWED again and sends it, claimed as ever.
     """
 
-    state: StateStore
-    messaging: Messaging
+    state: ConsentRegistry
+    messaging: SmsSender
     profile: LenderContact
     origination_identity: str
     clock: Callable[[], datetime]

@@ -97,6 +97,12 @@ def _candidates(
                 f"(address {address})"
             )
     phone = tuple(applied_phone)
+    if not rulebooks.has_rulebook(jurisdiction):
+        # A loan in a region without a rulebook of its own (a typo such as US-ZZ, or a state with no
+        # stricter rules) falls back to its country's rulebook: say so, as for an invalid time zone.
+        country = jurisdiction.split("-")[0]
+        if country != jurisdiction and rulebooks.has_rulebook(country):
+            notes.append(f"loan jurisdiction {jurisdiction} has no rulebook of its own: {country}'s applies")
     signals: list[tuple[str, JurisdictionSource]] = [(jurisdiction, "loan")]
     if address:
         signals.append((address, "address"))

@@ -43,6 +43,7 @@ from dunning.adapters.state import (
 )
 from dunning.items import iso_utc, parse_iso_utc
 from dunning.observability import MetricsRecorder, PackageLogger, mask_contact_point
+from dunning.ports import ConsentRegistry, LedgerWriter, ReceiptsState
 from dunning.settings import ReceiptsSettings
 
 logger = PackageLogger(__name__)
@@ -282,8 +283,8 @@ def decode_awslogs(data: str) -> dict[str, Any]:
 
 @dataclass
 class ReceiptsService:
-    state: StateStore
-    ledger: Ledger
+    state: ReceiptsState
+    ledger: LedgerWriter
     log_groups: frozenset[str]
     delivery_events_topic_arn: str
     hard_failure_threshold: int
@@ -454,7 +455,7 @@ CONFIRMATION_RECEIPT_WINDOW = timedelta(minutes=5)
 
 
 def settle_confirmation_by_receipt(
-    state: StateStore, phone: str, message_id: str, receipt_at: datetime, at: datetime
+    state: ConsentRegistry, phone: str, message_id: str, receipt_at: datetime, at: datetime
 ) -> str | None:
     """A delivery receipt whose message id the ledger does not know, for ``phone``: if a confirmation to
     that number is CLAIMED or AMBIGUOUS and was claimed at most :data:`CONFIRMATION_RECEIPT_WINDOW`
