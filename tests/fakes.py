@@ -268,9 +268,14 @@ class FakeStateStore:
                 if message_id:
                     entry["other_replies"] = [*entry.get("other_replies", []), message_id]
                 else:
-                    entry["other_reply_unknown"] = True
+                    entry["other_reply_unknown"] = int(entry.get("other_reply_unknown", 0)) + 1
                 marked += 1
         return marked
+
+    def note_confirmation_receipt(self, phone: str, inbound_id: str, message_id: str) -> None:
+        entry = (self.consents.get(phone, {}).get("confirmations") or {}).get(inbound_id)
+        if entry is not None and entry.get("status") in (CONFIRMATION_CLAIMED, CONFIRMATION_AMBIGUOUS):
+            entry["receipts_seen"] = [*entry.get("receipts_seen", []), message_id]
 
     def settle_confirmation(
         self, phone: str, inbound_id: str, status: str, at: datetime, *, message_id: str = "", code: str = ""

@@ -140,6 +140,8 @@ class ConsentRegistry(Protocol):
 
     def note_other_reply(self, phone: str, message_id: str) -> int: ...
 
+    def note_confirmation_receipt(self, phone: str, inbound_id: str, message_id: str) -> None: ...
+
 
 class ReceiptsState(ContactWriter, ConsentRegistry, Protocol):
     """What the receipts service writes in the State table: failure counters, confirmations it proves."""

@@ -470,16 +470,25 @@ def settle_confirmation_by_receipt(
         (str(e.get("claimed_at") or e.get("updated_at") or ""), inbound_id, str(e.get("status")))
         for inbound_id, e in entries.items()
         if e.get("status") in (CONFIRMATION_CLAIMED, CONFIRMATION_AMBIGUOUS)
-        and not e.get("other_reply_unknown")
         and message_id not in (e.get("other_replies") or [])
     )
     for claimed_at, inbound_id, status in waiting:
+        entry = entries[inbound_id]
         if not claimed_at:
             continue
         # The claim holder publishes right after claiming (one SNS call, no retries): a publish
         # stamped outside that window is some other message to the number.
         claimed = parse_iso_utc(claimed_at)
         if not claimed <= receipt_at <= claimed + CONFIRMATION_RECEIPT_WINDOW:
+            continue
+        # HELP answers whose ids are unknown (their response was lost) may be behind as many receipts:
+        # only more distinct receipts than that prove one of them is the confirmation's.
+        unknown = int(entry.get("other_reply_unknown") or 0)
+        seen = {str(i) for i in entry.get("receipts_seen") or []}
+        if message_id in seen:
+            continue
+        if len(seen) + 1 <= unknown:
+            state.note_confirmation_receipt(phone, inbound_id, message_id)
             continue
         if state.resolve_confirmation(
             phone, inbound_id, status, CONFIRMATION_SENT, at, message_id=message_id, code="receipt"

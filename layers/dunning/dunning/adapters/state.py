@@ -700,8 +700,8 @@ class StateStore:
     def note_other_reply(self, phone: str, message_id: str) -> int:
         """Record on every confirmation of ``phone`` still in doubt (CLAIMED or AMBIGUOUS) that
         ``message_id`` is another reply (a HELP answer), so its receipt is never taken for the
-        confirmation's. ``message_id`` empty (the answer's own response was lost): the entry is marked
-        as having an unknown other reply, and only the receipt horizon settles it. Returns entries marked.
+        confirmation's. ``message_id`` empty (the answer's own response was lost): the entry counts one
+        more unknown other reply (``other_reply_unknown``). Returns entries marked.
         """
         marked = 0
         for inbound_id, entry in self.confirmations_of(phone).items():
@@ -713,8 +713,8 @@ class StateStore:
                 values.update({":none": [], ":id": [message_id]})
                 names = {"#c": "confirmations", "#i": inbound_id, "#s": "status", "#o": "other_replies"}
             else:
-                update = "SET #c.#i.#o = :yes"
-                values[":yes"] = True
+                update = "SET #c.#i.#o = if_not_exists(#c.#i.#o, :zero) + :one"
+                values.update({":zero": 0, ":one": 1})
                 names = {"#c": "confirmations", "#i": inbound_id, "#s": "status", "#o": "other_reply_unknown"}
             try:
                 self.dynamo.update(
@@ -731,6 +731,27 @@ class StateStore:
                 raise
             marked += 1
         return marked
+
+    def note_confirmation_receipt(self, phone: str, inbound_id: str, message_id: str) -> None:
+        """Keep an unknown-message receipt that may be a confirmation's (``receipts_seen``): with more such
+        receipts than unknown other replies, one of them is the confirmation's."""
+        try:
+            self.dynamo.update(
+                self.table,
+                consent_key(phone),
+                update="SET #c.#i.#o = list_append(if_not_exists(#c.#i.#o, :none), :id)",
+                names={"#c": "confirmations", "#i": inbound_id, "#s": "status", "#o": "receipts_seen"},
+                values={
+                    ":none": [],
+                    ":id": [message_id],
+                    ":c": CONFIRMATION_CLAIMED,
+                    ":a": CONFIRMATION_AMBIGUOUS,
+                },
+                condition="#c.#i.#s IN (:c, :a)",
+            )
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise
 
     def resolve_confirmation(
         self,
