@@ -34,7 +34,7 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from bench.capacity import item_size, item_write, read_units
-from dunning.adapters.state import contact_state
+from dunning.adapters.contact import contact_state
 from dunning.items import InvalidItem, borrower_from_item, iso_utc, loan_from_item
 from dunning.models import Borrower, Channel, ContactState, DecisionKind, Loan, LoanStatus
 from dunning_local.stack import LocalStack
@@ -115,7 +115,7 @@ class Toolkit:
 
     decide: Any
     policy_for: Any
-    render_message: Any
+    render_under_policy: Any
     sns_push_message: Any
     render_errors: tuple[type[Exception], ...]
     rulebooks: Any
@@ -125,14 +125,15 @@ class Toolkit:
     @classmethod
     def load(cls) -> Toolkit:
         from dunning.engine import decide
-        from dunning.render import RenderError, load_profile, render_message, sns_push_message
-        from dunning.rules import load_rulebooks, policy_for
+        from dunning.jurisdictions import policy_for
+        from dunning.render import RenderError, load_profile, render_under_policy, sns_push_message
+        from dunning.rules import load_rulebooks
         from dunning.strategy import load_strategies
 
         return cls(
             decide,
             policy_for,
-            render_message,
+            render_under_policy,
             sns_push_message,
             (RenderError, ValueError),
             load_rulebooks(),
@@ -188,15 +189,7 @@ class NaiveReminders:
             return
         policy = t.policy_for(loan, borrower, t.rulebooks)
         try:
-            rendered = t.render_message(
-                decision,
-                loan,
-                borrower,
-                required_content=policy.required_content,
-                max_sms_segments=policy.max_sms_segments,
-                profile=t.profile,
-                jurisdictions=tuple(policy.jurisdictions),
-            )
+            rendered = t.render_under_policy(decision, loan, borrower, policy, profile=t.profile)
         except t.render_errors:
             self.outcomes["render_error"] += 1
             return

@@ -45,7 +45,7 @@ FULL_RATE = 100.0  # SMS a second, the identity of docs/scaling.md
 TICK = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # Monday 10:00 in New York: inside every window
 TICK_EVERY = timedelta(minutes=15)
 SHARDS = 16
-# New York City numbers only (555-01xx style fictional lines), so every borrower is inside the window.
+# New York City numbers only (fictional 555-0100 to 555-0199 lines), so every borrower is inside the window.
 NYC_AREA_CODES = ("212", "332", "347", "646", "718", "917", "929")
 
 
@@ -55,7 +55,7 @@ def _book(count: int) -> tuple[list[Loan], list[Borrower]]:
             borrower_id=f"B-{n:05d}",
             first_name="Ada",
             time_zone="America/New_York",
-            phone=f"+1{NYC_AREA_CODES[n // 100 % len(NYC_AREA_CODES)]}555{n % 100:04d}",
+            phone=f"+1{NYC_AREA_CODES[n // 100 % len(NYC_AREA_CODES)]}555{100 + n % 100:04d}",
             address=Address(country="US", region="NY"),
             consent=Consent(sms=True),
         )

@@ -31,13 +31,16 @@ from bench import baseline
 from bench.meter import Meter, describe_tables
 from dunning_local import lambda_events as ev
 from dunning_local import portfolio, throughput_stats
-from dunning_local.invoke import WarmFunction, warm_function
+from dunning_local.invoke import WarmFunction, receive_batches, settle_batch, warm_function
+from dunning_local.prices import sms_part_price
 from dunning_local.simulate import LENDER_NUMBER, embedded_aws
 from dunning_local.stack import LocalStack, build_local_stack
 
 PIPELINE = ("planner", "sender", "receipts")
 SENDER_BATCH = 10  # template.yaml: SmsQueue/PushQueue event sources, BatchSize 10
 RECEIPT_BATCH = 100  # log events per subscription delivery (CloudWatch Logs batches them)
+# The carrier's price on each delivery record: the book's numbers are US ones (data/prices.yaml).
+_US_SMS_PART = sms_part_price("US")
 
 
 @dataclass(frozen=True)
@@ -118,18 +121,7 @@ class Pipeline:
         o = self.options
         self.book = portfolio.generate(o.loans, seed=o.seed, as_of=o.start.date())
         names = {"GCM": str(self.stack.ref("FcmAppName")), "APNS": str(self.stack.ref("ApnsAppName"))}
-        apps = {
-            platform: self.sns.create_platform_application(
-                Name=name, Platform=platform, Attributes={"PlatformCredential": "example-credential"}
-            )["PlatformApplicationArn"]
-            for platform, name in names.items()
-        }
-        for borrower in self.book.borrowers:
-            token = self.book.push_tokens.get(borrower["borrower_id"])
-            if token is not None:
-                platform, value = token
-                arn = self.sns.create_platform_endpoint(PlatformApplicationArn=apps[platform], Token=value)
-                borrower["push_endpoints"] = [{"arn": arn["EndpointArn"], "platform": platform}]
+        portfolio.register_push_endpoints(self.book, self.sns, names)
         resource = self.session.resource("dynamodb")
         # Borrowers first and indexed before the loans exist, as a lender's onboarding would go (a new
         # borrower's record then finds no loans to re-plan; moto's ByBorrower query is slow on a full
@@ -165,26 +157,11 @@ class Pipeline:
         """Everything visible on ``queue`` to ``function`` in batches, as the event source mapping would."""
         url, arn = self.stack.queues[queue], str(self.stack.get_att(queue, "Arn"))
         handled = 0
-        while True:
-            got = self.sqs.receive_message(
-                QueueUrl=url,
-                MaxNumberOfMessages=batch_size,
-                MessageAttributeNames=["All"],
-                AttributeNames=["All"],
-                VisibilityTimeout=3600,
-            ).get("Messages", [])
-            if not got:
-                return handled
-            result = self.call(function, ev.sqs_event(got, arn), at) or {}
-            failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+        for got in receive_batches(self.sqs, url, batch_size):
+            failed = settle_batch(self.sqs, url, got, self.call(function, ev.sqs_event(got, arn), at))
             self.batch_failures += len(failed)
-            done = [m for m in got if m["MessageId"] not in failed]
-            if done:
-                self.sqs.delete_message_batch(
-                    QueueUrl=url,
-                    Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done)],
-                )
             handled += len(got)
+        return handled
 
     def carrier(self, at: datetime) -> None:
         """Delivery-status log records for everything published since the last call."""
@@ -199,7 +176,7 @@ class Pipeline:
             ok = phone not in self.book.unreachable
             group = f"sns/{region}/{account}/DirectPublishToPhoneNumber" + ("" if ok else "/Failure")
             by_group[group].append(
-                (at, ev.sms_delivery_record(message_id, phone, at, success=ok, price=0.00883))
+                (at, ev.sms_delivery_record(message_id, phone, at, success=ok, price=_US_SMS_PART))
             )
         for endpoint in backend.platform_endpoints.values():
             seen = self._push_seen.get(endpoint.arn, 0)

@@ -54,7 +54,8 @@ def load_build_layer() -> ModuleType:
     """``layers/dunning/build_layer.py`` (a script SAM runs, not an installed module)."""
     path = REPO / "layers" / "dunning" / "build_layer.py"
     spec = importlib.util.spec_from_file_location("build_layer", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

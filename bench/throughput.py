@@ -29,8 +29,9 @@ def decision_rates(sizes: tuple[int, ...]) -> dict[str, Any]:
 def rendering(cases: int = 10_000, seed: int = 20260301) -> dict[str, Any]:
     """Render every SEND decision of ``cases`` generated loans; renders per second by channel."""
     from dunning.engine import decide
-    from dunning.render import RenderError, load_profile, render_message, sns_push_message
-    from dunning.rules import load_rulebooks, policy_for
+    from dunning.jurisdictions import policy_for
+    from dunning.render import RenderError, load_profile, render_under_policy, sns_push_message
+    from dunning.rules import load_rulebooks
     from dunning.strategy import load_strategies
 
     rulebooks, strategies, profile = load_rulebooks(), load_strategies(), load_profile()
@@ -45,17 +46,9 @@ def rendering(cases: int = 10_000, seed: int = 20260301) -> dict[str, Any]:
     by_channel: Counter[str] = Counter()
     started = time.perf_counter()
     for decision, loan, borrower in sends:
-        policy = policy_for(loan, borrower, rulebooks)
         try:
-            rendered = render_message(
-                decision,
-                loan,
-                borrower,
-                required_content=policy.required_content,
-                max_sms_segments=policy.max_sms_segments,
-                profile=profile,
-                jurisdictions=tuple(policy.jurisdictions),
-            )
+            policy = policy_for(loan, borrower, rulebooks)
+            rendered = render_under_policy(decision, loan, borrower, policy, profile=profile)
             if decision.channel == Channel.PUSH:
                 sns_push_message(rendered)
             else:

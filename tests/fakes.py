@@ -5,7 +5,7 @@ services rely on: consent changes ordered by the reply's time and a redelivery i
 confirmation claimed by one caller only, a pause never shortened, one open dispute per loan, a point
 unusable at the threshold or at once when the failure is permanent. What the item looks like in
 DynamoDB is the adapters' business and is tested on moto; the engine's view of a borrower is built with
-the same pure function the StateStore uses (``contact_state``), so a fake cannot drift from it.
+the same pure function the ContactStore uses (``contact_state``), so a fake cannot drift from it.
 """
 
 from __future__ import annotations
@@ -15,18 +15,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from dunning.adapters.dynamo import Dynamo, Item, WriteOp
-from dunning.adapters.ledger import Ledger
-from dunning.adapters.messaging import FailureKind, PublishError, SmsOptions
-from dunning.adapters.state import (
+from dunning.adapters.consent import (
     CONFIRMATION_AMBIGUOUS,
     CONFIRMATION_CLAIMED,
     CONFIRMATION_OWED,
     ConsentChange,
-    contact_state,
-    dispute_attribute,
-    sms_block_attribute,
 )
+from dunning.adapters.contact import contact_state
+from dunning.adapters.dynamo import Dynamo, Item, WriteOp
+from dunning.adapters.ledger import Ledger
+from dunning.adapters.messaging import FailureKind, PublishError, SmsOptions
+from dunning.adapters.state_keys import dispute_attribute, sms_block_attribute
 from dunning.items import iso_utc
 from dunning.models import ContactState
 
@@ -110,8 +109,8 @@ class FakeLedger(Ledger):
 
 @dataclass
 class FakeStateStore:
-    """The State table's cadence, contact and consent items as dicts (one fake for the one store today,
-    and for each of the split stores: it has every method a service calls on any of them)."""
+    """The State table's cadence, contact and consent items as dicts: one fake for the three stores
+    (CadenceStore, ContactStore, ConsentStore), with every method a service calls on any of them."""
 
     cadence: dict[str, Item] = field(default_factory=dict)
     contacts: dict[str, Item] = field(default_factory=dict)

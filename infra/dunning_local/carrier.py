@@ -17,7 +17,7 @@ from typing import Any
 
 from dunning_local import lambda_events as ev
 from dunning_local import portfolio
-from dunning_local.prices import SMS_PRICE_PER_PART
+from dunning_local.prices import sms_part_price
 from dunning_local.stack import LocalStack
 
 LENDER_NUMBER = "+18885550100"  # the lender's (fictional) toll-free origination number
@@ -70,9 +70,7 @@ class Carrier:
             by_group[group].append(
                 (
                     at,
-                    ev.sms_delivery_record(
-                        message_id, phone, at, success=ok, price=SMS_PRICE_PER_PART.get(country, 0.01)
-                    ),
+                    ev.sms_delivery_record(message_id, phone, at, success=ok, price=sms_part_price(country)),
                 )
             )
             if ok and phone in by_phone:

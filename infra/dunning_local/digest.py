@@ -15,15 +15,14 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from dunning.items import borrower_from_item, loan_from_item, parse_iso_utc
-from dunning.rules import load_rulebooks, policy_for
+from dunning.jurisdictions import policy_for
+from dunning.rules import load_rulebooks
 from dunning.sms import sms_segments
 from dunning_local.audit import table_items
-from dunning_local.prices import PUSH_PRICE, SMS_PRICE_PER_PART
+from dunning_local.prices import PUSH_PRICE, sms_part_price
 
 if TYPE_CHECKING:
     from dunning_local.simulate import Simulation
-
-DEFAULT_SMS_PRICE = 0.01
 
 
 def rule_family(rule_id: str) -> str:
@@ -208,7 +207,7 @@ def build(sim: Simulation, summary: Mapping[str, Any]) -> dict[str, Any]:
         spend = by_country.setdefault(country, {"sms": 0, "push": 0, "parts": 0, "usd": 0.0})
         if m.get("channel") == "sms":
             parts = sms_segments(sms_bodies.get(str(m.get("message_id")), "")) or int(m.get("segments") or 1)
-            usd = parts * SMS_PRICE_PER_PART.get(country, DEFAULT_SMS_PRICE)
+            usd = parts * sms_part_price(country)
             row["parts"] += parts
             spend["sms"] += 1
             spend["parts"] += parts

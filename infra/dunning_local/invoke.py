@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -242,6 +242,55 @@ def batch_item_failures(result: Any) -> list[str]:
     if isinstance(result, Mapping):
         return [str(item.get("itemIdentifier")) for item in result.get("batchItemFailures", [])]
     return []
+
+
+def receive_batches(sqs: Any, url: str, batch_size: int) -> Iterator[list[dict[str, Any]]]:
+    """Each batch visible on a queue, received as an SQS event source mapping would, until it is empty.
+
+    The visibility timeout is long: what a batch leaves on the queue (its failed records) stays out of
+    sight until the caller makes it visible again, as a real retry would wait.
+    """
+    while True:
+        got = sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=batch_size,
+            MessageAttributeNames=["All"],
+            AttributeNames=["All"],
+            VisibilityTimeout=3600,
+        ).get("Messages", [])
+        if not got:
+            return
+        yield got
+
+
+def job_ids(messages: Iterable[Mapping[str, Any]]) -> set[str]:
+    """``loan_id#step`` of each send job among SQS messages; a body that is not a job is skipped (the
+    sender records it as bad input)."""
+    found = set()
+    for message in messages:
+        try:
+            body = json.loads(message["Body"])
+            found.add(f"{body['loan_id']}#{body['step']}")
+        except (ValueError, KeyError, TypeError):
+            pass
+    return found
+
+
+def settle_batch(sqs: Any, url: str, got: Sequence[Mapping[str, Any]], result: Any) -> set[str]:
+    """Delete the records a handler took from the queue, keeping those its partial-batch response names.
+
+    Returns the message ids of the failed records.
+    """
+    failed = set(batch_item_failures(result))
+    done = [m for m in got if m["MessageId"] not in failed]
+    for i in range(0, len(done), 10):  # DeleteMessageBatch takes ten at most
+        sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done[i : i + 10])
+            ],
+        )
+    return failed
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -21,15 +21,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from dunning.adapters.cadence import shard_names
 from dunning.adapters.reads import Wanted, read_snapshot
-from dunning.adapters.state import shard_names
 from dunning.engine import decide
 from dunning.explain import describe_jurisdictions, explain
 from dunning.items import InvalidItem, iso_utc
+from dunning.jurisdictions import policy_for
 from dunning.models import ContactState, Decision, DecisionKind, SendRecord
 from dunning.observability import mask_phone
-from dunning.render import RenderError, render_message
-from dunning.rules import load_rulebooks, policy_for
+from dunning.render import RenderError, render_under_policy
+from dunning.rules import load_rulebooks
 from dunning.strategy import load_strategies
 from dunning_local.targets import Target, connect
 from dunning_local.usage import UsageError
@@ -58,7 +59,7 @@ def plan_at(target: Target, at: datetime) -> list[PlanRow]:
     subjects: list[Any] = []
     rows: list[PlanRow] = []
     for shard in shard_names(target.shard_count):
-        for entries, _ in state_store.due_pages(shard, at, page_size=100):
+        for entries, _ in state_store.cadence.due_pages(shard, at, page_size=100):
             snapshot = read_snapshot(
                 lender, state_store, [Wanted(e.loan_id, e.borrower_id, e.phone) for e in entries]
             )
@@ -85,15 +86,9 @@ def plan_at(target: Target, at: datetime) -> list[PlanRow]:
             changed = planned if planned.kind == DecisionKind.SEND and decision != planned else None
             rendered: Any = None
             if decision.kind == DecisionKind.SEND and decision.channel is not None and decision.step:
-                policy = policy_for(loan, borrower, rulebooks)
                 try:
-                    rendered = render_message(
-                        decision,
-                        loan,
-                        borrower,
-                        required_content=policy.required_content,
-                        max_sms_segments=policy.max_sms_segments,
-                        jurisdictions=policy.jurisdictions,
+                    rendered = render_under_policy(
+                        decision, loan, borrower, policy_for(loan, borrower, rulebooks)
                     )
                 except RenderError as exc:
                     rendered = exc

@@ -9,6 +9,7 @@ phone's time zone is meaningful), elsewhere libphonenumber's example number for 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -226,6 +227,33 @@ def generate(loans: int, *, seed: int, as_of: date, scenario: Scenario | None = 
         for _ in range(2 if rng.random() < sc.second_loan else 1):
             book.loans.append(_loan(rng, len(book.loans) + 1, borrower_id, jurisdiction, market, as_of, sc))
     return book
+
+
+def register_push_endpoints(book: Portfolio, sns: Any, app_names: Mapping[str, str]) -> dict[str, str]:
+    """Create a push app per platform (``app_names``: platform → the template's app name) and an endpoint
+    for every borrower with a push token, and write it into the borrower's ``push_endpoints``.
+
+    The apps take the template's names so that their delivery-status log groups are the ones the receipts
+    function subscribes to. Returns each endpoint's owner: endpoint ARN → borrower id.
+    """
+    apps = {
+        platform: sns.create_platform_application(
+            Name=name, Platform=platform, Attributes={"PlatformCredential": "example-credential"}
+        )["PlatformApplicationArn"]
+        for platform, name in app_names.items()
+    }
+    owners: dict[str, str] = {}
+    for borrower in book.borrowers:
+        token = book.push_tokens.get(borrower["borrower_id"])
+        if token is None:
+            continue
+        platform, value = token
+        arn = str(
+            sns.create_platform_endpoint(PlatformApplicationArn=apps[platform], Token=value)["EndpointArn"]
+        )
+        borrower["push_endpoints"] = [{"arn": arn, "platform": platform}]
+        owners[arn] = borrower["borrower_id"]
+    return owners
 
 
 def _loan(

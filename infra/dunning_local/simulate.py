@@ -13,7 +13,6 @@ and the Scheduler's ``scheduled_time``. Only AWS's own clocks (moto's timestamps
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sys
@@ -33,16 +32,12 @@ from dunning_local import lambda_events as ev
 from dunning_local import portfolio, report
 from dunning_local.carrier import LENDER_NUMBER, Carrier
 from dunning_local.embedded import embedded_aws
-from dunning_local.invoke import WarmFunction, warm_function
-from dunning_local.prices import INFRA_PER_MESSAGE, PUSH_PRICE, SMS_PRICE_PER_PART
+from dunning_local.invoke import WarmFunction, job_ids, receive_batches, settle_batch, warm_function
 from dunning_local.stack import DEFAULT_REGION, LocalStack, build_local_stack
 from dunning_local.usage import UsageError, parse_at
 
 __all__ = [
-    "INFRA_PER_MESSAGE",
     "LENDER_NUMBER",
-    "PUSH_PRICE",
-    "SMS_PRICE_PER_PART",
     "DemoOptions",
     "DemoResult",
     "Simulation",
@@ -145,25 +140,8 @@ class Simulation:
         self.book = portfolio.generate(
             self.options.loans, seed=self.options.seed, as_of=self.options.start.date()
         )
-        # The apps' names are the template's, so their delivery-status log groups are the ones
-        # the receipts function subscribes to.
         names = {"GCM": str(self.stack.ref("FcmAppName")), "APNS": str(self.stack.ref("ApnsAppName"))}
-        apps = {
-            platform: self.sns.create_platform_application(
-                Name=name, Platform=platform, Attributes={"PlatformCredential": "example-credential"}
-            )["PlatformApplicationArn"]
-            for platform, name in names.items()
-        }
-        for borrower in self.book.borrowers:
-            token = self.book.push_tokens.get(borrower["borrower_id"])
-            if token is None:
-                continue
-            platform, value = token
-            arn = self.sns.create_platform_endpoint(PlatformApplicationArn=apps[platform], Token=value)[
-                "EndpointArn"
-            ]
-            borrower["push_endpoints"] = [{"arn": arn, "platform": platform}]
-            self.endpoint_owner[arn] = borrower["borrower_id"]
+        self.endpoint_owner.update(portfolio.register_push_endpoints(self.book, self.sns, names))
         resource = self.session.resource("dynamodb")
         for logical, items in (("BorrowersTable", self.book.borrowers), ("LoansTable", self.book.loans)):
             with resource.Table(self.tables[logical]).batch_writer() as batch:
@@ -231,39 +209,16 @@ class Simulation:
         url = self.queues[queue_logical]
         arn = str(self.stack.get_att(queue_logical, "Arn"))
         handled = 0
-        while True:
-            got = self.sqs.receive_message(
-                QueueUrl=url,
-                MaxNumberOfMessages=batch_size,
-                MessageAttributeNames=["All"],
-                AttributeNames=["All"],
-                VisibilityTimeout=3600,
-            ).get("Messages", [])
-            if not got:
-                return handled
+        for got in receive_batches(self.sqs, url, batch_size):
             if function == "sender":
-                for m in got:
-                    try:
-                        body = json.loads(m["Body"])
-                        self.jobs_seen.add(f"{body['loan_id']}#{body['step']}")
-                    except (ValueError, KeyError, TypeError):
-                        pass
-            result = self.call(function, ev.sqs_event(got, arn), at) or {}
-            failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
-            done = [m for m in got if m["MessageId"] not in failed]
-            for i in range(0, len(done), 10):
-                self.sqs.delete_message_batch(
-                    QueueUrl=url,
-                    Entries=[
-                        {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
-                        for n, m in enumerate(done[i : i + 10])
-                    ],
-                )
+                self.jobs_seen |= job_ids(got)
+            failed = settle_batch(self.sqs, url, got, self.call(function, ev.sqs_event(got, arn), at))
             # Failed records stay invisible until the next tick, as SQS's visibility timeout would do.
             self.retry_later += [(url, m["ReceiptHandle"]) for m in got if m["MessageId"] in failed]
             handled += len(got)
             if after_each is not None:
                 after_each()
+        return handled
 
     def release_retries(self) -> None:
         for url, handle in self.retry_later:

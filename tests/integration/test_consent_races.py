@@ -35,8 +35,8 @@ from test_pipeline import role_allows
 from bench.capacity import item_size
 from dunning import inbound
 from dunning.adapters import Adapters
+from dunning.adapters.contact import ContactStore
 from dunning.adapters.dynamo import to_wire
-from dunning.adapters.state import StateStore
 from dunning.models import Address, Borrower, Consent
 from dunning_local import faults
 from dunning_local import lambda_events as events
@@ -188,14 +188,14 @@ def test_an_opt_out_written_between_the_senders_read_and_its_claim_stops_that_se
 ) -> None:
     seeded(world, aws, extra=0)
     world.tick(TICK)
-    claim = StateStore.claim
+    claim = ContactStore.claim
     armed = threading.Event()
     session = boto3.DEFAULT_SESSION
     assert session is not None
     unregister = crash_after_the_consent_write(session, armed)
     crashed: list[str] = []
 
-    def stop_arrives_first(self: StateStore, state: Any, **kw: Any) -> Any:
+    def stop_arrives_first(self: ContactStore, state: Any, **kw: Any) -> Any:
         # The sender has read the contact and consent items; the STOP is written before its claim.
         if kw.get("loan_id") == "L-NY" and not crashed:
             armed.set()
@@ -207,7 +207,7 @@ def test_an_opt_out_written_between_the_senders_read_and_its_claim_stops_that_se
                 armed.clear()
         return claim(self, state, **kw)
 
-    monkeypatch.setattr(StateStore, "claim", stop_arrives_first)
+    monkeypatch.setattr(ContactStore, "claim", stop_arrives_first)
     world.send()
     unregister()
     assert crashed, "the opt-out was written and its invocation died"
@@ -387,16 +387,16 @@ def test_a_wrong_number_written_between_the_senders_read_and_its_claim_stops_tha
 ) -> None:
     seeded(world, aws, extra=0)
     world.tick(TICK)
-    claim = StateStore.claim
+    claim = ContactStore.claim
     done: list[bool] = []
 
-    def reply_arrives_first(self: StateStore, state: Any, **kw: Any) -> Any:
+    def reply_arrives_first(self: ContactStore, state: Any, **kw: Any) -> Any:
         if kw.get("loan_id") == "L-NY" and not done:
             done.append(True)
             reply(world, "Wrong number", SEND_AT - timedelta(seconds=1), "in-wrong")
         return claim(self, state, **kw)
 
-    monkeypatch.setattr(StateStore, "claim", reply_arrives_first)
+    monkeypatch.setattr(ContactStore, "claim", reply_arrives_first)
     world.send()
     assert done
     assert reminders(world, "L-NY") == []

@@ -57,12 +57,13 @@ from dunning import zones
 from dunning.adapters.ledger import Ledger
 from dunning.adapters.messaging import Messaging
 from dunning.items import borrower_from_item, loan_from_item, parse_iso_utc
+from dunning.jurisdictions import policy_for
 from dunning.models import Address, Borrower, Consent, Loan
-from dunning.rules import load_rulebooks, policy_for
+from dunning.rules import load_rulebooks
 from dunning_local import faults
 from dunning_local import lambda_events as events
 from dunning_local.audit import cap_violations, window_violation
-from dunning_local.invoke import LambdaContext, batch_item_failures, warm_function
+from dunning_local.invoke import LambdaContext, batch_item_failures, job_ids, warm_function
 from dunning_local.stack import LocalStack
 
 TERMINAL = frozenset({"SENT", "DELIVERED", "FAILED", "SUPPRESSED", "EXPIRED", "AMBIGUOUS"})
@@ -123,12 +124,7 @@ class Matrix:
             ).get("Messages", [])
             if not got:
                 return invocations
-            for message in got:
-                try:
-                    body = json.loads(message["Body"])
-                    self.jobs_seen.add(f"{body['loan_id']}#{body['step']}")
-                except (ValueError, KeyError, TypeError):
-                    pass
+            self.jobs_seen |= job_ids(got)
             invocations += 1
             for hook in self.before_invoke:
                 hook()
@@ -222,7 +218,7 @@ class Matrix:
         primary: dict[str, str] = {}
         for m in messages:
             ln, who = loans[str(m["loan_id"])], borrowers[str(m["borrower_id"])]
-            candidate = candidate_zones(ln, who)
+            candidate = zones.candidate_zones(ln, who)
             primary[who.borrower_id] = candidate.primary
             at = parse_iso_utc(str(m["at"]))
             assert window_violation(at, policy_of[ln.loan_id], candidate.zones) is None, m["loan_id"]
@@ -254,19 +250,6 @@ class Matrix:
             "dlq": sum(len(v) for k, v in queued.items() if k.endswith("DLQ")),
             "queued": sum(len(v) for k, v in queued.items() if not k.endswith("DLQ")),
         }
-
-
-def candidate_zones(loan: Loan, borrower: Borrower) -> zones.Whereabouts:
-    """Every zone the borrower may be in (stated, phone prefix, address, the loan's country)."""
-    phone = zones.phone_info(borrower.phone) if borrower.phone else None
-    address = borrower.address
-    return zones.whereabouts(
-        borrower.time_zone,
-        phone.zones if phone is not None and phone.valid else (),
-        address.country if address else None,
-        address.region if address else None,
-        loan.jurisdiction.split("-")[0],
-    )
 
 
 def report(case: str, measured: Mapping[str, Any], faults_counted: Mapping[str, int] | None = None) -> None:
@@ -392,14 +375,17 @@ def test_a_sender_that_dies_mid_batch_never_sends_a_step_twice(
     if target == "send_sms":
         # Two published before the crash and one claimed but never published: all three AMBIGUOUS
         # (the redelivered handler cannot tell them apart), none sent again.
-        assert len(ambiguous) == 3 and len(sent_in_crash) == 2
+        assert len(ambiguous) == 3
+        assert len(sent_in_crash) == 2
     else:
         # All ten of the batch were published, none recorded: all AMBIGUOUS, none sent again.
-        assert len(ambiguous) == 10 and len(sent_in_crash) == 10
+        assert len(ambiguous) == 10
+        assert len(sent_in_crash) == 10
     assert all(outcomes[j]["rule_id"] == "claim.exists" for j in ambiguous)
     # The sweep keeps them AMBIGUOUS: no MESSAGE says which step went out (the runbook's case).
     swept = matrix.reconcile(TICK + timedelta(hours=14))
-    assert swept["ambiguous_open"] == len(ambiguous) and swept["ambiguous_resolved"] == 0
+    assert swept["ambiguous_open"] == len(ambiguous)
+    assert swept["ambiguous_resolved"] == 0
     report(case, measured)
 
 
@@ -417,13 +403,15 @@ def test_sns_throttling_is_retried_by_sqs_not_botocore_and_sent_once(
     with faults.injected(1.0, seed=1, operations={faults.SNS_PUBLISH}) as stats:
         matrix.deliver("SmsQueue", "SenderFunction", SEND_AT, max_rounds=1)
     throttled_attempts = stats.counts[f"{faults.SNS_PUBLISH}:Throttling"]
-    assert matrix.accepted == [] and throttled_attempts == 10
+    assert matrix.accepted == []
+    assert throttled_attempts == 10
     contacts = [i for i in matrix.harness.state.scan()["Items"] if i["sk"] == "CONTACT"]
     assert all(not c.get("claims") for c in contacts)  # every claim released
     # The next delivery gets through.
     matrix.send(SEND_AT + timedelta(minutes=2))
     measured = matrix.check()
-    assert measured["accepted"] == 16 and measured["redelivered"] == 10
+    assert measured["accepted"] == 16
+    assert measured["redelivered"] == 10
     report("SNS throttled on every attempt of the first delivery", measured, stats.counts)
 
 
@@ -437,9 +425,11 @@ def test_sns_throttled_on_every_delivery_ends_in_the_dlq_with_the_reason(
     measured = matrix.check()
     dlq = matrix.queued()
     assert sorted(matrix.job_of(m) for m in dlq["SmsDLQ"]) == ["L-MA#D+1", "L-NY#D+7"]
-    assert measured["accepted"] == 0 and measured["dlq"] == 4  # two texts, two pushes
+    assert measured["accepted"] == 0
+    assert measured["dlq"] == 4  # two texts, two pushes
     retry = matrix.harness.ledger.get_item(Key={"pk": "JOB#L-NY#D+7", "sk": "RETRY"})["Item"]
-    assert retry["receive_count"] == MAX_RECEIVE_COUNT and "Throttling" in str(retry["reason"])
+    assert retry["receive_count"] == MAX_RECEIVE_COUNT
+    assert "Throttling" in str(retry["reason"])
     report("SNS throttled on every delivery (to the DLQ)", measured, stats.counts)
 
 
@@ -448,7 +438,9 @@ def test_sns_throttling_at_five_percent_is_absorbed(matrix: Matrix, aws: boto3.S
     with faults.injected(0.05, seed=3, operations={faults.SNS_PUBLISH}) as stats:
         matrix.run_tick()
     measured = matrix.check()
-    assert stats.total > 0 and measured["accepted"] == 44 and measured["dlq"] == 0
+    assert stats.total > 0
+    assert measured["accepted"] == 44
+    assert measured["dlq"] == 0
     report("SNS throttled at 5 % of publishes", measured, stats.counts)
 
 
@@ -477,7 +469,8 @@ def test_a_permanent_sns_error_fails_the_job_once_and_marks_the_point(
     matrix.send(SEND_AT + timedelta(minutes=5))
     measured = matrix.check()
     outcome = matrix.harness.ledger.get_item(Key={"pk": f"JOB#{job}", "sk": "OUTCOME"})["Item"]
-    assert outcome["status"] == "FAILED" and outcome["rule_id"] == "publish.contact_point"
+    assert outcome["status"] == "FAILED"
+    assert outcome["rule_id"] == "publish.contact_point"
     borrower = "B-GB" if job.startswith("L-GB") else "B-NY"
     contact = matrix.harness.state.get_item(Key={"pk": f"BORROWER#{borrower}", "sk": "CONTACT"})["Item"]
     unusable: Any = contact["unusable"]
@@ -511,12 +504,16 @@ def test_dynamodb_throttling_in_the_sender_loses_and_duplicates_nothing(
     ambiguous = measured["status"].get("AMBIGUOUS", 0)
     if table == "StateTable":
         # No claim, no publish: the records went back to the queue and were sent on the next delivery.
-        assert first == 0 and measured["accepted"] == 16 and ambiguous == 0
+        assert first == 0
+        assert measured["accepted"] == 16
+        assert ambiguous == 0
     else:
         # The texts went out but their MESSAGE items could not be written (some were: a throttled
         # BatchWriteItem may have applied part of the request): the records are retried and recorded
         # AMBIGUOUS (claimed), never sent again. The sweep resolves those whose MESSAGE exists.
-        assert first == 10 and measured["accepted"] == 16 and ambiguous == 10
+        assert first == 10
+        assert measured["accepted"] == 16
+        assert ambiguous == 10
         swept = matrix.reconcile(TICK + timedelta(hours=14))
         assert swept["ambiguous_open"] == measured["unrecorded"]
         assert swept["ambiguous_resolved"] == ambiguous - measured["unrecorded"]
@@ -534,7 +531,8 @@ def test_unprocessed_batch_items_and_keys_are_retried_until_done(matrix: Matrix,
     measured = matrix.check()
     assert stats.counts[f"{faults.DDB_BATCH_WRITE}:UnprocessedItems"] > 0
     assert stats.counts[f"{faults.DDB_BATCH_GET}:UnprocessedKeys"] > 0
-    assert measured["accepted"] == 34 and measured["dlq"] == 0
+    assert measured["accepted"] == 34
+    assert measured["dlq"] == 0
     report("BatchWriteItem / BatchGetItem faults at 30 % (unprocessed or throttled)", measured, stats.counts)
 
 
@@ -620,7 +618,9 @@ def test_a_planner_out_of_time_mid_shard_hands_on_under_faults(
         matrix.send()
     measured = matrix.check()
     # 16 shard tasks and at least the two continuations of the full shard (more if a task was retried).
-    assert tasks >= 18 and measured["accepted"] == 60 and measured["jobs"] == 60
+    assert tasks >= 18
+    assert measured["accepted"] == 60
+    assert measured["jobs"] == 60
     report(
         "planner out of time after every page (continuations), 10 % faults",
         {**measured, "planner_tasks": tasks},
@@ -655,7 +655,8 @@ def test_a_poison_job_goes_to_the_dlq_after_max_receives_with_its_reason(
     assert retry["receive_count"] == MAX_RECEIVE_COUNT
     assert retry["reason"] == "RuntimeError: the engine cannot handle this loan"
     # The rest of its batches went out once each.
-    assert measured["accepted"] == 7 and measured["dlq"] == 1
+    assert measured["accepted"] == 7
+    assert measured["dlq"] == 1
     report("a poison job (the sender fails on it every time)", measured)
 
 
@@ -725,7 +726,8 @@ def test_a_receipt_72_hours_late_and_one_for_an_unknown_id(matrix: Matrix, aws: 
     ]
     assert matrix.receipts(records, late + timedelta(minutes=1)) == {"receipts": 1}
     message = matrix.harness.messages()["L-NY"]
-    assert message["status"] == "FAILED" and message["receipt_at"] == events.iso_z(late)
+    assert message["status"] == "FAILED"
+    assert message["receipt_at"] == events.iso_z(late)
     assert message["at"] < events.iso_z(TICK + timedelta(minutes=5))  # the send time is kept
     unknown = matrix.harness.ledger.get_item(Key={"pk": "MSG#not-ours-0001", "sk": "RECEIPT"})["Item"]
     assert unknown["status"] == "DELIVERED"

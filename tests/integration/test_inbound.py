@@ -90,7 +90,9 @@ def texts_to(phone: str) -> list[str]:
 def test_help_gets_the_lenders_contact_and_the_way_out(stack: LocalStack, replies: dict[str, Any]) -> None:
     assert reply(stack, "HELP", "in-1") == {"handled": 1}
     (text,) = texts_to(PHONE)
-    assert "Example Lending Co." in text and "(212) 555-0142" in text and "Reply STOP" in text
+    assert "Example Lending Co." in text
+    assert "(212) 555-0142" in text
+    assert "Reply STOP" in text
     reply(stack, "HELP", "in-1")  # redelivered: no second reply
     assert len(texts_to(PHONE)) == 1
 
@@ -107,13 +109,17 @@ def test_free_text_pauses_reminders_and_asks_a_person(
         recorded = replies["ledger"].query(
             KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": f"BORROWER#{borrower_id}"}
         )["Items"]
-        assert [i["body"] for i in recorded] == [body] and recorded[0]["intent"] == "OTHER"
+        assert [i["body"] for i in recorded] == [body]
+        assert recorded[0]["intent"] == "OTHER"
     (message,) = replies["sqs"].receive_message(QueueUrl=replies["queue"])["Messages"]
     attention = json.loads(json.loads(message["Body"])["Message"])
-    assert attention["type"] == "inbound.free_text" and attention["body"] == body
-    assert attention["borrower_ids"] == ["B-1", "B-2"] and attention["phone"] == PHONE
+    assert attention["type"] == "inbound.free_text"
+    assert attention["body"] == body
+    assert attention["borrower_ids"] == ["B-1", "B-2"]
+    assert attention["phone"] == PHONE
     # Logs say what happened without the words or the number.
-    assert log_lines and not any(body in line or PHONE in line for line in log_lines)
+    assert log_lines
+    assert not any(body in line or PHONE in line for line in log_lines)
     assert any("+12*******42" in line for line in log_lines)
 
 
@@ -127,9 +133,11 @@ def test_stop_from_an_unknown_number_is_still_honoured(stack: LocalStack, replie
     stranger = "+12125550199"
     reply(stack, "退订", "in-4", phone=stranger)
     consent = replies["state"].get_item(Key={"pk": f"PHONE#{stranger}", "sk": "CONSENT"})["Item"]
-    assert consent["sms_opted_out"] is True and consent["source"] == "sms-reply"
+    assert consent["sms_opted_out"] is True
+    assert consent["source"] == "sms-reply"
     (confirmation,) = texts_to(stranger)
-    assert confirmation.startswith("【示例金融】") and "不再" in confirmation
+    assert confirmation.startswith("【示例金融】")
+    assert "不再" in confirmation
 
 
 def test_replies_from_another_topic_are_ignored(stack: LocalStack, replies: dict[str, Any]) -> None:
@@ -145,6 +153,7 @@ def test_stop_then_start_each_confirmed_once(stack: LocalStack, replies: dict[st
     reply(stack, "START", "in-8", AT + timedelta(minutes=2))
     reply(stack, "START", "in-8", AT + timedelta(minutes=2))
     stop_confirmation, start_confirmation = texts_to(PHONE)
-    assert "no further messages" in stop_confirmation and "again" in start_confirmation
+    assert "no further messages" in stop_confirmation
+    assert "again" in start_confirmation
     consent = replies["state"].get_item(Key={"pk": f"PHONE#{PHONE}", "sk": "CONSENT"})["Item"]
     assert consent["sms_opted_out"] is False

@@ -111,7 +111,8 @@ def test_a_finished_loan_leaves_the_index_at_once(tables: Tables, status: LoanSt
     tables.loans.put_item(Item=loan_to_item(loan(status=status)))
     tables.index(tables.loans, T0 + timedelta(minutes=5))
     cadence = tables.cadence("L-1")
-    assert "due_shard" not in cadence and "next_contact_at" not in cadence
+    assert "due_shard" not in cadence
+    assert "next_contact_at" not in cadence
     (stop,) = tables.stops("L-1")
     assert stop["rule_id"] == f"status.{status.value.lower()}"
 
@@ -125,7 +126,8 @@ def test_a_bad_item_is_recorded_and_skipped_without_failing_the_batch(tables: Ta
     assert tables.cadence("L-good")["next_contact_at"] == "2026-03-02T10:00:00Z"
     assert "due_shard" not in tables.cadence("L-bad")
     (stop,) = tables.stops("L-bad")
-    assert stop["rule_id"] == "data.invalid" and "currency" in stop["reason"]
+    assert stop["rule_id"] == "data.invalid"
+    assert "currency" in stop["reason"]
 
 
 def test_an_unreadable_record_is_a_batch_item_failure(tables: Tables) -> None:
@@ -159,7 +161,8 @@ def test_a_borrower_change_that_matters_re_plans_their_active_loans(tables: Tabl
     tables.borrowers.put_item(Item=borrower_to_item(borrower.model_copy(update={"phone": "+12125550143"})))
     tables.index(tables.borrowers, T0 + timedelta(hours=2))
     cadence = tables.cadence("L-1")
-    assert cadence["next_contact_at"] == "2026-03-02T12:00:00Z" and cadence["phone"] == "+12125550143"
+    assert cadence["next_contact_at"] == "2026-03-02T12:00:00Z"
+    assert cadence["phone"] == "+12125550143"
     assert "due_shard" not in tables.cadence("L-2")
 
 

@@ -52,6 +52,10 @@ def pipeline(stack: LocalStack, aws: boto3.Session, monkeypatch: pytest.MonkeyPa
     return start_harness(stack, aws, monkeypatch)
 
 
+# Fictional lines only (555-0100 to 555-0199), a hundred per New York City area code.
+NYC_AREA_CODES = ("212", "646", "917", "332")
+
+
 def test_a_tick_sends_the_right_messages_and_receipts_close_them(
     pipeline: Harness, aws: boto3.Session
 ) -> None:
@@ -62,7 +66,8 @@ def test_a_tick_sends_the_right_messages_and_receipts_close_them(
     jobs = pipeline.run_tick(TICK)
 
     # Texts went to the two US borrowers, once each, with the transactional attributes.
-    assert len(jobs["SmsQueue"]) == 2 and len(jobs["PushQueue"]) == 2
+    assert len(jobs["SmsQueue"]) == 2
+    assert len(jobs["PushQueue"]) == 2
     assert [len(pipeline.sms_to(p)) for p in (NY_PHONE, MA_PHONE, CN_PHONE, "+12125550143")] == [1, 1, 0, 0]
     for phone in (NY_PHONE, MA_PHONE):
         text = pipeline.sms_to(phone)[0]
@@ -75,15 +80,18 @@ def test_a_tick_sends_the_right_messages_and_receipts_close_them(
     for key in ("GB", "ON"):
         (push,) = pipeline.pushes(endpoints[key])
         gcm = json.loads(push["GCM"])["fcmV1Message"]["message"]
-        assert gcm["notification"]["title"] and not any(ch.isdigit() for ch in gcm["notification"]["body"])
+        assert gcm["notification"]["title"]
+        assert not any(ch.isdigit() for ch in gcm["notification"]["body"])
         assert gcm["data"]["detail"]
     # The ledger has a SENT message per send, the deferral of the Shanghai loan with its rule.
     messages = pipeline.messages()
     assert sorted(messages) == ["L-GB", "L-MA", "L-NY", "L-ON"]
     assert {m["status"] for m in messages.values()} == {"SENT"}
-    assert messages["L-NY"]["contact_point"] == NY_PHONE and messages["L-GB"]["channel"] == "push"
+    assert messages["L-NY"]["contact_point"] == NY_PHONE
+    assert messages["L-GB"]["channel"] == "push"
     cn = pipeline.decisions("L-CN")
-    assert [d["decision"] for d in cn] == ["DEFER"] and cn[0]["rule_id"].startswith("window.")
+    assert [d["decision"] for d in cn] == ["DEFER"]
+    assert cn[0]["rule_id"].startswith("window.")
     assert cn[0]["not_before"] > "2026-03-02T14:00:00Z"
     # Released by the window's opening: planned at this borrower's place in the pacing span after it.
     opens = datetime.fromisoformat(cn[0]["not_before"])
@@ -132,9 +140,8 @@ def test_a_tick_sends_the_right_messages_and_receipts_close_them(
         "L-GB": "DELIVERED",
         "L-ON": "FAILED",
     }
-    assert messages["L-NY"]["carrier"] == "Example Carrier" and messages["L-NY"]["price_usd"] == Decimal(
-        "0.00581"
-    )
+    assert messages["L-NY"]["carrier"] == "Example Carrier"
+    assert messages["L-NY"]["price_usd"] == Decimal("0.00581")
     assert messages["L-MA"]["provider_response"] == "Unknown error attempting to reach phone"
     assert "InvalidToken" in messages["L-ON"]["provider_response"]
 
@@ -170,11 +177,13 @@ def test_a_tick_sends_the_right_messages_and_receipts_close_them(
     # Four claims, and the send-rate tokens: one request per batch and identity while the second lasts.
     assert 4 + 2 <= sender["dynamodb.UpdateItem"] <= 4 + 4
     assert sender["dynamodb.BatchWriteItem"] == 2
-    assert "dynamodb.GetItem" not in sender and "dynamodb.PutItem" not in sender
+    assert "dynamodb.GetItem" not in sender
+    assert "dynamodb.PutItem" not in sender
     planner = pipeline.requests_of("PlannerFunction")
     # Jobs go out in PublishBatch (one per shard page with sends here), never one Publish per job, and
     # cadence and ledger items in BatchWriteItem, never item by item.
-    assert 1 <= planner["sns.PublishBatch"] <= 4 and planner["sqs.SendMessageBatch"] == 2
+    assert 1 <= planner["sns.PublishBatch"] <= 4
+    assert planner["sqs.SendMessageBatch"] == 2
     assert not {"sns.Publish", "dynamodb.PutItem", "dynamodb.GetItem"} & set(planner)
     # The spend guard's conditional ADDs (day and month, per page and destination country) are the
     # planner's only single-item writes.
@@ -197,10 +206,13 @@ def test_the_same_tick_twice_and_a_redelivered_batch_send_nothing_twice(
     # SQS delivers the same job batches again.
     assert pipeline.send(jobs, TICK + timedelta(minutes=3)) == []
 
-    assert len(pipeline.sms_to(NY_PHONE)) == 1 and len(pipeline.sms_to(MA_PHONE)) == 1
-    assert len(pipeline.pushes(endpoints["GB"])) == 1 and len(pipeline.pushes(endpoints["ON"])) == 1
+    assert len(pipeline.sms_to(NY_PHONE)) == 1
+    assert len(pipeline.sms_to(MA_PHONE)) == 1
+    assert len(pipeline.pushes(endpoints["GB"])) == 1
+    assert len(pipeline.pushes(endpoints["ON"])) == 1
     redelivered = [o for o in pipeline.outcomes() if o["status"] == "AMBIGUOUS"]
-    assert len(redelivered) == 4 and {o["rule_id"] for o in redelivered} == {"claim.exists"}
+    assert len(redelivered) == 4
+    assert {o["rule_id"] for o in redelivered} == {"claim.exists"}
 
 
 def test_two_planners_on_one_shard_at_once_send_each_message_once(
@@ -251,9 +263,11 @@ def test_a_loan_paid_between_planning_and_sending_is_not_sent(pipeline: Harness,
     pipeline.index(TICK + timedelta(seconds=30))
     assert pipeline.send(jobs, TICK + timedelta(minutes=1)) == []
 
-    assert pipeline.sms_to(NY_PHONE) == [] and len(pipeline.sms_to(MA_PHONE)) == 1
+    assert pipeline.sms_to(NY_PHONE) == []
+    assert len(pipeline.sms_to(MA_PHONE)) == 1
     (outcome,) = [o for o in pipeline.outcomes() if o["loan_id"] == "L-NY"]
-    assert outcome["status"] == "SUPPRESSED" and outcome["rule_id"] == "status.paid"
+    assert outcome["status"] == "SUPPRESSED"
+    assert outcome["rule_id"] == "status.paid"
     assert "paid" in outcome["reason"]
     assert "due_shard" not in pipeline.cadence("L-NY")  # the indexer took it out of the due-index
 
@@ -292,7 +306,8 @@ def test_stop_silences_the_number_for_every_loan_and_start_restores_it(
     )
     confirmations = pipeline.sms_to(NY_PHONE)[sent_before:]
     assert len(confirmations) == 1
-    assert "Example Lending Co." in confirmations[0] and "no further messages" in confirmations[0]
+    assert "Example Lending Co." in confirmations[0]
+    assert "no further messages" in confirmations[0]
     consent = pipeline.state.get_item(Key={"pk": f"PHONE#{NY_PHONE}", "sk": "CONSENT"})["Item"]
     assert consent["sms_opted_out"] is True
 
@@ -317,7 +332,7 @@ def test_requests_per_delivered_message_at_scale(pipeline: Harness) -> None:
             borrower_id=f"B-{n:04d}",
             first_name="Sam",
             time_zone="America/New_York",
-            phone=f"+1212555{n % 100:02d}{n // 100:02d}",
+            phone=f"+1{NYC_AREA_CODES[n // 100]}555{100 + n % 100:04d}",
             address=Address(country="US", region="NY"),
             consent=Consent(sms=True),
         )
@@ -330,7 +345,8 @@ def test_requests_per_delivered_message_at_scale(pipeline: Harness) -> None:
 
     pipeline.run_tick(TICK)
     sent = {m["message_id"]: m for m in pipeline.messages().values()}
-    assert len(sent) == count and len(pipeline.sms()) == count
+    assert len(sent) == count
+    assert len(pipeline.sms()) == count
     at = TICK + timedelta(minutes=2)
     group = str(pipeline.stack.ref("SmsDeliveryLogGroup"))
     records = [
@@ -433,7 +449,7 @@ def test_a_shard_that_runs_out_of_time_hands_the_rest_on(pipeline: Harness) -> N
         Borrower(
             borrower_id=f"B{i}",
             time_zone="America/New_York",
-            phone=f"+1212555{n:04d}",
+            phone=f"+1{NYC_AREA_CODES[n // 100]}555{100 + n % 100:04d}",
             address=Address(country="US", region="NY"),
             consent=Consent(sms=True),
         )
@@ -449,10 +465,12 @@ def test_a_shard_that_runs_out_of_time_hands_the_rest_on(pipeline: Harness) -> N
     task = ShardTask(shard="DUE#00", scheduled_time=TICK)
     with clock.use(lambda: TICK + timedelta(seconds=10)):
         result = planner.plan_shard(task, remaining_ms=lambda: 0, metrics=MetricsRecorder())
-    assert result.handed_on and result.planned == 5
+    assert result.handed_on
+    assert result.planned == 5
     (continuation,) = pipeline.drain("PlanQueue")
     body = json.loads(continuation["Body"])
-    assert body["shard"] == "DUE#00" and body["scheduled_time"] == "2026-03-02T14:00:00Z"
+    assert body["shard"] == "DUE#00"
+    assert body["scheduled_time"] == "2026-03-02T14:00:00Z"
     assert body["continuation"]["due_shard"] == "DUE#00"
 
     # The continuation is planned by the real handler; every loan gets exactly one job.

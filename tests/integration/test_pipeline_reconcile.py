@@ -147,6 +147,8 @@ def test_ambiguous_jobs_resolve_to_sent_only_when_the_message_exists(book: Book)
     result = book.sweep()
     assert (result["ambiguous_resolved"], result["ambiguous_open"]) == (1, 1)
     sent = book.partition("JOB#L-sent#D+7")[0]
-    assert sent["status"] == "SENT" and sent["message_id"] == "m-1" and sent["previous_status"] == "AMBIGUOUS"
+    assert sent["status"] == "SENT"
+    assert sent["message_id"] == "m-1"
+    assert sent["previous_status"] == "AMBIGUOUS"
     assert book.partition("JOB#L-unknown#D+7")[0]["status"] == "AMBIGUOUS"
     assert [i["sk"] for i in book.partition("AMBIGUOUS")] == ["L-unknown#D+7"]

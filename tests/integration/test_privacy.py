@@ -205,7 +205,8 @@ def test_a_full_run_logs_no_number_token_or_body(
     metrics_out = capsys.readouterr().out.splitlines()
     lines = captured + [line for line in metrics_out if line.startswith('{"_aws"')]
     # The run did log, errors and warnings included, with numbers in their masked form.
-    assert len(captured) > 30 and any('"level":"ERROR"' in line for line in captured)
+    assert len(captured) > 30
+    assert any('"level":"ERROR"' in line for line in captured)
     assert any("+12*******42" in line for line in captured)
     assert any("invalid item" in line for line in captured)
 
@@ -227,7 +228,8 @@ def test_a_full_run_logs_no_number_token_or_body(
         except (ValueError, AttributeError):
             pass
     bodies += [FREE_TEXT, FREE_TEXT_ZH]
-    assert len(bodies) > 8 and len(secrets) > 10
+    assert len(bodies) > 8
+    assert len(secrets) > 10
 
     leaks = []
     for line in lines:

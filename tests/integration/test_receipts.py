@@ -86,9 +86,12 @@ def test_a_delivered_sms_gets_its_provider_details(stack: LocalStack, ledger: Le
     assert receipts(stack, logs(stack, "SmsDeliveryLogGroup", record)) == {"receipts": 1}
     item = ledger.item("m-1")
     assert item["status"] == "DELIVERED"
-    assert item["carrier"] == "Example Carrier" and item["price_usd"] == Decimal("0.00581")
-    assert item["dwell_ms"] == 412 and item["receipt_at"] == "2026-03-02T14:05:00Z"
-    assert item["loan_id"] == "L-1" and item["at"] == "2026-03-02T14:00:30Z"  # the send is kept
+    assert item["carrier"] == "Example Carrier"
+    assert item["price_usd"] == Decimal("0.00581")
+    assert item["dwell_ms"] == 412
+    assert item["receipt_at"] == "2026-03-02T14:05:00Z"
+    assert item["loan_id"] == "L-1"
+    assert item["at"] == "2026-03-02T14:00:30Z"  # the send is kept
 
 
 def test_a_receipt_for_an_unknown_message_is_kept_not_lost(stack: LocalStack, ledger: Ledger) -> None:
@@ -96,7 +99,8 @@ def test_a_receipt_for_an_unknown_message_is_kept_not_lost(stack: LocalStack, le
     assert receipts(stack, logs(stack, "SmsDeliveryLogGroup", record)) == {"receipts": 1}
     assert ledger.item("m-unknown") == {}
     kept = ledger.item("m-unknown", "RECEIPT")
-    assert kept["status"] == "DELIVERED" and kept["receipt_source"] == "sns-sms"
+    assert kept["status"] == "DELIVERED"
+    assert kept["receipt_source"] == "sns-sms"
 
 
 def test_control_messages_foreign_log_groups_and_bad_events_are_skipped(
@@ -139,7 +143,8 @@ def test_end_user_messaging_events_only_from_the_configured_topic(stack: LocalSt
     ours = events.sns_event(str(stack.topics["DeliveryEventsTopic"]), json.dumps(payload), AT)
     assert receipts(stack, ours) == {"receipts": 1}
     item = ledger.item("eum-1")
-    assert item["status"] == "DELIVERED" and item["receipt_source"] == "eum-sms"
+    assert item["status"] == "DELIVERED"
+    assert item["receipt_source"] == "eum-sms"
     # A progress event (not final) changes nothing.
     pending = events.sns_event(
         str(stack.topics["DeliveryEventsTopic"]),
@@ -161,7 +166,8 @@ def test_repeated_hard_failures_make_the_number_unusable(stack: LocalStack, ledg
         unusable = ledger.contact().get("unusable", set())
         assert (PHONE in unusable) == (n == 2)
     assert ledger.contact()["hard_failures"][PHONE] == 3
-    assert ledger.item("hard-2")["status"] == "FAILED" and ledger.item("hard-2")["hard_failure"] is True
+    assert ledger.item("hard-2")["status"] == "FAILED"
+    assert ledger.item("hard-2")["hard_failure"] is True
 
 
 def test_a_late_older_receipt_does_not_overwrite_a_newer_one(stack: LocalStack, ledger: Ledger) -> None:
@@ -179,9 +185,9 @@ def test_push_receipts_close_push_messages(stack: LocalStack, ledger: Ledger) ->
     record = events.push_delivery_record("p-1", endpoint, AT, success=False)
     assert receipts(stack, logs(stack, "FcmDeliveryFailureLogGroup", record)) == {"receipts": 1}
     item = ledger.item("p-1")
-    assert (
-        item["status"] == "FAILED" and item["receipt_source"] == "sns-push" and item["hard_failure"] is True
-    )
+    assert item["status"] == "FAILED"
+    assert item["receipt_source"] == "sns-push"
+    assert item["hard_failure"] is True
 
 
 # ---- what a failure says about the number (transient, repeated, permanent) -------------------------

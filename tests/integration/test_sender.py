@@ -125,11 +125,15 @@ def world(stack: LocalStack, aws: boto3.Session) -> Iterator[World]:
 def test_a_job_is_sent_once_and_recorded(world: World) -> None:
     assert world.send([world.job().to_json()], TICK + timedelta(minutes=1)) == []
     ((number, text),) = world.texts()
-    assert number == PHONE and "STOP" in text
+    assert number == PHONE
+    assert "STOP" in text
     (message,) = world.messages()
-    assert message["status"] == "SENT" and message["step"] == "D+7" and message["contact_point"] == PHONE
+    assert message["status"] == "SENT"
+    assert message["step"] == "D+7"
+    assert message["contact_point"] == PHONE
     contact = world.contact()
-    assert contact["claims"] == {"L-1#D+7"} and contact["version"] == 1
+    assert contact["claims"] == {"L-1#D+7"}
+    assert contact["version"] == 1
     assert [s["step"] for s in contact["sends"]] == ["D+7"]
 
 
@@ -145,12 +149,15 @@ def test_throttling_releases_the_claim_and_the_job_is_retried_later(world: World
     assert len(failures) == 1  # reported, not lost
     # Attempted once, even with botocore told to retry: a retry after a lost response sends twice.
     assert publish.call_count == 1
-    assert world.texts() == [] and world.messages() == []
+    assert world.texts() == []
+    assert world.messages() == []
     contact = world.contact()
-    assert "L-1#D+7" not in contact.get("claims", set()) and contact.get("sends", []) == []
+    assert "L-1#D+7" not in contact.get("claims", set())
+    assert contact.get("sends", []) == []
 
     assert world.send([body], TICK + timedelta(minutes=3)) == []
-    assert len(world.texts()) == 1 and world.contact()["claims"] == {"L-1#D+7"}
+    assert len(world.texts()) == 1
+    assert world.contact()["claims"] == {"L-1#D+7"}
 
 
 def test_a_dead_number_is_marked_and_the_step_goes_out_by_push(world: World) -> None:
@@ -167,19 +174,19 @@ def test_a_dead_number_is_marked_and_the_step_goes_out_by_push(world: World) -> 
     with patch.object(backend, "publish", side_effect=refuse_the_number):
         assert world.send([world.job().to_json()], TICK + timedelta(minutes=1)) == []
     outcome = world.outcome()
-    assert outcome["status"] == "FAILED" and outcome["rule_id"] == "publish.contact_point"
+    assert outcome["status"] == "FAILED"
+    assert outcome["rule_id"] == "publish.contact_point"
     contact = world.contact()
     assert PHONE in contact["unusable"]
     # The strategy lets push stand in for a text: the same step went out on the borrower's app.
     (push,) = world.pushes()
     assert json.loads(push)["GCM"]
     (message,) = world.messages()
-    assert (
-        message["channel"] == "push"
-        and message["step"] == "D+7"
-        and message["contact_point"] == world.endpoint
-    )
-    assert contact["claims"] == {"L-1#D+7"} and [s["channel"] for s in contact["sends"]] == ["push"]
+    assert message["channel"] == "push"
+    assert message["step"] == "D+7"
+    assert message["contact_point"] == world.endpoint
+    assert contact["claims"] == {"L-1#D+7"}
+    assert [s["channel"] for s in contact["sends"]] == ["push"]
 
 
 def test_a_disabled_endpoint_is_marked_and_the_step_goes_out_by_text(world: World) -> None:
@@ -212,7 +219,8 @@ def test_a_job_outside_the_window_is_suppressed_and_re_planned(world: World) -> 
     assert world.send([world.job(planned_at=night).to_json()], night + timedelta(minutes=1)) == []
     assert world.texts() == []
     outcome = world.outcome()
-    assert outcome["status"] == "SUPPRESSED" and outcome["rule_id"].startswith("window.")
+    assert outcome["status"] == "SUPPRESSED"
+    assert outcome["rule_id"].startswith("window.")
     cadence = world.state.get_item(Key={"pk": "LOAN#L-1", "sk": "CADENCE"})["Item"]
     assert cadence["next_contact_at"] == "2026-03-03T13:00:00Z"  # 08:00 in New York, not 03-10
 
@@ -222,7 +230,8 @@ def test_bad_bodies_are_recorded_and_consumed(world: World) -> None:
     bad = ["not json", json.dumps({"job_id": "x"}), json.dumps([1, 2])]
     assert world.send([*bad, good], TICK + timedelta(minutes=1)) == []
     invalid = [i for i in world.ledger.scan()["Items"] if i["sk"] == "INVALID_JOB"]
-    assert len(invalid) == 3 and all("reason" in i for i in invalid)
+    assert len(invalid) == 3
+    assert all("reason" in i for i in invalid)
     assert len(world.texts()) == 1
 
 
@@ -269,7 +278,9 @@ def test_metrics_say_what_was_sent_by_channel(world: World, capsys: pytest.Captu
     world.send([world.job().to_json()], TICK + timedelta(minutes=1))
     blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     sent = [b for b in blobs if "Sent" in b]
-    assert sent and sent[0]["channel"] == "sms" and sent[0]["Sent"] in (1, [1.0], 1.0)
+    assert sent
+    assert sent[0]["channel"] == "sms"
+    assert sent[0]["Sent"] in (1, [1.0], 1.0)
     assert any(b.get("Jobs") for b in blobs)
 
 

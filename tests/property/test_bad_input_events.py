@@ -159,7 +159,8 @@ def test_malformed_jobs_are_recorded_and_consumed_and_nothing_is_sent(
         except InvalidJob as exc:
             invalid += 1
             recorded = functions.item(f"SQS#{message_id}", "INVALID_JOB")
-            assert recorded["reason"] == str(exc) and "\n" not in recorded["reason"]
+            assert recorded["reason"] == str(exc)
+            assert "\n" not in recorded["reason"]
             assert PHONE not in recorded["reason"]
     assert sent_count() == before  # the one parseable job names a loan that does not exist
     assert emf_total(capsys.readouterr().out, "InvalidJob") == invalid
@@ -458,7 +459,8 @@ def test_any_reply_is_recorded_once_without_its_body_in_the_logs(
         KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": f"PHONE#{phone}"}
     )["Items"]
     (reply,) = [r for r in recorded if r["inbound_id"] == inbound_id]
-    assert reply["intent"] == classify(body).value and len(str(reply.get("body", ""))) <= 1600
+    assert reply["intent"] == classify(body).value
+    assert len(str(reply.get("body", ""))) <= 1600
     assert log_lines  # the reply is logged: its intent and a masked number
     logged = "\n".join(log_lines)
     if len(body.strip()) >= 8:

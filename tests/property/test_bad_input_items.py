@@ -242,7 +242,9 @@ def test_a_malformed_loan_is_a_model_or_an_invalid_item_with_a_reason_that_echoe
         loan = loan_from_item(item)
     except InvalidItem as exc:
         reason = str(exc)
-        assert reason.startswith("loan L-1: ") and "\n" not in reason and len(reason) < 400
+        assert reason.startswith("loan L-1: ")
+        assert "\n" not in reason
+        assert len(reason) < 400
         for value in (v for _, c in changes for v in values_in(c)):
             if len(value) >= 6 and value not in {"ACTIVE", "installment", "dispute"}:
                 assert value not in exc.reason, (value, reason)
@@ -260,8 +262,10 @@ def test_a_malformed_borrower_never_echoes_the_phone_number(
     try:
         borrower = borrower_from_item(item)
     except InvalidItem as exc:
-        assert str(exc).startswith("borrower B-1: ") and "\n" not in str(exc)
-        assert phone not in str(exc) and phone.lstrip("+") not in str(exc)
+        assert str(exc).startswith("borrower B-1: ")
+        assert "\n" not in str(exc)
+        assert phone not in str(exc)
+        assert phone.lstrip("+") not in str(exc)
         for value in (v for _, c in changes for v in values_in(c)):
             if len(value) >= 6:
                 assert value not in exc.reason, (value, str(exc))
@@ -385,10 +389,13 @@ def test_the_indexer_records_every_bad_loan_and_fails_no_record(
         except InvalidItem as exc:
             invalid += 1
             (stop,) = decisions
-            assert stop["decision"] == "STOP" and stop["rule_id"] == "data.invalid"
-            assert stop["reason"] == str(exc) and "due_shard" not in cadence
+            assert stop["decision"] == "STOP"
+            assert stop["rule_id"] == "data.invalid"
+            assert stop["reason"] == str(exc)
+            assert "due_shard" not in cadence
             continue
-        assert decisions == [] and cadence["due_shard"].startswith("DUE#")
+        assert decisions == []
+        assert cadence["due_shard"].startswith("DUE#")
     assert metric(capsys.readouterr().out, "InvalidItem") == invalid
 
 
@@ -429,10 +436,12 @@ def test_the_planner_stops_a_loan_whose_borrower_is_malformed_and_publishes_noth
     event = events.sqs_event([message], str(functions.stack.get_att("PlanQueue", "Arn")))
     assert batch_item_failures(functions("PlannerFunction", event, T0 + timedelta(seconds=10))) == []
     (stop,) = functions.decisions(loan_id)
-    assert stop["rule_id"] == "data.invalid" and stop["reason"] == reason
+    assert stop["rule_id"] == "data.invalid"
+    assert stop["reason"] == reason
     assert "due_shard" not in functions.cadence(loan_id)
     out = capsys.readouterr().out
-    assert metric(out, "InvalidItem") == 1 and metric(out, "Planned") == 0
+    assert metric(out, "InvalidItem") == 1
+    assert metric(out, "Planned") == 0
 
 
 # ---- nothing sent with a gap in it --------------------------------------------------------------
@@ -525,4 +534,5 @@ def test_a_text_is_sent_whole_or_not_at_all(
         assert "STOP" in text or "退订" in text or "TD" in text
     else:
         outcome = functions.outcome(job.job_id)
-        assert outcome["status"] in {"SUPPRESSED", "FAILED"} and outcome["reason"]
+        assert outcome["status"] in {"SUPPRESSED", "FAILED"}
+        assert outcome["reason"]

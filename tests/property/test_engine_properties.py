@@ -355,7 +355,8 @@ def _decide(case: Case, at: datetime) -> Decision:
 
 def _check_send(case: Case, decision: Decision, at: datetime) -> None:
     """Everything a SEND at ``at`` must satisfy, checked by the oracles."""
-    assert decision.channel is not None and decision.step is not None
+    assert decision.channel is not None
+    assert decision.step is not None
     zones = case.profile.zones or _us_zones()
     for zone in zones:
         assert oracle_allows(case.profile.rulebooks, zone, at), f"SEND outside the window in {zone} at {at}"
@@ -380,7 +381,8 @@ def _check_send(case: Case, decision: Decision, at: datetime) -> None:
 def test_no_send_outside_a_window_or_over_a_cap(case: Case) -> None:
     decision = _decide(case, case.now)
 
-    assert decision.rule_id and decision.reason
+    assert decision.rule_id
+    assert decision.reason
     if decision.kind is DecisionKind.SEND:
         _check_send(case, decision, case.now)
 
@@ -392,7 +394,8 @@ def test_defer_not_before_is_the_earliest_allowed_instant(case: Case) -> None:
     if decision.kind is not DecisionKind.DEFER:
         return
     not_before = decision.not_before
-    assert not_before is not None and not_before > case.now
+    assert not_before is not None
+    assert not_before > case.now
 
     just_before = _decide(case, max(case.now, not_before - timedelta(minutes=1)))
     at_it = _decide(case, not_before)
@@ -471,4 +474,5 @@ def test_decide_never_raises_on_data_a_valid_model_can_hold(
 
     decision = decide(loan, borrower, state, now, RULEBOOKS, STRATEGIES)
 
-    assert decision.rule_id and decision.reason
+    assert decision.rule_id
+    assert decision.reason

@@ -157,7 +157,8 @@ def test_adding_a_candidate_jurisdiction_never_turns_a_defer_or_stop_into_a_send
         return
     assert after.kind is not DecisionKind.SEND, (before, after)
     if before.kind is DecisionKind.DEFER and after.kind is DecisionKind.DEFER and not switched:
-        assert before.not_before is not None and after.not_before is not None
+        assert before.not_before is not None
+        assert after.not_before is not None
         assert after.not_before >= before.not_before, (before, after)
 
 

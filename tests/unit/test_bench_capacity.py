@@ -184,7 +184,8 @@ def test_the_meter_prices_puts_moves_conditions_and_reads(metered: tuple[Any, Me
         KeyConditionExpression="due_shard = :s",
         ExpressionAttributeValues={":s": s("DUE#99")},
     )
-    assert meter.total_read_units() == 1.5 and meter.empty_queries["test"] == 1
+    assert meter.total_read_units() == 1.5
+    assert meter.empty_queries["test"] == 1
     assert meter.total_requests() == 5
     kinds = {kind for (_, _, kind, _, _) in meter.write_units}
     assert kinds == {"cadence"}

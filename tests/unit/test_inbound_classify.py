@@ -309,15 +309,20 @@ LENDER = LenderContact(
 def test_the_stop_confirmation_names_the_lender_and_promises_silence() -> None:
     text = reply_text(Intent.STOP, LENDER, chinese=False)
     assert text is not None
-    assert "Example Lending Co." in text and "no further messages" in text
+    assert "Example Lending Co." in text
+    assert "no further messages" in text
     zh = reply_text(Intent.STOP, LENDER, chinese=True)
-    assert zh is not None and zh.startswith("【示例金融】") and "不再" in zh
+    assert zh is not None
+    assert zh.startswith("【示例金融】")
+    assert "不再" in zh
 
 
 def test_the_help_reply_has_the_contact_and_the_way_out() -> None:
     text = reply_text(Intent.HELP, LENDER, chinese=False)
     assert text is not None
-    assert "(212) 555-0142" in text and "https://example.com/help" in text and "STOP" in text
+    assert "(212) 555-0142" in text
+    assert "https://example.com/help" in text
+    assert "STOP" in text
     assert reply_text(Intent.OTHER, LENDER, chinese=False) is None
 
 

@@ -61,21 +61,26 @@ def test_a_loan_item_as_the_resource_layer_gives_it_parses() -> None:
     )
     assert loan.amount_due == Decimal("250.00")
     assert loan.due_date == date(2026, 2, 23)
-    assert loan.flags.promise_to_pay is not None and loan.flags.promise_to_pay.grace_days == 2
+    assert loan.flags.promise_to_pay is not None
+    assert loan.flags.promise_to_pay.grace_days == 2
 
 
 def test_a_borrower_item_with_sets_and_lists_parses() -> None:
     borrower = borrower_from_item(borrower_item())
     assert borrower.opt_outs == frozenset({Channel.PUSH})
     assert borrower.push_endpoints[0].platform == "GCM"
-    assert borrower.address is not None and borrower.address.region == "NY"
+    assert borrower.address is not None
+    assert borrower.address.region == "NY"
 
 
 def test_optional_attributes_may_be_absent_or_empty() -> None:
     loan = loan_from_item({k: v for k, v in loan_item().items() if k not in ("status", "product")})
-    assert loan.status == LoanStatus.ACTIVE and loan.product == "default"
+    assert loan.status == LoanStatus.ACTIVE
+    assert loan.product == "default"
     borrower = borrower_from_item({"borrower_id": "B-2", "time_zone": "", "phone": ""})
-    assert borrower.time_zone is None and borrower.phone is None and borrower.locale == "en-US"
+    assert borrower.time_zone is None
+    assert borrower.phone is None
+    assert borrower.locale == "en-US"
 
 
 def test_the_lenders_own_attributes_are_ignored() -> None:

@@ -101,7 +101,8 @@ def test_english_forbidden_phrases_are_caught(tmp_path: Path, phrase: str, expec
         catalog_with(tmp_path, {("en-US", "final_notice", "sms"): EN_SMS + " " + phrase})
     )
     messages = [p.message for p in problems if p.rule == "forbidden_phrase"]
-    assert messages and all(p.locale == "en-US" for p in problems)
+    assert messages
+    assert all(p.locale == "en-US" for p in problems)
     assert any(expected in message for message in messages)
 
 
@@ -137,9 +138,8 @@ def test_amount_on_the_push_lock_screen_is_flagged(tmp_path: Path) -> None:
 def test_literal_currency_on_the_push_lock_screen_is_flagged(tmp_path: Path) -> None:
     catalog = catalog_with(tmp_path, {("en-US", "pre_due", "title"): "Reminder: USD 50"})
     problems = [p for p in lint_templates(catalog) if p.rule == "push_lock_screen_amount"]
-    assert problems and all(
-        (p.locale, p.template, p.channel) == ("en-US", "pre_due", "push") for p in problems
-    )
+    assert problems
+    assert all((p.locale, p.template, p.channel) == ("en-US", "pre_due", "push") for p in problems)
 
 
 @pytest.mark.parametrize(
@@ -170,7 +170,8 @@ def test_sms_over_the_segment_limit_is_flagged(tmp_path: Path) -> None:
     padding = " Thank you for being our customer." * 12
     problems = lint_templates(catalog_with(tmp_path, {("en-US", "pre_due", "sms"): EN_SMS + padding}))
     over = [p for p in problems if p.rule == "sms_segments"]
-    assert over and "limit 1" in over[0].message
+    assert over
+    assert "limit 1" in over[0].message
 
 
 def test_emoji_in_a_gsm_locale_is_flagged(tmp_path: Path) -> None:

@@ -151,11 +151,13 @@ def test_zh_cn_sms_in_china_starts_with_the_registered_signature() -> None:
     assert message.text.startswith("【示例金融】小明，您好！")
     assert CN_SIGNATURE.match(message.text)
     assert message.text.count("【") == 1
-    assert "¥1,234.50" in message.text and "2026年3月2日" in message.text
+    assert "¥1,234.50" in message.text
+    assert "2026年3月2日" in message.text
     assert message.text.endswith("回复TD退订")
     assert "+86 131 2345 6789" in message.text  # the CN help line for a loan in China
     assert message.encoding == "UCS-2"
-    assert message.segments is not None and message.segments <= 3
+    assert message.segments is not None
+    assert message.segments <= 3
 
 
 def test_zh_cn_borrower_of_a_us_loan_gets_us_dollars_the_us_help_line_and_no_signature() -> None:
@@ -169,10 +171,13 @@ def test_zh_cn_borrower_of_a_us_loan_gets_us_dollars_the_us_help_line_and_no_sig
 def test_spanish_sms_is_folded_to_gsm7_while_push_detail_keeps_accents() -> None:
     sms = render("due_reminder", the_borrower=borrower("es-US", "Sofía"))
     push = render("due_reminder", Channel.PUSH, the_borrower=borrower("es-US", "Sofía"))
-    assert sms.text is not None and push.detail is not None
+    assert sms.text is not None
+    assert push.detail is not None
     assert sms.encoding == "GSM-7"
-    assert "Hola Sofia," in sms.text and "Responda STOP para no recibir mas mensajes." in sms.text
-    assert "Sofía" in push.detail and "préstamo" in push.detail
+    assert "Hola Sofia," in sms.text
+    assert "Responda STOP para no recibir mas mensajes." in sms.text
+    assert "Sofía" in push.detail
+    assert "préstamo" in push.detail
 
 
 @pytest.mark.parametrize("locale", ["en-US", "zh-CN", "es-US"])
@@ -187,11 +192,15 @@ def test_every_locale_template_and_channel_renders(locale: str, template: str, c
         the_borrower=borrower(locale, "小明" if cn else "Alex"),
         required=CN_REQUIRED if cn else NYC_REQUIRED,
     )
-    assert message.locale == locale and message.template == template
+    assert message.locale == locale
+    assert message.template == template
     if channel == Channel.SMS:
-        assert message.segments is not None and 1 <= message.segments <= 3
+        assert message.segments is not None
+        assert 1 <= message.segments <= 3
     else:
-        assert message.title and message.body and message.detail
+        assert message.title
+        assert message.body
+        assert message.detail
         assert not re.search(r"\d", message.title + message.body)
         assert "1,234.50" in message.detail
 
@@ -226,13 +235,16 @@ def test_unknown_locale_falls_back_to_en_us_and_records_it() -> None:
     assert message.locale == "en-US"
     assert message.requested_locale == "fr-FR"
     assert message.fallback is True
-    assert message.text is not None and "$1,234.50" in message.text and "Mar 2, 2026" in message.text
+    assert message.text is not None
+    assert "$1,234.50" in message.text
+    assert "Mar 2, 2026" in message.text
 
 
 def test_en_gb_reads_the_en_us_wording_with_british_formats() -> None:
     message = render("pre_due", the_borrower=borrower("en-GB"))
     assert message.text is not None
-    assert "US$1,234.50" in message.text and "2 Mar 2026" in message.text
+    assert "US$1,234.50" in message.text
+    assert "2 Mar 2026" in message.text
     assert message.fallback is False
 
 
@@ -249,22 +261,26 @@ def test_first_name_is_cleaned_and_kept_short() -> None:
 def test_accented_name_does_not_switch_an_english_sms_to_ucs2() -> None:
     message = render(the_borrower=borrower(first_name="Zoë"))
     assert message.encoding == "GSM-7"
-    assert message.text is not None and "Hi Zoe," in message.text
+    assert message.text is not None
+    assert "Hi Zoe," in message.text
 
 
 def test_rupee_sign_does_not_switch_an_english_sms_to_ucs2() -> None:
     message = render(the_loan=loan(currency="INR", amount="12345.50", jurisdiction="IN"))
     assert message.encoding == "GSM-7"
-    assert message.text is not None and "INR 12,345.50" in message.text
+    assert message.text is not None
+    assert "INR 12,345.50" in message.text
     detail = render(
         "pre_due", Channel.PUSH, the_loan=loan(currency="INR", amount="12345.50", jurisdiction="IN")
     )
-    assert detail.detail is not None and "₹12,345.50" in detail.detail
+    assert detail.detail is not None
+    assert "₹12,345.50" in detail.detail
 
 
 def test_no_first_name_still_reads_well() -> None:
     message = render(the_borrower=borrower(first_name=""))
-    assert message.text is not None and "Hi, a reminder" in message.text
+    assert message.text is not None
+    assert "Hi, a reminder" in message.text
 
 
 # --- names are data, never content -----------------------------------------------------------------
@@ -304,14 +320,16 @@ def test_a_name_with_a_line_break_and_a_link_reaches_the_sms_as_the_name_only() 
 def test_an_emoji_name_renders_with_its_letters_in_gsm7(template: str) -> None:
     message = render(template, the_borrower=borrower(first_name="Ana 😀🎉"))
     assert message.encoding == "GSM-7"
-    assert message.text is not None and "Ana" in message.text
+    assert message.text is not None
+    assert "Ana" in message.text
 
 
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_a_right_to_left_name_is_left_out_rather_than_turning_an_english_sms_into_ucs2(template: str) -> None:
     message = render(template, the_borrower=borrower(first_name="محمد"))
     assert message.encoding == "GSM-7"
-    assert message.text is not None and "محمد" not in message.text
+    assert message.text is not None
+    assert "محمد" not in message.text
 
 
 def test_a_name_stays_in_a_message_that_is_ucs2_anyway() -> None:
@@ -320,7 +338,8 @@ def test_a_name_stays_in_a_message_that_is_ucs2_anyway() -> None:
         the_borrower=borrower(locale="zh-CN", first_name="王小明"),
         required=CN_REQUIRED,
     )
-    assert message.text is not None and "王小明" in message.text
+    assert message.text is not None
+    assert "王小明" in message.text
 
 
 @settings(max_examples=150, deadline=None)
@@ -339,11 +358,13 @@ def test_any_name_renders_whenever_the_message_renders_without_a_name(
     }
     nameless = render(template, the_borrower=borrower(locale, ""), **options)
     message = render(template, the_borrower=borrower(locale, name), **options)
-    assert message.text is not None and nameless.text is not None
+    assert message.text is not None
+    assert nameless.text is not None
     assert message.text.count("\n") == nameless.text.count("\n")
     assert not _BIDI_CONTROLS & set(message.text)
     assert message.text.count("://") == nameless.text.count("://")
-    assert message.segments is not None and nameless.segments is not None
+    assert message.segments is not None
+    assert nameless.segments is not None
 
 
 # --- required content -------------------------------------------------------------------------------
@@ -351,7 +372,8 @@ def test_any_name_renders_whenever_the_message_renders_without_a_name(
 
 def test_licence_number_is_printed_where_required() -> None:
     message = render("overdue", the_loan=loan(jurisdiction="US-NY-NYC"), required=NYC_REQUIRED)
-    assert message.text is not None and "NYC DCWP Lic. 0000000-DCA." in message.text
+    assert message.text is not None
+    assert "NYC DCWP Lic. 0000000-DCA." in message.text
     assert "Lic." not in (render("overdue").text or "")
 
 
@@ -367,7 +389,8 @@ def test_template_without_opt_out_fails_closed() -> None:
     with pytest.raises(RenderError) as caught:
         render(catalog=catalog)
     assert caught.value.kind == "required_content"
-    assert "opt_out" in str(caught.value) and "en-US/pre_due/sms" in str(caught.value)
+    assert "opt_out" in str(caught.value)
+    assert "en-US/pre_due/sms" in str(caught.value)
 
 
 def test_cn_signature_required_but_profile_has_none_fails_closed() -> None:
@@ -418,7 +441,8 @@ def test_missing_variable_names_template_locale_and_variable() -> None:
         "overdue",
         "en-US",
     )
-    assert "balance" in str(error) and "en-US/overdue/sms" in str(error)
+    assert "balance" in str(error)
+    assert "en-US/overdue/sms" in str(error)
 
 
 @pytest.mark.parametrize(
@@ -459,7 +483,8 @@ def test_amount_on_the_lock_screen_is_refused_at_render_time() -> None:
     catalog = en_us_with("pre_due", "push", {"body": "You owe {{ amount }}"})
     with pytest.raises(RenderError) as caught:
         render("pre_due", Channel.PUSH, catalog=catalog)
-    assert caught.value.kind == "lock_screen" and caught.value.field == "body"
+    assert caught.value.kind == "lock_screen"
+    assert caught.value.field == "body"
 
 
 def test_catalog_rejects_a_syntax_error_at_load(tmp_path: Any) -> None:
@@ -487,9 +512,11 @@ def test_push_lock_screen_is_generic_and_the_detail_is_complete() -> None:
     assert message.title == "ExampleLend"
     assert message.body == "Hi Alex, you have a new message. Open the app to read it."
     assert message.detail is not None
-    assert "$1,234.50" in message.detail and "Mar 2, 2026" in message.detail
+    assert "$1,234.50" in message.detail
+    assert "Mar 2, 2026" in message.detail
     assert "turn them off in the app settings" in message.detail
-    assert message.text is None and message.segments is None
+    assert message.text is None
+    assert message.segments is None
 
 
 def test_sns_push_message_is_json_with_safe_text_only_in_visible_fields() -> None:
@@ -497,7 +524,8 @@ def test_sns_push_message_is_json_with_safe_text_only_in_visible_fields() -> Non
     payload = json.loads(sns_push_message(message))
     assert set(payload) == {"default", "APNS", "APNS_SANDBOX", "GCM"}
     assert payload["default"] == message.body
-    assert isinstance(payload["APNS"], str) and isinstance(payload["GCM"], str)
+    assert isinstance(payload["APNS"], str)
+    assert isinstance(payload["GCM"], str)
 
     apns = json.loads(payload["APNS"])
     assert apns["aps"]["alert"] == {"title": message.title, "body": message.body}
@@ -511,7 +539,9 @@ def test_sns_push_message_is_json_with_safe_text_only_in_visible_fields() -> Non
     assert all(isinstance(value, str) for value in fcm["data"].values())
 
     visible = json.dumps([apns["aps"], fcm["notification"], payload["default"]], ensure_ascii=False)
-    assert "1,234.50" not in visible and "2026" not in visible and "借款" not in visible
+    assert "1,234.50" not in visible
+    assert "2026" not in visible
+    assert "借款" not in visible
 
 
 def test_sns_push_message_refuses_an_sms() -> None:

@@ -110,7 +110,8 @@ def test_every_template_fits_its_budget_with_every_disclosure(
 ) -> None:
     jurisdiction, currency, required, locale = case
     message = _render(template, locale, jurisdiction, currency, required, amount, name)
-    assert message.segments is not None and message.segments <= _budget(message, required)
+    assert message.segments is not None
+    assert message.segments <= _budget(message, required)
     _assert_disclosures(message, required, locale, jurisdiction)
 
 
@@ -122,7 +123,8 @@ def test_worst_case_values_fit_one_segment_unless_a_licence_forces_ucs2_to_two(
     worst_name = "Maximiliana Josephine Lu"  # 24 characters: the longest first name a message prints
     message = _render(template, locale, jurisdiction, currency, required, Decimal("9999999.99"), worst_name)
     expected = 2 if message.encoding == "UCS-2" and "licence_number" in required else 1
-    assert message.segments is not None and message.segments <= expected
+    assert message.segments is not None
+    assert message.segments <= expected
     _assert_disclosures(message, required, locale, jurisdiction)
 
 

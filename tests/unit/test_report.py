@@ -71,9 +71,12 @@ def test_keys_added_later_show_when_present() -> None:
 
     page = report.render_html(summary)
 
-    assert 'id="sms-parts"' in page and "Mean 1.50 parts per SMS" in page
-    assert 'id="peaks"' in page and '<span class="over">90</span>' in page
-    assert 'id="spend"' in page and "$0.25" in page
+    assert 'id="sms-parts"' in page
+    assert "Mean 1.50 parts per SMS" in page
+    assert 'id="peaks"' in page
+    assert '<span class="over">90</span>' in page
+    assert 'id="spend"' in page
+    assert "$0.25" in page
 
 
 def test_the_first_progress_estimate_waits_for_the_tick_rate(

@@ -20,6 +20,7 @@ from engine_fixtures import (
     utc,
 )
 
+from dunning.jurisdictions import policy_for
 from dunning.models import Address, Channel, DecisionKind
 from dunning.rules import (
     DEFAULT_LENDER_POLICY,
@@ -29,7 +30,6 @@ from dunning.rules import (
     RulebookError,
     Span,
     load_rulebooks,
-    policy_for,
 )
 from dunning.strategy import DEFAULT_STRATEGIES_DIR, load_strategies
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from dunning.adapters.consent import CONFIRMATION_AMBIGUOUS, CONFIRMATION_SENT
 from dunning.adapters.messaging import FailureKind
-from dunning.adapters.state import CONFIRMATION_AMBIGUOUS, CONFIRMATION_SENT
 from dunning.inbound import CLAIM_TIMEOUT, ConfirmationOwed, InboundService, Intent, LenderContact, reply_text
 from dunning.observability import MetricsRecorder
 from dunning.receipts import PERMANENT, REPEATED, Receipt, ReceiptsService
@@ -40,7 +40,9 @@ class Replies:
     def __post_init__(self) -> None:
         self.service = InboundService(
             lender=self.lender,
-            state=self.state,
+            cadence=self.state,
+            contacts=self.state,
+            consents=self.state,
             ledger=self.ledger,
             messaging=self.messaging,
             attention=self.attention,

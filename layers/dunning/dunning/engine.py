@@ -51,6 +51,7 @@ from dunning.zones import (
     PhoneInfo,
     Whereabouts,
     WindowTable,
+    candidate_zones,
     day_start,
     fmt_local,
     fmt_utc,
@@ -58,7 +59,6 @@ from dunning.zones import (
     mask_phone,
     phone_info,
     to_us,
-    whereabouts,
     window_table,
 )
 
@@ -147,14 +147,7 @@ def decide(
         )
 
     phone = phone_info(borrower.phone) if borrower.phone else None
-    address = borrower.address
-    where = whereabouts(
-        borrower.time_zone,
-        phone.zones if phone is not None and phone.valid else (),
-        address.country if address else None,
-        address.region if address else None,
-        loan.jurisdiction.split("-")[0],
-    )
+    where = candidate_zones(loan, borrower)
     out.notes.extend(where.notes)
     out.notes.extend(candidates.notes)
     if not _locale_known(borrower.locale):

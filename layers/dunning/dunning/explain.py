@@ -177,7 +177,8 @@ def _with_citation(entry: TrailEntry, policy: Policy | None) -> TrailEntry:
 def _policy(adapters: Adapters, loan_id: str) -> Policy | None:
     """The loan's applicable rulebooks, or None when the loan or its borrower cannot be read."""
     from dunning.items import InvalidItem, borrower_from_item, loan_from_item
-    from dunning.rules import load_rulebooks, policy_for
+    from dunning.jurisdictions import policy_for
+    from dunning.rules import load_rulebooks
 
     lender = adapters.lender
     loan_item = lender.get_loan(loan_id)

@@ -49,18 +49,18 @@ from typing import Any
 from dunning import clock
 from dunning.adapters import Adapters
 from dunning.adapters.attention import Attention
-from dunning.adapters.dynamo import Dynamo
-from dunning.adapters.ledger import Ledger
-from dunning.adapters.lender import Lender
-from dunning.adapters.messaging import FailureKind, Messaging, PublishError, SmsOptions
-from dunning.adapters.state import (
+from dunning.adapters.consent import (
     CONFIRMATION_AMBIGUOUS,
     CONFIRMATION_CLAIMED,
     CONFIRMATION_FAILED,
     CONFIRMATION_OWED,
     CONFIRMATION_SENT,
-    StateStore,
 )
+from dunning.adapters.dynamo import Dynamo
+from dunning.adapters.ledger import Ledger
+from dunning.adapters.lender import Lender
+from dunning.adapters.messaging import FailureKind, Messaging, PublishError, SmsOptions
+from dunning.adapters.state import StateStore
 from dunning.event_shapes import records_of
 from dunning.ids import id_problem, storable_id
 from dunning.items import iso_utc, parse_iso_utc, raw_status
@@ -71,7 +71,6 @@ from dunning.ports import (
     CadenceReplanner,
     ConsentRegistry,
     ContactWriter,
-    InboundState,
     LedgerWriter,
     LenderReader,
     SmsSender,
@@ -345,7 +344,9 @@ class InboundService:
     """Records, classifies and acts on borrowers' replies (consent and disputes in their own classes)."""
 
     lender: LenderReader
-    state: InboundState
+    cadence: CadenceReplanner
+    contacts: ContactWriter
+    consents: ConsentRegistry
     ledger: LedgerWriter
     messaging: SmsSender
     attention: AttentionPublisher
@@ -358,17 +359,22 @@ class InboundService:
 
     @property
     def confirmer(self) -> Confirmer:
-        return Confirmer(self.state, self.messaging, self.profile, self.origination_identity, self.clock)
+        return Confirmer(self.consents, self.messaging, self.profile, self.origination_identity, self.clock)
 
     @property
     def consent(self) -> ConsentReplies:
         return ConsentReplies(
-            self.lender, self.state, self.state, self.attention, self.confirmer, self.origination_identity
+            self.lender,
+            self.consents,
+            self.cadence,
+            self.attention,
+            self.confirmer,
+            self.origination_identity,
         )
 
     @property
     def disputes(self) -> DisputeReplies:
-        return DisputeReplies(self.lender, self.state, self.ledger, self.attention)
+        return DisputeReplies(self.lender, self.contacts, self.ledger, self.attention)
 
     def process(self, event: Mapping[str, Any], metrics: MetricsRecorder) -> int:
         """Handle an SNS event of inbound replies; returns how many were acted on."""
@@ -461,7 +467,7 @@ class InboundService:
             return
         for borrower_id in borrower_ids:
             if paused_until is not None:
-                self.state.pause(borrower_id, paused_until)
+                self.contacts.pause(borrower_id, paused_until)
         self.attention.publish(
             "inbound.free_text",
             {
@@ -512,10 +518,10 @@ class InboundService:
             logger.error("reply not sent", extra={"intent": intent.value, "code": exc.code})
             metrics.count("ReplyFailed")
             if exc.kind == FailureKind.UNKNOWN:
-                self.state.note_other_reply(message.origination, "")
+                self.consents.note_other_reply(message.origination, "")
             return
         # Its receipt must not be taken for that of a confirmation in doubt on the same number.
-        self.state.note_other_reply(message.origination, message_id)
+        self.consents.note_other_reply(message.origination, message_id)
         metrics.count("Replies", intent=intent.value)
 
 
@@ -787,14 +793,14 @@ def close_dispute(adapters: Adapters, loan_id: str, *, at: datetime, verificatio
     if item is None or not isinstance(item.get("borrower_id"), str):
         raise ValueError(f"loan {loan_id} not found in the Loans table")
     borrower_id = str(item["borrower_id"])
-    record = adapters.state.close_dispute(borrower_id, loan_id)
+    record = adapters.state.contact.close_dispute(borrower_id, loan_id)
     if record is None:
         return False
     inbound_id = str(record.get("inbound_id") or "operator")
     adapters.ledger.write(
         [adapters.ledger.dispute_op(loan_id, borrower_id, inbound_id, at, closed_by=verification[:500])]
     )
-    adapters.state.replan_earlier(
+    adapters.state.cadence.replan_earlier(
         loan_id,
         at,
         at,
@@ -823,9 +829,12 @@ def lender_contact() -> LenderContact:
 def build_inbound(settings: InboundSettings) -> InboundService:
     """The inbound service wired to AWS as the settings say (clients are created on first use)."""
     dynamo = Dynamo()
+    state = StateStore(dynamo, settings.state_table)
     return InboundService(
         lender=Lender(dynamo, settings.loans_table, settings.borrowers_table),
-        state=StateStore(dynamo, settings.state_table),
+        cadence=state.cadence,
+        contacts=state.contact,
+        consents=state.consent,
         ledger=Ledger(dynamo, settings.ledger_table, settings.ledger_retention_days),
         messaging=Messaging(),
         attention=Attention(settings.attention_topic_arn),

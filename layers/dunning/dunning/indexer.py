@@ -160,7 +160,13 @@ class Indexer:
             raise BadRecord(f"stream of an unknown table {table!r}")
 
     def _read_loan(
-        self, name: str, new: dict | None, old: dict | None, at: datetime, plan: Plan, dynamodb: Mapping
+        self,
+        name: str,
+        new: dict[str, Any] | None,
+        old: dict[str, Any] | None,
+        at: datetime,
+        plan: Plan,
+        dynamodb: Mapping[str, Any],
     ) -> None:
         if name == "REMOVE":
             keys = _image(dynamodb, "Keys") or old or {}
@@ -215,7 +221,13 @@ class Indexer:
         )
 
     def _read_borrower(
-        self, name: str, new: dict | None, old: dict | None, at: datetime, plan: Plan, dynamodb: Mapping
+        self,
+        name: str,
+        new: dict[str, Any] | None,
+        old: dict[str, Any] | None,
+        at: datetime,
+        plan: Plan,
+        dynamodb: Mapping[str, Any],
     ) -> None:
         image = new or old or _image(dynamodb, "Keys") or {}
         borrower_id = str(image["borrower_id"])
@@ -244,7 +256,7 @@ class Indexer:
     def _apply(self, plan: Plan, metrics: MetricsRecorder) -> None:
         for number, (at, event_id) in plan.consents.items():
             # Before the loans are re-planned below, so the re-plan already sees the block lifted.
-            lifted = self.state.record_consent(
+            lifted = self.state.consent.record_consent(
                 number,
                 opted_out=False,
                 at=at,
@@ -292,8 +304,8 @@ class Indexer:
             if change.action == "index":
                 phone = (borrowers.get(change.borrower_id) or {}).get("phone")
                 writes.append(
-                    self.state.put_op(
-                        self.state.cadence_item(
+                    self.state.cadence.put_op(
+                        self.state.cadence.cadence_item(
                             change.loan_id,
                             change.borrower_id,
                             next_contact_at=change.at,
@@ -307,11 +319,11 @@ class Indexer:
                 metrics.count("Indexed")
                 continue
             if change.action == "delete":
-                writes.append(self.state.delete_cadence_op(change.loan_id))
+                writes.append(self.state.cadence.delete_cadence_op(change.loan_id))
             else:
                 writes.append(
-                    self.state.put_op(
-                        self.state.cadence_item(
+                    self.state.cadence.put_op(
+                        self.state.cadence.cadence_item(
                             change.loan_id,
                             change.borrower_id,
                             next_contact_at=None,

@@ -13,7 +13,7 @@ apply (strictest wins). The candidates are:
 
 Each candidate brings every rulebook whose code is a segment prefix of it (``US-NY-NYC`` brings ``US``
 and ``US-NY-NYC``). ``candidate_jurisdictions`` is the one function the engine, the sender's renderer
-(through ``rules.policy_for``) and the demo's audit use, so they cannot disagree.
+(through ``policy_for``) and the demo's audit use, so they cannot disagree.
 """
 
 from __future__ import annotations
@@ -64,6 +64,14 @@ def candidate_jurisdictions(loan: Loan, borrower: Borrower, rulebooks: Rulebooks
     phone = phone_info(borrower.phone) if borrower.phone else None
     regions = phone.regions if phone is not None and phone.valid else ()
     return _candidates(loan.jurisdiction, address_code(borrower), regions, rulebooks)
+
+
+def policy_for(loan: Loan, borrower: Borrower, rulebooks: Rulebooks) -> Policy:
+    """The strictest merged policy of every rulebook that applies to this loan and borrower.
+
+    The same policy the engine decides under: that of ``candidate_jurisdictions``.
+    """
+    return candidate_jurisdictions(loan, borrower, rulebooks).policy
 
 
 def relation(phone_region: str, address: str | None) -> Relation:

@@ -26,13 +26,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from dunning import clock
+from dunning.adapters.cadence import DueEntry
 from dunning.adapters.dynamo import BATCH_WRITE_LIMIT, Dynamo, Key, WriteOp
 from dunning.adapters.ledger import Ledger
 from dunning.adapters.lender import Lender
 from dunning.adapters.outbound import Outbound
 from dunning.adapters.plan_queue import PlanQueue
 from dunning.adapters.reads import MissingItem, Wanted, read_snapshot
-from dunning.adapters.state import DueEntry, StateStore
+from dunning.adapters.state import StateStore
 from dunning.ids import attribute_id
 from dunning.items import InvalidItem, iso_utc
 from dunning.jobs import Job, job_from_decision
@@ -41,13 +42,16 @@ from dunning.observability import MetricsRecorder, PackageLogger
 from dunning.settings import PlannerSettings
 
 if TYPE_CHECKING:
-    # Types only: the budget's code is imported when a shard task plans, not with the handler.
+    # Types only: the budget's code and the engine's data are imported when a shard task plans, not
+    # with the handler.
     from dunning.adapters.budget_store import SpendLedger
     from dunning.budget import Prices, SendingPolicy
+    from dunning.rules import Rulebooks
+    from dunning.strategy import Strategies
+
+    DecideFn = Callable[[Loan, Borrower, ContactState, datetime, Rulebooks, Strategies], Decision]
 
 logger = PackageLogger(__name__)
-
-DecideFn = Callable[[Loan, Borrower, ContactState, datetime, Any, Any], Decision]
 
 # Due loans per Query page. The due-index projects borrower_id and phone, so a page's loans, borrowers,
 # contact and consent items are read in one round (up to 400 keys: four BatchGetItem requests); a
@@ -105,16 +109,6 @@ class _Send:
     job: Job
     decision: Decision
     phone: str
-
-
-@dataclass
-class _Pending:
-    """What a shard task has decided but not yet published or written, carried from page to page so
-    PublishBatch and BatchWriteItem requests go out full. A crash loses nothing: the loans are still
-    due, and the retried task plans them again."""
-
-    sends: list[_Send] = field(default_factory=list)
-    writes: list[WriteOp] = field(default_factory=list)
 
 
 @dataclass
@@ -226,8 +220,8 @@ class Planner:
     outbound: Outbound
     plan_queue: PlanQueue
     decide: DecideFn
-    rulebooks: Any
-    strategies: Any
+    rulebooks: Rulebooks
+    strategies: Strategies
     job_ttl: timedelta
     clock: Callable[[], datetime]
     page_size: int = PAGE_SIZE
@@ -243,7 +237,7 @@ class Planner:
         """One PlanQueue task per shard (SendMessageBatch, 10 a request). Returns the number of tasks."""
         tasks = [
             ShardTask(shard=shard, scheduled_time=tick.scheduled_time).message()
-            for shard in self.state.shards()
+            for shard in self.state.cadence.shards()
         ]
         self.plan_queue.send(tasks)
         metrics.count("ShardTasks", len(tasks))
@@ -257,22 +251,26 @@ class Planner:
         metrics.observe("PlannerLagSeconds", max(0.0, (self.clock() - now).total_seconds()))
         result = ShardResult()
         metrics.count("ShardsPlanned")
-        pages = self.state.due_pages(task.shard, now, page_size=self.page_size, start_key=task.continuation)
-        pending = _Pending()
+        pages = self.state.cadence.due_pages(
+            task.shard, now, page_size=self.page_size, start_key=task.continuation
+        )
+        outbox = _Outbox(self, now, result, metrics)
         budget = self._tick_budget(task)
+        admission = _Admission(self, now, result, metrics, outbox, budget)
+        page_planner = _PagePlanner(self, now, result, metrics, outbox, admission)
         for entries, last_key in pages:
             result.pages += 1
             if entries:
-                self._plan_page(entries, now, result, metrics, pending, budget)
-                self._flush(pending, now, result, metrics, full_only=True)
+                page_planner.plan(entries)
+                outbox.flush(full_only=True)
             if last_key is not None and remaining_ms() < self.deadline_margin_ms:
-                self._flush(pending, now, result, metrics, full_only=False)
+                outbox.flush(full_only=False)
                 self._hand_on(task, last_key, budget)
                 result.handed_on = True
                 metrics.count("PlannerContinuations")
                 break
         else:
-            self._flush(pending, now, result, metrics, full_only=False)
+            outbox.flush(full_only=False)
         logger.info(
             "shard planned",
             extra={
@@ -333,7 +331,7 @@ class Planner:
             return None
         from dunning.budget import tick_budget
 
-        shards = len(self.state.shards())
+        shards = len(self.state.cadence.shards())
         index = int(task.shard.split("#")[1])
         interval = self.tick_interval or self.job_ttl
         tick_number = int(task.scheduled_time.timestamp() // interval.total_seconds())
@@ -343,95 +341,108 @@ class Planner:
         }
         return _TickBudget(limits, dict(task.used or {}))
 
-    def _plan_page(
-        self,
-        entries: list[DueEntry],
-        now: datetime,
-        result: ShardResult,
-        metrics: MetricsRecorder,
-        pending: _Pending,
-        budget: _TickBudget | None = None,
-    ) -> None:
-        """Decide a page: SEND jobs and DEFER/STOP writes join ``pending``."""
-        snapshot = read_snapshot(
-            self.lender,
-            self.state,
-            [Wanted(e.loan_id, e.borrower_id, e.phone) for e in entries],
-        )
-        writes = pending.writes
-        candidates: list[_Candidate] = []
-        for entry in entries:
-            try:
-                subject = snapshot.subject(entry.loan_id)
-            except InvalidItem as exc:
-                loan_item = snapshot.loans.get(entry.loan_id) or {}
-                borrower_id = attribute_id(loan_item.get("borrower_id") or entry.borrower_id)
-                decision = stop_decision(entry.loan_id, borrower_id, now, DATA_INVALID, str(exc))
-                if isinstance(exc, MissingItem) and exc.kind == "loan":
-                    writes.append(self.state.delete_cadence_op(entry.loan_id))
-                else:
-                    writes.append(self._cadence(decision, None, now))
-                writes.append(self.ledger.decision_op(decision))
-                metrics.count("InvalidItem")
-                metrics.count("Suppressed", rule=DATA_INVALID)
-                logger.warning(
-                    "invalid item: loan stopped", extra={"loan_id": entry.loan_id, "reason": str(exc)}
-                )
-                result.invalid += 1
-                continue
-            loan, borrower = subject.loan, subject.borrower
-            try:
-                decision = self.decide(loan, borrower, subject.state, now, self.rulebooks, self.strategies)
-            except Exception:
-                logger.exception(
-                    "engine failed on a loan; looked at again later", extra={"loan_id": loan.loan_id}
-                )
-                metrics.count("EngineError")
-                decision = Decision(
-                    kind=DecisionKind.DEFER,
-                    loan_id=loan.loan_id,
-                    borrower_id=loan.borrower_id,
-                    at=now,
-                    rule_id=ENGINE_ERROR,
-                    reason="the decision engine failed on this loan; retried later",
-                    not_before=now + ENGINE_ERROR_RETRY,
-                )
-            if decision.kind == DecisionKind.SEND:
-                candidates.append(_Candidate(entry, loan, borrower, decision))
-            elif decision.kind == DecisionKind.DEFER:
-                not_before = max(decision.not_before or now + ENGINE_ERROR_RETRY, now + MIN_DEFERRAL)
-                if decision.rule_id in PACED_RULES:
-                    not_before = self._paced(loan, borrower, subject.state, not_before)
-                writes.append(self._cadence(decision, not_before, now, borrower.phone))
-                writes.append(self.ledger.decision_op(decision))
-                metrics.count("Deferred", rule=decision.rule_id)
-                result.deferred += 1
-            else:
-                writes.append(self._cadence(decision, None, now, borrower.phone))
-                writes.append(self.ledger.decision_op(decision))
-                metrics.count("Suppressed", rule=decision.rule_id)
-                result.stopped += 1
-        self._admit(candidates, now, result, metrics, pending, budget)
 
-    def _admit(
-        self,
-        candidates: list[_Candidate],
-        now: datetime,
-        result: ShardResult,
-        metrics: MetricsRecorder,
-        pending: _Pending,
-        budget: _TickBudget | None,
-    ) -> None:
+@dataclass
+class _Pass:
+    """One shard task being planned: the planner it runs for, the tick instant, its counts and metrics."""
+
+    planner: Planner
+    now: datetime
+    result: ShardResult
+    metrics: MetricsRecorder
+
+    @property
+    def state(self) -> StateStore:
+        return self.planner.state
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.planner.ledger
+
+
+@dataclass
+class _Outbox(_Pass):
+    """What a shard task has decided but not yet published or written, carried from page to page so
+    PublishBatch and BatchWriteItem requests go out full. A crash loses nothing: the loans are still
+    due, and the retried task plans them again."""
+
+    sends: list[_Send] = field(default_factory=list)
+    writes: list[WriteOp] = field(default_factory=list)
+
+    def flush(self, *, full_only: bool) -> None:
+        """Publish the pending jobs and write the pending items: only full requests (ten jobs, 25
+        items) when ``full_only``, everything otherwise.
+
+        A crash between a PublishBatch and the cadence writes of its jobs leaves those loans due: the
+        retried task plans them again, and the second job for a step is never sent (the sender finds
+        the step claimed and records it AMBIGUOUS, which the daily sweep resolves to SENT).
+        """
+        sends = self.sends
+        ready = len(sends) - len(sends) % PUBLISH_BATCH if full_only else len(sends)
+        self.writes += self._publish_ops(sends[:ready])
+        del sends[:ready]
+        writes = self.writes
+        ready = len(writes) - len(writes) % BATCH_WRITE_LIMIT if full_only else len(writes)
+        if ready:
+            self.ledger.dynamo.batch_write(writes[:ready])
+            del writes[:ready]
+
+    def _publish_ops(self, sends: list[_Send]) -> list[WriteOp]:
+        """PublishBatch ``sends``; the cadence writes of those that were published."""
+        if not sends:
+            return []
+        result, metrics = self.result, self.metrics
+        writes: list[WriteOp] = []
+        published, failed = self.planner.outbound.publish([send.job for send in sends])
+        by_id = {send.job.job_id: send for send in sends}
+        for job in published:
+            send = by_id[job.job_id]
+            follow_up = send.decision.follow_up_at
+            next_at = max(follow_up, job.expires_at) if follow_up is not None else None
+            writes.append(self.cadence(send.decision, next_at, send.phone))
+            metrics.count("Planned")
+            result.planned += 1
+            result.jobs.append(job)
+        for job, code in failed:
+            # The cadence is left as it is: the loan is still due and the next tick plans it again.
+            logger.error("job not published", extra={"job_id": job.job_id, "code": code})
+            metrics.count("PublishFailed")
+            result.publish_failed += 1
+        return writes
+
+    def cadence(self, decision: Decision, next_at: datetime | None, phone: str | None = None) -> WriteOp:
+        """The cadence item ``decision`` leaves the loan with: next contact at ``next_at`` (None: out of
+        the due-index)."""
+        item = self.state.cadence.cadence_item(
+            decision.loan_id,
+            decision.borrower_id,
+            next_contact_at=next_at,
+            at=self.now,
+            rule_id=decision.rule_id,
+            reason=decision.reason,
+            phone=phone,
+        )
+        return self.state.cadence.put_op(item)
+
+
+@dataclass
+class _Admission(_Pass):
+    """The tick's budgets applied to a page's SENDs: throughput per identity, then estimated SMS spend."""
+
+    outbox: _Outbox
+    budget: _TickBudget | None
+
+    def admit(self, candidates: list[_Candidate]) -> None:
         """The page's SENDs in priority order: jobs within the budgets, ``budget.*`` deferrals beyond."""
-        sending = self.sending
+        sending, budget, now = self.planner.sending, self.budget, self.now
         if sending is None or budget is None:
             for c in candidates:
-                job = job_from_decision(c.decision, ttl=self.job_ttl, phone=c.borrower.phone)
-                pending.sends.append(_Send(job, c.decision, c.borrower.phone or ""))
+                job = job_from_decision(c.decision, ttl=self.planner.job_ttl, phone=c.borrower.phone)
+                self.outbox.sends.append(_Send(job, c.decision, c.borrower.phone or ""))
             return
         from dunning.budget import Candidate, priority_key, step_offset_days
 
-        previous_tick = iso_utc(now - (self.tick_interval or self.job_ttl))
+        previous_tick = iso_utc(now - (self.planner.tick_interval or self.planner.job_ttl))
 
         def key(c: _Candidate) -> tuple[object, ...]:
             held_back = c.entry.next_contact_at < previous_tick
@@ -445,30 +456,17 @@ class Planner:
             if budget.take(identity):
                 admitted.append((c, identity))
             else:
-                self._budget_defer(
-                    c,
-                    "budget.throughput",
-                    _throughput_reason(identity, budget),
-                    now,
-                    result,
-                    metrics,
-                    pending,
-                )
-        for c, _identity in self._within_spend(admitted, now, result, metrics, pending, budget):
-            job = job_from_decision(c.decision, ttl=self.job_ttl, phone=c.borrower.phone)
-            pending.sends.append(_Send(job, c.decision, c.borrower.phone or ""))
+                self._defer(c, "budget.throughput", _throughput_reason(identity, budget))
+        for c, _identity in self._within_spend(admitted, budget):
+            job = job_from_decision(c.decision, ttl=self.planner.job_ttl, phone=c.borrower.phone)
+            self.outbox.sends.append(_Send(job, c.decision, c.borrower.phone or ""))
 
     def _within_spend(
-        self,
-        admitted: list[tuple[_Candidate, str]],
-        now: datetime,
-        result: ShardResult,
-        metrics: MetricsRecorder,
-        pending: _Pending,
-        budget: _TickBudget,
+        self, admitted: list[tuple[_Candidate, str]], budget: _TickBudget
     ) -> list[tuple[_Candidate, str]]:
         """The admitted SENDs whose estimated SMS cost fits the country's day and month budgets."""
-        sending, prices, spend = self.sending, self.prices, self.spend
+        sending, prices, spend = self.planner.sending, self.planner.prices, self.planner.spend
+        now, metrics = self.now, self.metrics
         if sending is None or prices is None or spend is None:
             return admitted
         by_country: dict[str, list[tuple[_Candidate, str]]] = {}
@@ -505,24 +503,15 @@ class Planner:
                     f"({limit.monthly if month_full else limit.daily:g} {policy.currency})"
                 )
                 not_before = _next_month(now) if month_full else _next_day(now)
-                self._budget_defer(c, "budget.spend", reason, now, result, metrics, pending, not_before)
+                self._defer(c, "budget.spend", reason, not_before)
         return kept
 
-    def _budget_defer(
-        self,
-        c: _Candidate,
-        rule_id: str,
-        reason: str,
-        now: datetime,
-        result: ShardResult,
-        metrics: MetricsRecorder,
-        pending: _Pending,
-        not_before: datetime | None = None,
-    ) -> None:
+    def _defer(self, c: _Candidate, rule_id: str, reason: str, not_before: datetime | None = None) -> None:
         """Record a ``budget.*`` DEFER. A throughput deferral keeps the loan's place in the due-index
         (its next_contact_at, already behind this pass), so the next tick reads it before anything
         that fell due after it: a loan held back for budget is never overtaken, and cannot starve."""
-        tick = now + (self.tick_interval or self.job_ttl)
+        now = self.now
+        tick = now + (self.planner.tick_interval or self.planner.job_ttl)
         decision = Decision(
             kind=DecisionKind.DEFER,
             loan_id=c.loan.loan_id,
@@ -537,15 +526,96 @@ class Planner:
             next_at = datetime.fromisoformat(c.entry.next_contact_at.replace("Z", "+00:00"))
         else:
             next_at = not_before
-        pending.writes.append(self._cadence(decision, next_at, now, c.borrower.phone))
-        pending.writes.append(self.ledger.decision_op(decision))
-        metrics.count("Deferred", rule=rule_id)
-        result.deferred += 1
+        self.outbox.writes.append(self.outbox.cadence(decision, next_at, c.borrower.phone))
+        self.outbox.writes.append(self.ledger.decision_op(decision))
+        self.metrics.count("Deferred", rule=rule_id)
+        self.result.deferred += 1
+
+
+@dataclass
+class _PagePlanner(_Pass):
+    """Decides a page of due loans with the engine: DEFER and STOP go to the outbox, SENDs are admitted."""
+
+    outbox: _Outbox
+    admission: _Admission
+
+    @property
+    def rulebooks(self) -> Rulebooks:
+        return self.planner.rulebooks
+
+    @property
+    def strategies(self) -> Strategies:
+        return self.planner.strategies
+
+    def plan(self, entries: list[DueEntry]) -> None:
+        """Decide a page: DEFER/STOP writes join the outbox, SENDs go to the admission."""
+        now, result, metrics = self.now, self.result, self.metrics
+        snapshot = read_snapshot(
+            self.planner.lender,
+            self.state,
+            [Wanted(e.loan_id, e.borrower_id, e.phone) for e in entries],
+        )
+        writes = self.outbox.writes
+        candidates: list[_Candidate] = []
+        for entry in entries:
+            try:
+                subject = snapshot.subject(entry.loan_id)
+            except InvalidItem as exc:
+                loan_item = snapshot.loans.get(entry.loan_id) or {}
+                borrower_id = attribute_id(loan_item.get("borrower_id") or entry.borrower_id)
+                decision = stop_decision(entry.loan_id, borrower_id, now, DATA_INVALID, str(exc))
+                if isinstance(exc, MissingItem) and exc.kind == "loan":
+                    writes.append(self.state.cadence.delete_cadence_op(entry.loan_id))
+                else:
+                    writes.append(self.outbox.cadence(decision, None))
+                writes.append(self.ledger.decision_op(decision))
+                metrics.count("InvalidItem")
+                metrics.count("Suppressed", rule=DATA_INVALID)
+                logger.warning(
+                    "invalid item: loan stopped", extra={"loan_id": entry.loan_id, "reason": str(exc)}
+                )
+                result.invalid += 1
+                continue
+            loan, borrower = subject.loan, subject.borrower
+            try:
+                decision = self.planner.decide(
+                    loan, borrower, subject.state, now, self.rulebooks, self.strategies
+                )
+            except Exception:
+                logger.exception(
+                    "engine failed on a loan; looked at again later", extra={"loan_id": loan.loan_id}
+                )
+                metrics.count("EngineError")
+                decision = Decision(
+                    kind=DecisionKind.DEFER,
+                    loan_id=loan.loan_id,
+                    borrower_id=loan.borrower_id,
+                    at=now,
+                    rule_id=ENGINE_ERROR,
+                    reason="the decision engine failed on this loan; retried later",
+                    not_before=now + ENGINE_ERROR_RETRY,
+                )
+            if decision.kind == DecisionKind.SEND:
+                candidates.append(_Candidate(entry, loan, borrower, decision))
+            elif decision.kind == DecisionKind.DEFER:
+                not_before = max(decision.not_before or now + ENGINE_ERROR_RETRY, now + MIN_DEFERRAL)
+                if decision.rule_id in PACED_RULES:
+                    not_before = self._paced(loan, borrower, subject.state, not_before)
+                writes.append(self.outbox.cadence(decision, not_before, borrower.phone))
+                writes.append(self.ledger.decision_op(decision))
+                metrics.count("Deferred", rule=decision.rule_id)
+                result.deferred += 1
+            else:
+                writes.append(self.outbox.cadence(decision, None, borrower.phone))
+                writes.append(self.ledger.decision_op(decision))
+                metrics.count("Suppressed", rule=decision.rule_id)
+                result.stopped += 1
+        self.admission.admit(candidates)
 
     def _paced(self, loan: Loan, borrower: Borrower, state: ContactState, opens: datetime) -> datetime:
         """When a loan waiting for a window is planned: the opening plus this borrower's place in the
         pacing span, if the engine allows a SEND then (inside the window); else the opening itself."""
-        sending = self.sending
+        sending = self.planner.sending
         if sending is None or not sending.pacing_span_minutes:
             return opens
         from dunning.budget import pacing_fraction
@@ -553,71 +623,7 @@ class Planner:
         offset = int(pacing_fraction(borrower.borrower_id) * sending.pacing_span_minutes * 60)
         paced = opens + timedelta(seconds=offset)
         try:
-            later = self.decide(loan, borrower, state, paced, self.rulebooks, self.strategies)
+            later = self.planner.decide(loan, borrower, state, paced, self.rulebooks, self.strategies)
         except Exception:
             return opens
         return paced if later.kind == DecisionKind.SEND else opens
-
-    def _flush(
-        self,
-        pending: _Pending,
-        now: datetime,
-        result: ShardResult,
-        metrics: MetricsRecorder,
-        *,
-        full_only: bool,
-    ) -> None:
-        """Publish the pending jobs and write the pending items: only full requests (ten jobs, 25
-        items) when ``full_only``, everything otherwise.
-
-        A crash between a PublishBatch and the cadence writes of its jobs leaves those loans due: the
-        retried task plans them again, and the second job for a step is never sent (the sender finds
-        the step claimed and records it AMBIGUOUS, which the daily sweep resolves to SENT).
-        """
-        sends = pending.sends
-        ready = len(sends) - len(sends) % PUBLISH_BATCH if full_only else len(sends)
-        pending.writes += self._publish_ops(sends[:ready], now, result, metrics)
-        del sends[:ready]
-        writes = pending.writes
-        ready = len(writes) - len(writes) % BATCH_WRITE_LIMIT if full_only else len(writes)
-        if ready:
-            self.ledger.dynamo.batch_write(writes[:ready])
-            del writes[:ready]
-
-    def _publish_ops(
-        self, sends: list[_Send], now: datetime, result: ShardResult, metrics: MetricsRecorder
-    ) -> list[WriteOp]:
-        """PublishBatch ``sends``; the cadence writes of those that were published."""
-        if not sends:
-            return []
-        writes: list[WriteOp] = []
-        published, failed = self.outbound.publish([send.job for send in sends])
-        by_id = {send.job.job_id: send for send in sends}
-        for job in published:
-            send = by_id[job.job_id]
-            follow_up = send.decision.follow_up_at
-            next_at = max(follow_up, job.expires_at) if follow_up is not None else None
-            writes.append(self._cadence(send.decision, next_at, now, send.phone))
-            metrics.count("Planned")
-            result.planned += 1
-            result.jobs.append(job)
-        for job, code in failed:
-            # The cadence is left as it is: the loan is still due and the next tick plans it again.
-            logger.error("job not published", extra={"job_id": job.job_id, "code": code})
-            metrics.count("PublishFailed")
-            result.publish_failed += 1
-        return writes
-
-    def _cadence(
-        self, decision: Decision, next_at: datetime | None, now: datetime, phone: str | None = None
-    ) -> WriteOp:
-        item = self.state.cadence_item(
-            decision.loan_id,
-            decision.borrower_id,
-            next_contact_at=next_at,
-            at=now,
-            rule_id=decision.rule_id,
-            reason=decision.reason,
-            phone=phone,
-        )
-        return self.state.put_op(item)

@@ -1,10 +1,11 @@
 """The seams between the services and the adapters: one small ``Protocol`` per role a service needs.
 
 A service field typed with one of these accepts the DynamoDB/SNS adapter in production and the
-in-memory fake of ``tests/fakes.py`` in unit tests; neither inherits from it (structural typing), so the
-adapters can be split or merged (one StateStore, or a cadence, a contact and a consent store) without
-touching the services. Each Protocol lists only the methods some service calls, with the adapter's own
-signature; mypy checks the wiring where the services are built.
+in-memory fake of ``tests/fakes.py`` in unit tests; neither inherits from it (structural typing), so an
+adapter can be split or merged without touching the services. A service takes the State table's store it
+needs (the cadence, contact or consent store of ``dunning.adapters.state``). Each Protocol lists only the
+methods some service calls, with the adapter's own signature; mypy checks the wiring where the services
+are built.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from dunning.adapters.consent import ConsentChange
     from dunning.adapters.dynamo import Item, WriteOp
     from dunning.adapters.messaging import SmsOptions
-    from dunning.adapters.state import ConsentChange
 
 
 class LenderReader(Protocol):
@@ -141,11 +142,3 @@ class ConsentRegistry(Protocol):
     def note_other_reply(self, phone: str, message_id: str) -> int: ...
 
     def note_confirmation_receipt(self, phone: str, inbound_id: str, message_id: str) -> None: ...
-
-
-class ReceiptsState(ContactWriter, ConsentRegistry, Protocol):
-    """What the receipts service writes in the State table: failure counters, confirmations it proves."""
-
-
-class InboundState(CadenceReplanner, ContactWriter, ConsentRegistry, Protocol):
-    """Everything the inbound service writes in the State table (today one StateStore)."""

@@ -33,17 +33,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from dunning import clock
+from dunning.adapters.consent import CONFIRMATION_AMBIGUOUS, CONFIRMATION_CLAIMED, CONFIRMATION_SENT
 from dunning.adapters.dynamo import Dynamo, WriteOp
 from dunning.adapters.ledger import Ledger, Status
-from dunning.adapters.state import (
-    CONFIRMATION_AMBIGUOUS,
-    CONFIRMATION_CLAIMED,
-    CONFIRMATION_SENT,
-    StateStore,
-)
+from dunning.adapters.state import StateStore
 from dunning.items import iso_utc, parse_iso_utc
 from dunning.observability import MetricsRecorder, PackageLogger, mask_contact_point
-from dunning.ports import ConsentRegistry, LedgerWriter, ReceiptsState
+from dunning.ports import ConsentRegistry, ContactWriter, LedgerWriter
 from dunning.settings import ReceiptsSettings
 
 logger = PackageLogger(__name__)
@@ -107,20 +103,6 @@ def push_failure_kind(provider_response: str) -> str:
     return PERMANENT if any(word in lowered for word in _DEAD_PUSH_RESPONSES) else TRANSIENT
 
 
-# What a receipt adds to a MESSAGE item (:meth:`Receipt.fields`); the sweep merges these from a RECEIPT.
-RECEIPT_FIELDS = (
-    "status",
-    "provider_response",
-    "price_usd",
-    "carrier",
-    "dwell_ms",
-    "receipt_at",
-    "receipt_source",
-    "hard_failure",
-    "failure_kind",
-)
-
-
 class BadReceipt(ValueError):
     """A log event or notification that is not a delivery receipt we can read."""
 
@@ -153,7 +135,8 @@ class Receipt:
         return "push" if self.source == "sns-push" else "sms"
 
     def fields(self) -> dict[str, Any]:
-        """What the receipt adds to the ledger item (the MESSAGE, or a RECEIPT of its own)."""
+        """What the receipt adds to the ledger item (the MESSAGE, or a RECEIPT of its own): the ledger's
+        ``RECEIPT_FIELDS``, which the reconcile sweep merges from a RECEIPT into its MESSAGE."""
         return {
             "status": self.status,
             "provider_response": self.provider_response[:500] or None,
@@ -283,12 +266,14 @@ def decode_awslogs(data: str) -> dict[str, Any]:
 
 @dataclass
 class ReceiptsService:
-    state: ReceiptsState
+    state: ContactWriter
     ledger: LedgerWriter
     log_groups: frozenset[str]
     delivery_events_topic_arn: str
     hard_failure_threshold: int
     clock: Callable[[], datetime] = clock.now
+    # The consent registry, for receipts that prove a confirmation in doubt (None: not looked at).
+    consents: ConsentRegistry | None = None
 
     def process(self, event: Any, metrics: MetricsRecorder) -> int:
         """Handle a Logs subscription event or an SNS event; returns the number of receipts applied."""
@@ -403,9 +388,9 @@ class ReceiptsService:
                 metrics.count("UnknownMessageId")
                 logger.info("receipt for an unknown message id kept", extra={"message_id": message_id})
                 # Confirmations are not in the ledger: one whose Publish is in doubt is proven by this.
-                if receipt.channel == "sms" and receipt.destination:
+                if self.consents is not None and receipt.channel == "sms" and receipt.destination:
                     settled = settle_confirmation_by_receipt(
-                        self.state, receipt.destination, message_id, receipt.at, self.clock()
+                        self.consents, receipt.destination, message_id, receipt.at, self.clock()
                     )
                     if settled is not None:
                         metrics.count("ConfirmationReceipt")
@@ -500,8 +485,10 @@ def settle_confirmation_by_receipt(
 def build_receipts(settings: ReceiptsSettings) -> ReceiptsService:
     """The receipts service wired to AWS as the settings say (clients are created on first use)."""
     dynamo = Dynamo()
+    state = StateStore(dynamo, settings.state_table)
     return ReceiptsService(
-        state=StateStore(dynamo, settings.state_table),
+        state=state.contact,
+        consents=state.consent,
         ledger=Ledger(dynamo, settings.ledger_table, settings.ledger_retention_days),
         log_groups=settings.log_groups,
         delivery_events_topic_arn=settings.delivery_events_topic_arn,

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -31,6 +31,9 @@ from dunning.adapters.dynamo import Dynamo, WriteOp
 from dunning.adapters.ledger import (
     AMBIGUOUS_PK,
     EARLY_RECEIPT_PK,
+    MESSAGE_SK,
+    RECEIPT_FIELDS,
+    RECEIPT_SK,
     Ledger,
     Status,
     message_key,
@@ -38,7 +41,7 @@ from dunning.adapters.ledger import (
     receipt_key,
 )
 from dunning.adapters.lender import Lender
-from dunning.adapters.state import StateStore, cadence_key, loan_id_of
+from dunning.adapters.state import StateStore
 from dunning.ids import attribute_id, id_problem, storable_id
 from dunning.items import InvalidItem, iso_utc, loan_from_item, parse_iso_utc, raw_status
 from dunning.models import Decision, DecisionKind, LoanStatus, UtcDateTime
@@ -120,8 +123,7 @@ class Reconciler:
             metrics.count("LoansScanned", len(page))
             # A loan id that cannot be a key is looked up (and recorded) under its stand-in.
             loan_ids = [storable_id(i["loan_id"]) for i in page if isinstance(i.get("loan_id"), str)]
-            found = self.state.dynamo.batch_get({self.state.table: [cadence_key(i) for i in loan_ids]})
-            cadences = {loan_id_of(c): c for c in found.get(self.state.table, [])}
+            cadences = self.state.cadence.cadences(loan_ids)
             writes: list[WriteOp] = []
             for item in page:
                 loan_id = item.get("loan_id")
@@ -134,9 +136,9 @@ class Reconciler:
 
     def _check(
         self,
-        item: dict,
+        item: dict[str, Any],
         loan_id: str,
-        cadence: dict | None,
+        cadence: dict[str, Any] | None,
         now: datetime,
         result: SweepResult,
         metrics: MetricsRecorder,
@@ -175,7 +177,7 @@ class Reconciler:
         result.reindexed += 1
         metrics.count("Reindexed")
         logger.info("active loan without a cadence item re-indexed", extra={"loan_id": loan_id})
-        cadence_item = self.state.cadence_item(
+        cadence_item = self.state.cadence.cadence_item(
             loan_id,
             borrower_id,
             next_contact_at=now,
@@ -183,12 +185,12 @@ class Reconciler:
             rule_id="reconcile.reindexed",
             reason="active loan had no cadence item (a missed stream record)",
         )
-        return [self.state.put_op(cadence_item)]
+        return [self.state.cadence.put_op(cadence_item)]
 
     def _out(
         self, loan_id: str, borrower_id: str, now: datetime, rule: str, reason: str, phone: object = None
     ) -> list[WriteOp]:
-        cadence_item = self.state.cadence_item(
+        cadence_item = self.state.cadence.cadence_item(
             loan_id,
             borrower_id,
             next_contact_at=None,
@@ -205,7 +207,7 @@ class Reconciler:
             rule_id=rule,
             reason=reason,
         )
-        return [self.state.put_op(cadence_item), self.ledger.decision_op(stop)]
+        return [self.state.cadence.put_op(cadence_item), self.ledger.decision_op(stop)]
 
     def resolve_ambiguous(self, now: datetime, result: SweepResult, metrics: MetricsRecorder) -> None:
         """AMBIGUOUS → SENT where the ledger holds a MESSAGE for the same loan and step."""
@@ -218,7 +220,7 @@ class Reconciler:
             messages = [
                 m
                 for m in self.ledger.get_items(message_keys)
-                if m.get("sk") == "MESSAGE" and m.get("step") == step
+                if m.get("sk") == MESSAGE_SK and m.get("step") == step
             ]
             if not messages:
                 result.ambiguous_open += 1
@@ -249,15 +251,13 @@ class Reconciler:
 
     def merge_early_receipts(self, now: datetime, result: SweepResult, metrics: MetricsRecorder) -> None:
         """Merge each RECEIPT that came before its MESSAGE into the MESSAGE, now that it is written."""
-        from dunning.receipts import RECEIPT_FIELDS
-
         pointers = self.ledger.early_receipt_pointers()
         if not pointers:
             return
         ids = [str(p["sk"]) for p in pointers]
         found = self.ledger.get_items([message_key(i) for i in ids] + [receipt_key(i) for i in ids])
-        messages = {str(i["pk"]): i for i in found if i.get("sk") == "MESSAGE"}
-        receipts = {str(i["pk"]): i for i in found if i.get("sk") == "RECEIPT"}
+        messages = {str(i["pk"]): i for i in found if i.get("sk") == MESSAGE_SK}
+        receipts = {str(i["pk"]): i for i in found if i.get("sk") == RECEIPT_SK}
         writes: list[WriteOp] = []
         for pointer, message_id in zip(pointers, ids, strict=True):
             message, receipt = messages.get(f"MSG#{message_id}"), receipts.get(f"MSG#{message_id}")
@@ -291,7 +291,7 @@ def build_reconciler(settings: ReconcileSettings) -> Reconciler:
         ledger=Ledger(dynamo, settings.ledger_table, settings.ledger_retention_days),
         clock=clock.now,
         confirmer=Confirmer(
-            state,
+            state.consent,
             Messaging(),
             lender_contact(),
             settings.sms_origination_identity,

@@ -20,7 +20,7 @@ from datetime import date
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 import yaml
 from babel import Locale, UnknownLocaleError
@@ -34,6 +34,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dunning.models import Borrower, Channel, Decision, DecisionKind, JurisdictionCode, Loan
 from dunning.sms import GSM7, UCS2, SmsEncoding, gsm_transliterate, is_gsm7, sms_encoding, sms_segments
 from dunning.yamlio import safe_load
+
+if TYPE_CHECKING:
+    from dunning.rules import Policy
 
 DATA_DIR: Final = Path(__file__).parent / "data"
 DEFAULT_PROFILE_PATH: Final = DATA_DIR / "lender" / "profile.yaml"
@@ -561,6 +564,30 @@ def _lock_screen_leak(text: str) -> str | None:
         if unicodedata.category(char) == "Sc":
             return f"currency symbol {char!r}"
     return None
+
+
+def render_under_policy(
+    decision: Decision,
+    loan: Loan,
+    borrower: Borrower,
+    policy: Policy,
+    *,
+    profile: LenderProfile | None = None,
+) -> RenderedMessage:
+    """Render a SEND decision under the loan's merged policy (``dunning.jurisdictions.policy_for``).
+
+    The policy gives the required content, the SMS parts limit and the jurisdictions; raises
+    ``RenderError`` as ``render_message`` does.
+    """
+    return render_message(
+        decision,
+        loan,
+        borrower,
+        required_content=policy.required_content,
+        max_sms_segments=policy.max_sms_segments,
+        profile=profile,
+        jurisdictions=tuple(policy.jurisdictions),
+    )
 
 
 def render_message(

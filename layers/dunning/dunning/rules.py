@@ -29,7 +29,7 @@ import holidays
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from dunning.models import Borrower, Channel, JurisdictionCode, Loan
+from dunning.models import Borrower, Channel, JurisdictionCode
 from dunning.yamlio import safe_load
 
 DATA_DIR: Final = Path(__file__).parent / "data"
@@ -578,16 +578,6 @@ class Rulebooks:
                 _ref(c, rid, cited) for c, b in books for rid, cited in b.citations.items()
             ),
         )
-
-
-def policy_for(loan: Loan, borrower: Borrower, rulebooks: Rulebooks) -> Policy:
-    """The strictest merged policy of every rulebook that applies to this loan and borrower.
-
-    The same policy the engine decides under: that of ``dunning.jurisdictions.candidate_jurisdictions``.
-    """
-    from dunning.jurisdictions import candidate_jurisdictions  # it builds on this module
-
-    return candidate_jurisdictions(loan, borrower, rulebooks).policy
 
 
 # --- loading ------------------------------------------------------------------------------------------

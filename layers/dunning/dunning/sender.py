@@ -31,17 +31,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
 
 from dunning import clock
+from dunning.adapters.contact import ClaimConflict
 from dunning.adapters.dynamo import Dynamo, WriteOp
 from dunning.adapters.ledger import Ledger, Status
 from dunning.adapters.lender import Lender
 from dunning.adapters.messaging import FailureKind, Messaging, PublishError, SmsOptions
 from dunning.adapters.reads import Snapshot, Subject, Wanted, read_snapshot
-from dunning.adapters.state import ClaimConflict, StateStore
+from dunning.adapters.state import StateStore
 from dunning.event_shapes import records_of
 from dunning.items import InvalidItem, iso_utc
 from dunning.jobs import InvalidJob, Job, parse_job
@@ -50,11 +52,32 @@ from dunning.observability import MetricsRecorder, PackageLogger, mask_contact_p
 from dunning.settings import SenderSettings
 
 if TYPE_CHECKING:
+    # Types only: the engine, the rules and the renderer are imported when the sender is built.
     from dunning.adapters.pacing import SendPacer
+    from dunning.render import LenderProfile, RenderedMessage
+    from dunning.rules import Policy, Rulebooks
+    from dunning.strategy import Strategies
+
+    DecideFn = Callable[[Loan, Borrower, ContactState, datetime, Rulebooks, Strategies], Decision]
+
+    class RenderFn(Protocol):
+        """``dunning.render.render_message`` as the sender calls it."""
+
+        def __call__(
+            self,
+            decision: Decision,
+            loan: Loan,
+            borrower: Borrower,
+            *,
+            required_content: frozenset[str],
+            max_sms_segments: int,
+            profile: LenderProfile | None = None,
+            jurisdictions: tuple[str, ...] = (),
+        ) -> RenderedMessage: ...
+
 
 logger = PackageLogger(__name__)
 
-DecideFn = Callable[[Loan, Borrower, ContactState, datetime, Any, Any], Decision]
 # Claim races (two jobs of one borrower in flight at once) are re-decided this many times, then the
 # record goes back to the queue to be tried later with fresh state.
 MAX_CLAIM_ATTEMPTS = 3
@@ -72,13 +95,13 @@ class Toolkit:
     """The pure parts the sender calls: the engine, the policy lookup and the renderer."""
 
     decide: DecideFn
-    policy_for: Callable[[Loan, Borrower, Any], Any]
-    render_message: Callable[..., Any]
-    sns_push_message: Callable[[Any], str]
+    policy_for: Callable[[Loan, Borrower, Rulebooks], Policy]
+    render_message: RenderFn
+    sns_push_message: Callable[[RenderedMessage], str]
     render_errors: tuple[type[Exception], ...]
-    rulebooks: Any
-    strategies: Any
-    profile: Any = None
+    rulebooks: Rulebooks
+    strategies: Strategies
+    profile: LenderProfile | None = None
 
 
 @dataclass
@@ -143,17 +166,29 @@ class SQSRecord:
         return str(self.raw_event.get("body", ""))
 
 
+class Outcome(Enum):
+    """Where one decide → claim → publish pass left a job."""
+
+    SENT = "sent"  # published; its ledger item is recorded
+    RETRY = "retry"  # nothing went out and the claim is released: SQS delivers the record again
+    DONE = "done"  # a terminal outcome (suppressed, failed, ambiguous) is recorded: stop here
+    REDECIDE = "redecide"  # the contact item changed (a lost claim race, a dead point): decide again
+
+
 @dataclass
 class _Batch:
     sender: Sender
     metrics: MetricsRecorder
+    recorder: _Recorder = field(init=False)
     jobs: dict[str, Job | InvalidJob] = field(default_factory=dict)
     snapshot: Snapshot = field(default_factory=Snapshot)
     states: dict[str, ContactState] = field(default_factory=dict)
     seen_jobs: set[str] = field(default_factory=set)
-    writes: list[WriteOp] = field(default_factory=list)
-    # SQS message ids of the records whose outcome is among ``writes``.
+    # SQS message ids of the records whose outcome is among the recorder's writes.
     writers: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.recorder = _Recorder(self.sender.ledger, self.metrics)
 
     # ---- before the records: parse every job, read everything in one go -------------------------
 
@@ -173,69 +208,43 @@ class _Batch:
 
     def flush(self) -> set[str]:
         """Write the batch's ledger items; returns the records to retry if that failed."""
-        if not self.writes:
+        writes = self.recorder.writes
+        if not writes:
             return set()
         try:
-            self.sender.ledger.write(self.writes)
+            self.sender.ledger.write(writes)
         except Exception as exc:
             # The messages that went out are claimed, so their retried records end AMBIGUOUS, never
             # sent again. Their provider message ids are in the "message sent" log lines.
             logger.error(
                 "ledger write failed; the records are retried",
-                extra={"error": _describe(exc), "items": len(self.writes), "records": len(self.writers)},
+                extra={"error": _describe(exc), "items": len(writes), "records": len(self.writers)},
             )
             self.metrics.count("LedgerWriteFailed")
             return set(self.writers)
         finally:
-            self.writes = []
+            self.recorder.writes = []
         return set()
 
     # ---- one record ---------------------------------------------------------------------------------
 
     def handle(self, record: SQSRecord) -> None:
-        before = len(self.writes)
+        before = len(self.recorder.writes)
         try:
             self._handle(record)
         except Exception as exc:
-            self._failed(record, exc)
+            self.recorder.retried(record, self.jobs.get(record.message_id), exc, self.sender.clock)
             raise
         finally:
-            if len(self.writes) > before:
+            if len(self.recorder.writes) > before:
                 self.writers.add(record.message_id)
-
-    def _failed(self, record: SQSRecord, exc: Exception) -> None:
-        """A record SQS will deliver again (and after maxReceiveCount move to the DLQ): say why."""
-        job = self.jobs.get(record.message_id)
-        count = str(record.raw_event.get("attributes", {}).get("ApproximateReceiveCount", ""))
-        receive_count = int(count) if count.isdigit() else 0
-        reason = _describe(exc)
-        log = {"sqs_message_id": record.message_id, "receive_count": receive_count, "reason": reason}
-        if isinstance(job, Job):
-            log["job_id"] = job.job_id
-            self.writes.append(
-                self.sender.ledger.retry_op(
-                    job.loan_id, job.step, reason=reason, receive_count=receive_count, at=self.sender.clock()
-                )
-            )
-        if isinstance(exc, RetryLater):
-            logger.warning("record retried later", extra=log)
-        elif isinstance(exc, ClientError):
-            # AWS said no (throttled past the retries, access denied): the reason says it all.
-            logger.error("record failed; SQS retries it", extra=log)
-        else:
-            logger.exception("record failed; SQS retries it", extra=log)
-        self.metrics.count("RecordRetried")
 
     def _handle(self, record: SQSRecord) -> None:
         parsed = self.jobs.get(record.message_id)
         now = self.sender.clock()
         if parsed is None or isinstance(parsed, InvalidJob):
             reason = str(parsed) if parsed is not None else "record not seen when the batch was prepared"
-            logger.error(
-                "invalid job consumed", extra={"sqs_message_id": record.message_id, "reason": reason}
-            )
-            self.writes.append(self.sender.ledger.invalid_job_op(record.message_id, reason, now))
-            self.metrics.count("InvalidJob")
+            self.recorder.invalid_job(record.message_id, reason, now)
             return
         job = parsed
         if job.job_id in self.seen_jobs:
@@ -245,175 +254,244 @@ class _Batch:
         self.seen_jobs.add(job.job_id)
         expires_at = min(job.expires_at, job.planned_at + self.sender.job_ttl)
         if now >= expires_at:
-            self._outcome(job, Status.EXPIRED, now, rule_id="job.expired", reason="job older than its TTL")
+            self.recorder.outcome(
+                job, Status.EXPIRED, now, rule_id="job.expired", reason="job older than its TTL"
+            )
             self.metrics.count("Expired")
             return
         try:
             subject = self.snapshot.subject(job.loan_id)
         except InvalidItem as exc:
-            self._outcome(job, Status.SUPPRESSED, now, rule_id="data.invalid", reason=str(exc))
+            self.recorder.outcome(job, Status.SUPPRESSED, now, rule_id="data.invalid", reason=str(exc))
             self.metrics.count("InvalidItem")
             self.metrics.count("Suppressed", rule="data.invalid")
             return
-        self._send(job, subject, now)
+        _Delivery(self, job, subject, now).run()
 
-    def _state(self, subject: Subject) -> ContactState:
+    def state_of(self, subject: Subject) -> ContactState:
         # Claims made earlier in this batch changed the contact item: use what we wrote, not the snapshot.
         return self.states.get(subject.borrower.borrower_id, subject.state)
 
-    def _send(self, job: Job, subject: Subject, now: datetime) -> None:
-        sender, toolkit = self.sender, self.sender.toolkit
-        loan, borrower = subject.loan, subject.borrower
-        state = self._state(subject)
-        failed_channels: set[Channel] = set()
-        for _ in range(MAX_CLAIM_ATTEMPTS):
-            if job.claim_key in state.claims:
-                self._ambiguous(job, now, "step already claimed: a redelivered or duplicate job")
-                return
-            decision = toolkit.decide(loan, borrower, state, now, toolkit.rulebooks, toolkit.strategies)
-            if (
-                decision.kind != DecisionKind.SEND
-                or decision.step != job.step
-                or decision.channel in failed_channels
-            ):
-                if failed_channels:
-                    return  # the failure is recorded; no fallback channel for this step
-                self._suppress(job, decision, now)
-                return
-            channel = decision.channel or job.channel
-            contact_point = self._contact_point(borrower, state, channel)
-            if contact_point is None:
-                self._suppress(
-                    job, decision, now, rule_id="channel.unavailable", reason=f"no usable {channel} contact"
-                )
-                return
-            policy = toolkit.policy_for(loan, borrower, toolkit.rulebooks)
-            try:
-                rendered = toolkit.render_message(
-                    decision,
-                    loan,
-                    borrower,
-                    required_content=policy.required_content,
-                    max_sms_segments=policy.max_sms_segments,
-                    profile=toolkit.profile,
-                    jurisdictions=tuple(policy.jurisdictions),
-                )
-                push_json = toolkit.sns_push_message(rendered) if channel == Channel.PUSH else None
-            except toolkit.render_errors as exc:
-                logger.error("message not rendered", extra={"job_id": job.job_id, "error": str(exc)})
-                self._outcome(
-                    job,
-                    Status.FAILED,
-                    now,
-                    rule_id=getattr(exc, "rule_id", "render.error"),
-                    reason=str(exc)[:500],
-                    channel=channel,
-                )
-                self.metrics.count("RenderFailed")
-                return
-            keep = _sends_kept_for(policy)
-            try:
-                claimed = sender.state.claim(
-                    state, loan_id=job.loan_id, step=job.step, channel=channel, at=now, keep_sends_for=keep
-                )
-            except ClaimConflict:
-                self.metrics.count("ClaimConflict")
-                state = sender.state.read_contact(borrower.borrower_id, borrower.phone)
-                self.states[borrower.borrower_id] = state
-                continue
-            self.states[borrower.borrower_id] = claimed
-            try:
-                if sender.pacer is not None:
-                    sender.pacer.pace(channel, loan.jurisdiction, demand=self._still_to_send(channel))
-                if channel == Channel.SMS:
-                    message_id = sender.messaging.send_sms(contact_point, rendered.text, sender.sms_options)
-                else:
-                    message_id = sender.messaging.send_push(contact_point, push_json or "")
-            except PublishError as error:
-                try:
-                    state = self._publish_failed(job, borrower, claimed, channel, contact_point, error, now)
-                except _Done:
-                    return
-                failed_channels.add(channel)
-                continue
-            self._sent(job, decision, channel, contact_point, message_id, rendered, now)
-            return
-        raise RetryLater(f"{job.job_id}: contact item kept changing")
-
-    def _still_to_send(self, channel: Channel) -> int:
+    def still_to_send(self, channel: Channel) -> int:
         # This job and the batch's jobs not handled yet: the pacer takes their tokens in one request.
         waiting = (j for j in self.jobs.values() if isinstance(j, Job) and j.job_id not in self.seen_jobs)
         return 1 + sum(1 for j in waiting if j.channel == channel)
 
-    def _contact_point(self, borrower: Borrower, state: ContactState, channel: Channel) -> str | None:
-        unusable = state.unusable | borrower.invalid_contacts
-        if channel == Channel.SMS:
-            return borrower.phone if borrower.phone and borrower.phone not in unusable else None
-        for endpoint in borrower.push_endpoints:
-            if endpoint.arn not in unusable:
-                return endpoint.arn
-        return None
 
-    def _publish_failed(
-        self,
-        job: Job,
-        borrower: Borrower,
-        claimed: ContactState,
-        channel: Channel,
-        contact_point: str,
-        error: PublishError,
-        now: datetime,
-    ) -> ContactState:
-        """Undo the claim of a message that did not go out; returns the state to re-decide with."""
-        state_store = self.sender.state
-        masked = mask_contact_point(contact_point)
+@dataclass
+class _Delivery:
+    """One job at send time: decided again, rendered, claimed and published, or recorded why not.
+
+    A lost claim race or a dead contact point changes the contact item: the job is then decided again
+    (a fallback channel for the same step may go out), at most ``MAX_CLAIM_ATTEMPTS`` times.
+    """
+
+    batch: _Batch
+    job: Job
+    subject: Subject
+    now: datetime
+    failed_channels: set[Channel] = field(default_factory=set)
+
+    def run(self) -> None:
+        state = self.batch.state_of(self.subject)
+        for _ in range(MAX_CLAIM_ATTEMPTS):
+            if self._attempt(state) is not Outcome.REDECIDE:
+                return
+            state = self.batch.states[self.subject.borrower.borrower_id]
+        raise RetryLater(f"{self.job.job_id}: contact item kept changing")
+
+    def _attempt(self, state: ContactState) -> Outcome:
+        """Decide, render, claim and publish once; a dead channel joins ``failed_channels``."""
+        batch, job, now = self.batch, self.job, self.now
+        sender, toolkit = batch.sender, batch.sender.toolkit
+        loan, borrower = self.subject.loan, self.subject.borrower
+        if job.claim_key in state.claims:
+            batch.recorder.ambiguous(job, now, "step already claimed: a redelivered or duplicate job")
+            return Outcome.DONE
+        decision = toolkit.decide(loan, borrower, state, now, toolkit.rulebooks, toolkit.strategies)
+        if (
+            decision.kind != DecisionKind.SEND
+            or decision.step != job.step
+            or decision.channel in self.failed_channels
+        ):
+            if not self.failed_channels:  # after a failure (recorded already) there is no fallback
+                self._suppress(decision)
+            return Outcome.DONE
+        channel = decision.channel or job.channel
+        contact_point = _contact_point(borrower, state, channel)
+        if contact_point is None:
+            self._suppress(decision, rule_id="channel.unavailable", reason=f"no usable {channel} contact")
+            return Outcome.DONE
+        policy = toolkit.policy_for(loan, borrower, toolkit.rulebooks)
+        message = self._render(decision, policy, channel)
+        if message is None:
+            return Outcome.DONE
+        keep = _sends_kept_for(policy)
+        try:
+            claimed = sender.state.contact.claim(
+                state, loan_id=job.loan_id, step=job.step, channel=channel, at=now, keep_sends_for=keep
+            )
+        except ClaimConflict:
+            batch.metrics.count("ClaimConflict")
+            state = sender.state.contact.read_contact(borrower.borrower_id, borrower.phone)
+            batch.states[borrower.borrower_id] = state
+            return Outcome.REDECIDE
+        batch.states[borrower.borrower_id] = claimed
+        step = _ClaimedStep(batch, job, decision, borrower, claimed, channel, contact_point, now)
+        outcome = step.publish(message, loan.jurisdiction)
+        if outcome is Outcome.REDECIDE:
+            self.failed_channels.add(channel)
+        return outcome
+
+    def _render(self, decision: Decision, policy: Policy, channel: Channel) -> _Message | None:
+        """The message and, for a push, its SNS JSON; None (recorded FAILED) when it cannot be rendered."""
+        toolkit, job = self.batch.sender.toolkit, self.job
+        try:
+            rendered = toolkit.render_message(
+                decision,
+                self.subject.loan,
+                self.subject.borrower,
+                required_content=policy.required_content,
+                max_sms_segments=policy.max_sms_segments,
+                profile=toolkit.profile,
+                jurisdictions=tuple(policy.jurisdictions),
+            )
+            push_json = toolkit.sns_push_message(rendered) if channel == Channel.PUSH else None
+        except toolkit.render_errors as exc:
+            logger.error("message not rendered", extra={"job_id": job.job_id, "error": str(exc)})
+            self.batch.recorder.outcome(
+                job,
+                Status.FAILED,
+                self.now,
+                rule_id=_render_rule_id(exc),
+                reason=str(exc)[:500],
+                channel=channel,
+            )
+            self.batch.metrics.count("RenderFailed")
+            return None
+        return _Message(rendered, push_json)
+
+    def _suppress(self, decision: Decision, *, rule_id: str | None = None, reason: str | None = None) -> None:
+        job, now = self.job, self.now
+        rule = rule_id or decision.rule_id
+        self.batch.recorder.suppressed(job, decision, now, rule_id=rule, reason=reason or decision.reason)
+        # Plan the loan again at the engine's earliest instant, not at the later one the planner set.
+        when: datetime | None = None
+        if decision.kind == DecisionKind.DEFER and decision.not_before is not None:
+            when = decision.not_before
+        elif decision.kind == DecisionKind.SEND:
+            when = now
+        if when is not None:
+            self.batch.sender.state.cadence.replan_earlier(
+                job.loan_id, when, now, rule, reason or decision.reason
+            )
+
+
+@dataclass(frozen=True)
+class _Message:
+    """A rendered message and, for a push, the SNS JSON that carries it."""
+
+    rendered: RenderedMessage
+    push_json: str | None
+
+    @property
+    def text(self) -> str:
+        return self.rendered.text or ""
+
+
+@dataclass(frozen=True)
+class _ClaimedStep:
+    """A job whose step is claimed on ``channel``: published exactly once, or its claim undone."""
+
+    batch: _Batch
+    job: Job
+    decision: Decision
+    borrower: Borrower
+    claimed: ContactState
+    channel: Channel
+    contact_point: str
+    now: datetime
+
+    def publish(self, message: _Message, jurisdiction: str) -> Outcome:
+        """SENT, or where the failure leaves the job (RETRY is raised as ``RetryLater``)."""
+        sender, channel, contact_point = self.batch.sender, self.channel, self.contact_point
+        try:
+            if sender.pacer is not None:
+                sender.pacer.pace(channel, jurisdiction, demand=self.batch.still_to_send(channel))
+            if channel == Channel.SMS:
+                message_id = sender.messaging.send_sms(contact_point, message.text, sender.sms_options)
+            else:
+                message_id = sender.messaging.send_push(contact_point, message.push_json or "")
+        except PublishError as error:
+            outcome = self._failed(error)
+            if outcome is Outcome.RETRY:
+                raise RetryLater(f"{self.job.job_id}: {error.code}") from error
+            return outcome
+        counted = _failures_counted(self.batch.snapshot, self.job.borrower_id, contact_point)
+        self.batch.recorder.sent(self, message_id, message.rendered, failures_counted=counted)
+        return Outcome.SENT
+
+    def _failed(self, error: PublishError) -> Outcome:
+        """Undo the claim of a message that did not go out; REDECIDE leaves the fresh state in ``states``."""
+        batch, job, borrower, channel, now = self.batch, self.job, self.borrower, self.channel, self.now
+        state_store, recorder = batch.sender.state, batch.recorder
+        masked = mask_contact_point(self.contact_point)
         log = {"job_id": job.job_id, "channel": channel.value, "code": error.code, "contact": masked}
         if error.kind == FailureKind.UNKNOWN:
             logger.error("publish outcome unknown: job recorded AMBIGUOUS", extra=log)
-            self._ambiguous(job, now, f"publish outcome unknown ({error.code})", channel=channel)
-            raise _Done
-        unusable = contact_point if error.kind == FailureKind.CONTACT_POINT else None
-        released = state_store.release(
-            claimed, loan_id=job.loan_id, step=job.step, phone=borrower.phone, unusable_point=unusable
+            recorder.ambiguous(job, now, f"publish outcome unknown ({error.code})", channel=channel)
+            return Outcome.DONE
+        unusable = self.contact_point if error.kind == FailureKind.CONTACT_POINT else None
+        released = state_store.contact.release(
+            self.claimed, loan_id=job.loan_id, step=job.step, phone=borrower.phone, unusable_point=unusable
         )
         if error.kind == FailureKind.RETRYABLE:
             if not released:
                 logger.error("throttled and the claim could not be released: AMBIGUOUS", extra=log)
-                self._ambiguous(job, now, f"throttled ({error.code}) and claim not released", channel=channel)
-                raise _Done
+                recorder.ambiguous(
+                    job, now, f"throttled ({error.code}) and claim not released", channel=channel
+                )
+                return Outcome.DONE
             logger.warning("publish throttled: claim released, record retried later", extra=log)
-            self.metrics.count("Throttled", channel=channel.value)
-            self.states.pop(borrower.borrower_id, None)
-            raise RetryLater(f"{job.job_id}: {error.code}")
+            batch.metrics.count("Throttled", channel=channel.value)
+            batch.states.pop(borrower.borrower_id, None)
+            return Outcome.RETRY
         logger.warning("publish failed for good", extra=log)
-        self._outcome(
+        recorder.outcome(
             job,
             Status.FAILED,
             now,
             rule_id=f"publish.{error.kind.value}",
             reason=f"{error.code}: {error.detail}"[:500],
             channel=channel,
-            contact_point=contact_point,
+            contact_point=self.contact_point,
         )
-        self.metrics.count("Failed", channel=channel.value)
+        batch.metrics.count("Failed", channel=channel.value)
         if not released or error.kind == FailureKind.REJECTED:
-            raise _Done
-        fresh = state_store.read_contact(borrower.borrower_id, borrower.phone)
-        self.states[borrower.borrower_id] = fresh
-        return fresh
+            return Outcome.DONE
+        fresh = state_store.contact.read_contact(borrower.borrower_id, borrower.phone)
+        batch.states[borrower.borrower_id] = fresh
+        return Outcome.REDECIDE
 
-    # ---- ledger entries ---------------------------------------------------------------------------------
 
-    def _sent(
+@dataclass
+class _Recorder:
+    """The batch's ledger entries, built here and written together when the batch ends."""
+
+    ledger: Ledger
+    metrics: MetricsRecorder
+    writes: list[WriteOp] = field(default_factory=list)
+
+    def sent(
         self,
-        job: Job,
-        decision: Decision,
-        channel: Channel,
-        contact_point: str,
+        step: _ClaimedStep,
         message_id: str,
-        rendered: Any,
-        now: datetime,
+        rendered: RenderedMessage,
+        *,
+        failures_counted: bool | None,
     ) -> None:
+        job, decision, channel, contact_point = step.job, step.decision, step.channel, step.contact_point
+        now = step.now
         fields = {
             "job_id": job.job_id,
             "loan_id": job.loan_id,
@@ -426,15 +504,15 @@ class _Batch:
             "rule_id": decision.rule_id,
             "reason": decision.reason,
             "jurisdictions": decision.jurisdictions_record() or None,
-            "locale": getattr(rendered, "locale", None),
-            "segments": getattr(rendered, "segments", None),
-            "encoding": getattr(rendered, "encoding", None),
+            "locale": rendered.locale,
+            "segments": rendered.segments,
+            "encoding": rendered.encoding,
             "planned_at": iso_utc(job.planned_at),
             # Failures were counted against this point when it was sent: its DELIVERED receipt resets
             # them (receipts read contact items only for such messages, not for every delivery).
-            "failures_counted": _failures_counted(self.snapshot, job.borrower_id, contact_point),
+            "failures_counted": failures_counted,
         }
-        self.writes.append(self.sender.ledger.message_op(message_id, fields, now))
+        self.writes.append(self.ledger.message_op(message_id, fields, now))
         self.metrics.count("Sent", channel=channel.value)
         if channel != job.channel:
             self.metrics.count("FallbackSent", channel=channel.value)
@@ -448,7 +526,7 @@ class _Batch:
             },
         )
 
-    def _outcome(
+    def outcome(
         self,
         job: Job,
         status: str,
@@ -471,45 +549,75 @@ class _Batch:
             "planned_at": iso_utc(job.planned_at),
             "jurisdictions": jurisdictions or None,
         }
-        self.writes.append(self.sender.ledger.outcome_op(job.loan_id, job.step, fields, now))
+        self.writes.append(self.ledger.outcome_op(job.loan_id, job.step, fields, now))
 
-    def _ambiguous(self, job: Job, now: datetime, reason: str, *, channel: Channel | None = None) -> None:
-        self._outcome(job, Status.AMBIGUOUS, now, rule_id="claim.exists", reason=reason, channel=channel)
-        self.writes.append(self.sender.ledger.ambiguous_op(job.loan_id, job.step, now))
+    def ambiguous(self, job: Job, now: datetime, reason: str, *, channel: Channel | None = None) -> None:
+        self.outcome(job, Status.AMBIGUOUS, now, rule_id="claim.exists", reason=reason, channel=channel)
+        self.writes.append(self.ledger.ambiguous_op(job.loan_id, job.step, now))
         self.metrics.count("Ambiguous")
 
-    def _suppress(
-        self,
-        job: Job,
-        decision: Decision,
-        now: datetime,
-        *,
-        rule_id: str | None = None,
-        reason: str | None = None,
-    ) -> None:
-        rule = rule_id or decision.rule_id
-        self._outcome(
+    def suppressed(self, job: Job, decision: Decision, now: datetime, *, rule_id: str, reason: str) -> None:
+        self.outcome(
             job,
             Status.SUPPRESSED,
             now,
-            rule_id=rule,
-            reason=reason or decision.reason,
+            rule_id=rule_id,
+            reason=reason,
             jurisdictions=decision.jurisdictions_record(),
         )
-        self.metrics.count("Suppressed", rule=rule)
-        logger.info("job suppressed at send time", extra={"job_id": job.job_id, "rule_id": rule})
-        # Plan the loan again at the engine's earliest instant, not at the later one the planner set.
-        when: datetime | None = None
-        if decision.kind == DecisionKind.DEFER and decision.not_before is not None:
-            when = decision.not_before
-        elif decision.kind == DecisionKind.SEND:
-            when = now
-        if when is not None:
-            self.sender.state.replan_earlier(job.loan_id, when, now, rule, reason or decision.reason)
+        self.metrics.count("Suppressed", rule=rule_id)
+        logger.info("job suppressed at send time", extra={"job_id": job.job_id, "rule_id": rule_id})
+
+    def invalid_job(self, message_id: str, reason: str, now: datetime) -> None:
+        logger.error("invalid job consumed", extra={"sqs_message_id": message_id, "reason": reason})
+        self.writes.append(self.ledger.invalid_job_op(message_id, reason, now))
+        self.metrics.count("InvalidJob")
+
+    def retried(
+        self, record: SQSRecord, job: Job | InvalidJob | None, exc: Exception, clock: Callable[[], datetime]
+    ) -> None:
+        """A record SQS will deliver again (and after maxReceiveCount move to the DLQ): say why."""
+        count = str(record.raw_event.get("attributes", {}).get("ApproximateReceiveCount", ""))
+        receive_count = int(count) if count.isdigit() else 0
+        reason = _describe(exc)
+        log: dict[str, str | int] = {
+            "sqs_message_id": record.message_id,
+            "receive_count": receive_count,
+            "reason": reason,
+        }
+        if isinstance(job, Job):
+            log["job_id"] = job.job_id
+            self.writes.append(
+                self.ledger.retry_op(
+                    job.loan_id, job.step, reason=reason, receive_count=receive_count, at=clock()
+                )
+            )
+        if isinstance(exc, RetryLater):
+            logger.warning("record retried later", extra=log)
+        elif isinstance(exc, ClientError):
+            # AWS said no (throttled past the retries, access denied): the reason says it all.
+            logger.error("record failed; SQS retries it", extra=log)
+        else:
+            logger.exception("record failed; SQS retries it", extra=log)
+        self.metrics.count("RecordRetried")
 
 
-class _Done(Exception):
-    """Internal: the job reached a recorded terminal state inside a helper; stop processing it."""
+def _contact_point(borrower: Borrower, state: ContactState, channel: Channel) -> str | None:
+    """The borrower's first usable point on ``channel``, or None."""
+    unusable = state.unusable | borrower.invalid_contacts
+    if channel == Channel.SMS:
+        return borrower.phone if borrower.phone and borrower.phone not in unusable else None
+    for endpoint in borrower.push_endpoints:
+        if endpoint.arn not in unusable:
+            return endpoint.arn
+    return None
+
+
+def _render_rule_id(exc: Exception) -> str:
+    """The ledger's rule id for a message that could not be rendered."""
+    from dunning.render import RenderError  # loaded already: the toolkit's renderer lives there
+
+    return exc.rule_id if isinstance(exc, RenderError) else "render.error"
 
 
 def _failures_counted(snapshot: Snapshot, borrower_id: str, contact_point: str) -> bool | None:
@@ -524,11 +632,10 @@ def _describe(exc: BaseException) -> str:
     return mask_text(text)[:500]
 
 
-def _sends_kept_for(policy: Any) -> timedelta:
+def _sends_kept_for(policy: Policy) -> timedelta:
     longest = MIN_SENDS_KEPT
-    for cap in getattr(policy, "caps", ()):
-        period_us = getattr(cap, "period_us", None)
-        window = timedelta(microseconds=period_us) if period_us else timedelta(days=31)
+    for cap in policy.caps:
+        window = timedelta(microseconds=cap.period_us) if cap.period_us else timedelta(days=31)
         longest = max(longest, window)
     return longest
 
@@ -539,8 +646,9 @@ def build_sender(settings: SenderSettings) -> Sender:
     from dunning.adapters.pacing import SENDER_MAX_WAIT_SECONDS, SendPacer
     from dunning.budget import load_sending_policy
     from dunning.engine import decide
+    from dunning.jurisdictions import policy_for
     from dunning.render import RenderError, load_profile, render_message, sns_push_message
-    from dunning.rules import load_rulebooks, policy_for
+    from dunning.rules import load_rulebooks
     from dunning.strategy import load_strategies
 
     dynamo = Dynamo()

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, available_timezones
 import phonenumbers
 from phonenumbers import timezone as phone_timezone
 
+from dunning.models import Borrower, Loan
 from dunning.rules import DATA_DIR, FULL_DAY, DayRule, RuleRef, WindowSet, read_yaml
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -327,6 +328,23 @@ def whereabouts(
     sources = tuple(", ".join(s) for s in groups.values())
     primary = names[stated_key][1] if stated_key is not None else zones[0]
     return Whereabouts(zones, primary, sources, tuple(notes), _label(zones, sources))
+
+
+def candidate_zones(loan: Loan, borrower: Borrower) -> Whereabouts:
+    """Every zone this borrower may be in: stated, the phone prefix's, the address's, else the loan's country.
+
+    The one place that turns a loan and borrower into ``whereabouts``: the engine decides under it and
+    the demo's audit and the tests check sends against it, so they cannot disagree.
+    """
+    phone = phone_info(borrower.phone) if borrower.phone else None
+    address = borrower.address
+    return whereabouts(
+        borrower.time_zone,
+        phone.zones if phone is not None and phone.valid else (),
+        address.country if address else None,
+        address.region if address else None,
+        loan.jurisdiction.split("-")[0],
+    )
 
 
 # --- wall clock ↔ instants --------------------------------------------------------------------------

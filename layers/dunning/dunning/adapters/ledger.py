@@ -37,6 +37,21 @@ KEY_NAMES = ("pk", "sk")
 BY_LOAN = "ByLoan"
 AMBIGUOUS_PK = "AMBIGUOUS"
 EARLY_RECEIPT_PK = "EARLY_RECEIPT"
+MESSAGE_SK = "MESSAGE"
+RECEIPT_SK = "RECEIPT"
+# What a receipt adds to a MESSAGE item (``dunning.receipts.Receipt.fields``); the reconcile sweep merges
+# these from a RECEIPT item that came before its MESSAGE.
+RECEIPT_FIELDS = (
+    "status",
+    "provider_response",
+    "price_usd",
+    "carrier",
+    "dwell_ms",
+    "receipt_at",
+    "receipt_source",
+    "hard_failure",
+    "failure_kind",
+)
 
 
 class Status:
@@ -51,11 +66,11 @@ class Status:
 
 
 def message_key(message_id: str) -> Key:
-    return {"pk": f"MSG#{message_id}", "sk": "MESSAGE"}
+    return {"pk": f"MSG#{message_id}", "sk": MESSAGE_SK}
 
 
 def receipt_key(message_id: str) -> Key:
-    return {"pk": f"MSG#{message_id}", "sk": "RECEIPT"}
+    return {"pk": f"MSG#{message_id}", "sk": RECEIPT_SK}
 
 
 def outcome_key(loan_id: str, step: str) -> Key:
@@ -237,7 +252,7 @@ class Ledger:
     def get_messages(self, message_ids: Iterable[str]) -> dict[str, Item]:
         """MESSAGE items by provider message id (one BatchGetItem per 100 ids)."""
         items = self.get_items(message_key(i) for i in message_ids)
-        return {str(i["message_id"]): i for i in items if i.get("sk") == "MESSAGE"}
+        return {str(i["message_id"]): i for i in items if i.get("sk") == MESSAGE_SK}
 
     def keys_for_loan(self, loan_id: str) -> list[Key]:
         """Keys of every ledger item about a loan (GSI ``ByLoan``, in time order)."""

@@ -18,6 +18,8 @@ from dunning.models import Channel
 
 # Within a 30-second sender invocation, a job waits at most this long for its turn.
 SENDER_MAX_WAIT_SECONDS = 10.0
+# Grants that arrive after their second are dropped and asked for again, this many times at most.
+STALE_GRANT_ATTEMPTS = 5
 
 
 @dataclass
@@ -40,9 +42,14 @@ class SendPacer:
         if count > 0 and second == int(self.limiter.clock()):
             self._held[identity] = (second, count - 1)
             return identity
-        try:
-            second, granted = self.limiter.acquire(identity, rate, tokens=max(1, demand))
-        except RateLimitTimeout as exc:
-            raise PublishError(FailureKind.RETRYABLE, "SendRateLimited", str(exc)) from exc
-        self._held[identity] = (second, granted - 1)
-        return identity
+        for _ in range(STALE_GRANT_ATTEMPTS):
+            try:
+                second, granted = self.limiter.acquire(identity, rate, tokens=max(1, demand))
+            except RateLimitTimeout as exc:
+                raise PublishError(FailureKind.RETRYABLE, "SendRateLimited", str(exc)) from exc
+            # A grant that arrives after its second has ended (a slow request on a busy host) is dropped:
+            # spending it now would start a publish in a second whose tokens others already hold.
+            if second == int(self.limiter.clock()):
+                self._held[identity] = (second, granted - 1)
+                return identity
+        raise PublishError(FailureKind.RETRYABLE, "SendRateLimited", "send tokens kept arriving too late")

@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from dunning.adapters.contact import contact_state
 from dunning.adapters.dynamo import Item
 from dunning.adapters.lender import Lender
-from dunning.adapters.state import CONSENT, CONTACT, StateStore, consent_key, contact_key, contact_state
+from dunning.adapters.state import StateStore
+from dunning.adapters.state_keys import CONSENT, CONTACT, consent_key, contact_key
 from dunning.ids import is_valid_id
 from dunning.items import InvalidItem, borrower_from_item, loan_from_item
 from dunning.models import Borrower, ContactState, Loan
