@@ -60,10 +60,12 @@ from stateful_world import (
     loans,
 )
 
+from dunning import zones
 from dunning.inbound import Intent, lender_contact, reply_text
-from dunning.rules import load_rulebooks, policy_for
+from dunning.jurisdictions import policy_for
+from dunning.rules import load_rulebooks
 from dunning.settings import ReconcileSettings
-from dunning_local.audit import _candidate_zones, cap_violations, table_items
+from dunning_local.audit import cap_violations, table_items
 from dunning_local.stack import LocalStack, build_local_stack
 
 SOAK_EXAMPLES = int(os.environ.get("SOAK_EXAMPLES", "0"))
@@ -348,7 +350,7 @@ class DunningMachine(RuleBasedStateMachine):
             sends.setdefault(LOAN_OWNER[loan_id], []).append((message.at, loan_id, "sms"))
         for borrower_id, theirs in sorted(sends.items()):
             loan = next(ln for ln in loan_of.values() if ln.borrower_id == borrower_id)
-            primary = _candidate_zones(loan, borrower_of[borrower_id]).primary
+            primary = zones.candidate_zones(loan, borrower_of[borrower_id]).primary
             violations = cap_violations(theirs, policy_of, primary)
             check("caps", violations == [], f"caps exceeded for {borrower_id}: {violations}")
 
