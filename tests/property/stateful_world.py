@@ -175,6 +175,7 @@ class World:
     log: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.pacer_clock = _PacerClock()
         self.sqs = self.session.client("sqs")
         dynamodb = self.session.resource("dynamodb")
         self.loans_table = dynamodb.Table(self.stack.tables["LoansTable"])
@@ -217,6 +218,22 @@ class World:
         self._patches.enter_context(mock.patch.object(SNSBackend, "publish", publish))
         # The product's own batch backoff costs no wall time here (simulated time).
         self._patches.enter_context(mock.patch.object(Dynamo, "_backoff", lambda self, attempt: None))
+        # The sender's pacer asks for send tokens by the wall clock's second, so how many token requests
+        # a send makes (and so which AWS call a "crash before call k" fault hits) would depend on when
+        # a second happens to end: schedules would not replay. Here its clock is the simulated instant
+        # plus a millisecond per reading (reset with each schedule), and its waits advance that clock.
+        from dunning.adapters.pacing import SendPacer
+
+        real_pace = SendPacer.pace
+        pacer_clock = self.pacer_clock
+
+        def pace(pacer: SendPacer, *args: Any, **kwargs: Any) -> str:
+            pacer_clock.pacers.append(pacer)
+            pacer.limiter.clock = pacer_clock
+            pacer.limiter.sleep = pacer_clock.sleep
+            return real_pace(pacer, *args, **kwargs)
+
+        self._patches.enter_context(mock.patch.object(SendPacer, "pace", pace))
         self._trace_jobs()
         overrides = {
             "SHARD_COUNT": str(SHARDS),
@@ -255,6 +272,7 @@ class World:
 
     def reset(self) -> None:
         """Empty every table, queue and SNS log, then seed the book and index it (a fresh schedule)."""
+        self.pacer_clock.restart()
         from moto.dynamodb.models import dynamodb_backends
         from moto.sns.models import sns_backends
         from moto.sqs.models import sqs_backends
@@ -732,3 +750,24 @@ _NULL: Any = _Null()
 
 def later(at: datetime, minutes: int) -> datetime:
     return at + timedelta(minutes=minutes)
+
+
+class _PacerClock:
+    """The pacer's clock in the state machine: simulated time, a millisecond later at each reading."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self.pacers: list[Any] = []  # the warm senders' pacers: the tokens they hold go with a schedule
+
+    def restart(self) -> None:
+        self.offset = 0.0
+        for pacer in self.pacers:
+            pacer._held.clear()
+        self.pacers.clear()
+
+    def __call__(self) -> float:
+        self.offset += 0.001
+        return clock.now().timestamp() + self.offset
+
+    def sleep(self, seconds: float) -> None:
+        self.offset += max(0.0, seconds)
