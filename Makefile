@@ -6,12 +6,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help test lint typecheck cfn-lint unit demo bench clean sam-validate sam-build
+.PHONY: help test lint typecheck cfn-lint unit demo bench soak clean sam-validate sam-build
 
 help:
 	@echo "make demo   - realistic collections run on embedded AWS (moto), report at the end"
 	@echo "make test   - ruff, mypy, cfn-lint and the whole pytest suite"
 	@echo "make bench  - benchmarks (requests, capacity units, throughput, cold start) -> docs/benchmarks.md"
+	@echo "make soak   - the state-machine test over SOAK_EXAMPLES random schedules (default 2000)"
 	@echo "make sam-validate / sam-build - validate (with lint) / build the template for arm64 with the SAM CLI"
 
 $(STAMP): pyproject.toml
@@ -42,6 +43,12 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The state-machine test (tests/property/test_state_machine.py) over many random schedules; it prints how
+# many schedules it explored and how many invariant checks it made.
+SOAK_EXAMPLES ?= 2000
+soak: $(STAMP)
+	SOAK_EXAMPLES=$(SOAK_EXAMPLES) $(BIN)/pytest tests/property/test_state_machine.py -k soak -s -p no:logging
 
 # aws-sam-cli pins an older boto3, so it lives in its own virtual environment.
 SAM := .venv-sam/bin/sam

@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from dunning.adapters.consent import CONFIRMATION_CLAIMED, CONFIRMATION_OWED, ConsentChange
+from dunning.adapters.consent import (
+    CONFIRMATION_AMBIGUOUS,
+    CONFIRMATION_CLAIMED,
+    CONFIRMATION_OWED,
+    ConsentChange,
+)
 from dunning.adapters.contact import contact_state
 from dunning.adapters.dynamo import Dynamo, Item, WriteOp
 from dunning.adapters.ledger import Ledger
@@ -235,14 +240,48 @@ class FakeStateStore:
         return dict(entry) if entry is not None else None
 
     def claim_confirmation(self, phone: str, inbound_id: str, at: datetime) -> Item | None:
-        return self._move(phone, inbound_id, CONFIRMATION_OWED, CONFIRMATION_CLAIMED, at, {})
+        claimed = {"claimed_at": iso_utc(at)}
+        return self._move(phone, inbound_id, CONFIRMATION_OWED, CONFIRMATION_CLAIMED, at, claimed)
+
+    def confirmations_of(self, phone: str) -> dict[str, Item]:
+        return {k: dict(v) for k, v in (self.consents.get(phone, {}).get("confirmations") or {}).items()}
+
+    def resolve_confirmation(
+        self,
+        phone: str,
+        inbound_id: str,
+        expected: str,
+        status: str,
+        at: datetime,
+        *,
+        message_id: str = "",
+        code: str = "",
+    ) -> bool:
+        extra = {k: v for k, v in (("message_id", message_id), ("code", code)) if v}
+        return self._move(phone, inbound_id, expected, status, at, extra) is not None
+
+    def note_other_reply(self, phone: str, message_id: str) -> int:
+        marked = 0
+        for entry in (self.consents.get(phone, {}).get("confirmations") or {}).values():
+            if entry.get("status") in (CONFIRMATION_CLAIMED, CONFIRMATION_AMBIGUOUS):
+                if message_id:
+                    entry["other_replies"] = [*entry.get("other_replies", []), message_id]
+                else:
+                    entry["other_reply_unknown"] = int(entry.get("other_reply_unknown", 0)) + 1
+                marked += 1
+        return marked
+
+    def note_confirmation_receipt(self, phone: str, inbound_id: str, message_id: str) -> None:
+        entry = (self.consents.get(phone, {}).get("confirmations") or {}).get(inbound_id)
+        if entry is not None and entry.get("status") in (CONFIRMATION_CLAIMED, CONFIRMATION_AMBIGUOUS):
+            entry["receipts_seen"] = [*entry.get("receipts_seen", []), message_id]
 
     def settle_confirmation(
         self, phone: str, inbound_id: str, status: str, at: datetime, *, message_id: str = "", code: str = ""
     ) -> None:
         extra = {k: v for k, v in (("message_id", message_id), ("code", code)) if v}
         self._move(phone, inbound_id, CONFIRMATION_CLAIMED, status, at, extra)
-        if status != CONFIRMATION_OWED:
+        if status not in (CONFIRMATION_OWED, CONFIRMATION_AMBIGUOUS):
             self.owed.pop((phone, inbound_id), None)
 
     def _move(

@@ -506,11 +506,144 @@ def test_a_confirmation_claimed_by_an_invocation_that_died_is_recorded_ambiguous
     monkeypatch.setattr(Messaging, "send_sms", send_sms)
     # Too recent to judge: the claim holder may still be publishing.
     assert world.reconcile(STOP_AT + timedelta(minutes=5))["confirmations"] == {}
-    # Later it may or may not have gone out: recorded, never sent a second time.
-    assert world.reconcile(STOP_AT + timedelta(hours=1))["confirmations"] == {"AMBIGUOUS": 1}
+    # Later it may or may not have gone out: recorded, and not sent while a receipt may still prove it.
+    assert world.reconcile(STOP_AT + timedelta(minutes=30))["confirmations"] == {"AMBIGUOUS": 1}
     reply(world, "STOP", STOP_AT, "in-stop")
     assert confirmations(world) == []
     assert consent_item(world)["confirmations"]["in-stop"]["status"] == "AMBIGUOUS"
+
+
+# ---- break 4: the doubt settled by SNS's own receipts ----------------------------------------------
+
+# CONFIRMATION_RECEIPT_HORIZON_MINUTES's default in template.yaml.
+HORIZON = timedelta(minutes=60)
+
+
+def confirmation_receipt(world: Matrix, message_id: str, stamp: datetime, phone: str = NY_PHONE) -> Any:
+    """The SMS delivery-status log record SNS writes for a message (stamped with its publish time)."""
+    record = events.sms_delivery_record(message_id, phone, stamp, success=True, price=0.00581)
+    return world.receipts([("SmsDeliveryLogGroup", record)], stamp + timedelta(minutes=2))
+
+
+def reply_messages(world: Matrix, phone: str = NY_PHONE) -> list[str]:
+    """The message ids SNS accepted for replies (not reminders) to ``phone``."""
+    return [a.message_id for a in world.accepted if a.job_id is None and a.contact_point == phone]
+
+
+def test_a_confirmation_claimed_by_an_invocation_that_died_before_publishing_is_sent_once_after_the_horizon(
+    world: Matrix, aws: boto3.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeded(world, aws, extra=0)
+    from dunning.adapters.messaging import Messaging
+
+    send_sms = Messaging.send_sms
+
+    def dies(self: Messaging, *args: Any, **kwargs: Any) -> str:
+        raise SimulatedCrash("the inbound function died between the claim and the Publish")
+
+    monkeypatch.setattr(Messaging, "send_sms", dies)
+    with pytest.raises(SimulatedCrash):
+        reply(world, "STOP", STOP_AT, "in-stop")
+    monkeypatch.setattr(Messaging, "send_sms", send_sms)
+    reply(world, "STOP", STOP_AT, "in-stop")  # Lambda's retry finds it claimed: sends nothing
+    assert confirmations(world) == []
+    assert world.reconcile(STOP_AT + timedelta(minutes=20))["confirmations"] == {"AMBIGUOUS": 1}
+    # No receipt within the horizon: it never reached SNS, so the sweep sends it, once.
+    swept = world.reconcile(STOP_AT + HORIZON + timedelta(minutes=1))
+    assert swept["confirmations"] == {"SENT": 1}
+    assert len(confirmations(world)) == 1
+    assert world.reconcile(STOP_AT + 3 * HORIZON)["confirmations"] == {}
+    assert len(confirmations(world)) == 1
+    entry = consent_item(world)["confirmations"]["in-stop"]
+    assert entry["status"] == "SENT"
+    assert entry["message_id"] == reply_messages(world)[-1]
+    assert calls_not_allowed(world) == []
+    report(
+        "break 4: the invocation dies after claiming the confirmation, before the Publish",
+        {"confirmations": 1},
+    )
+
+
+def test_a_confirmation_whose_publish_response_was_lost_is_proven_by_its_receipt_and_not_resent(
+    world: Matrix, aws: boto3.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeded(world, aws, extra=0)
+    publish = SNSBackend.publish
+
+    def timeout(backend: Any, message: str, arn: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        publish(backend, message, arn, *args, **kwargs)
+        raise ReadTimeoutError(endpoint_url="https://sns.us-east-1.amazonaws.com/")
+
+    monkeypatch.setattr(SNSBackend, "publish", timeout)
+    reply(world, "STOP", STOP_AT, "in-stop")
+    monkeypatch.setattr(SNSBackend, "publish", publish)
+    assert consent_item(world)["confirmations"]["in-stop"]["status"] == "AMBIGUOUS"
+    (accepted,) = reply_messages(world)
+    claimed_at = datetime.fromisoformat(consent_item(world)["confirmations"]["in-stop"]["claimed_at"])
+    confirmation_receipt(world, accepted, claimed_at)
+    entry = consent_item(world)["confirmations"]["in-stop"]
+    assert entry["status"] == "SENT"
+    assert entry["message_id"] == accepted
+    # Past the horizon: the sweep finds it settled (and drops its pointer), sends nothing.
+    assert world.reconcile(STOP_AT + 3 * HORIZON)["confirmations"] == {"SENT": 1}
+    assert world.reconcile(STOP_AT + 4 * HORIZON)["confirmations"] == {}
+    confirmation_receipt(world, accepted, claimed_at)  # the receipt delivered twice
+    assert len(confirmations(world)) == 1
+    assert consent_item(world)["confirmations"]["in-stop"]["message_id"] == accepted
+    report("break 4: the confirmation's Publish response lost, its receipt arrives", {"confirmations": 1})
+
+
+def test_the_receipt_of_a_help_answer_is_not_taken_for_a_confirmation_in_doubt(
+    world: Matrix, aws: boto3.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeded(world, aws, extra=0)
+    from dunning.adapters.messaging import Messaging
+
+    send_sms = Messaging.send_sms
+
+    def dies(self: Messaging, *args: Any, **kwargs: Any) -> str:
+        raise SimulatedCrash("the inbound function died between the claim and the Publish")
+
+    monkeypatch.setattr(Messaging, "send_sms", dies)
+    with pytest.raises(SimulatedCrash):
+        reply(world, "STOP", STOP_AT, "in-stop")
+    monkeypatch.setattr(Messaging, "send_sms", send_sms)
+    # No confirmation came, so the borrower asks for HELP a minute later; the answer goes out.
+    reply(world, "HELP", STOP_AT + timedelta(minutes=1), "in-help")
+    (help_answer,) = reply_messages(world)
+    confirmation_receipt(world, help_answer, STOP_AT + timedelta(minutes=1))
+    assert consent_item(world)["confirmations"]["in-stop"]["status"] == "CLAIMED"
+    assert world.reconcile(STOP_AT + HORIZON + timedelta(minutes=1))["confirmations"] == {"SENT": 1}
+    assert len(confirmations(world)) == 1
+
+
+@pytest.mark.parametrize(
+    "case", ["a number with no consent item", "a confirmation already sent", "a receipt older than the claim"]
+)
+def test_a_receipt_for_an_unknown_message_settles_no_confirmation_it_cannot_prove(
+    world: Matrix, aws: boto3.Session, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    seeded(world, aws, extra=0)
+    phone = NY_PHONE
+    if case == "a number with no consent item":
+        phone = "+12025550142"
+    elif case == "a confirmation already sent":
+        reply(world, "STOP", STOP_AT, "in-stop")
+    else:
+        from dunning.adapters.messaging import Messaging
+
+        def dies(self: Messaging, *args: Any, **kwargs: Any) -> str:
+            raise SimulatedCrash("the inbound function died between the claim and the Publish")
+
+        monkeypatch.setattr(Messaging, "send_sms", dies)
+        with pytest.raises(SimulatedCrash):
+            reply(world, "STOP", STOP_AT, "in-stop")
+    before = world.harness.state.get_item(Key={"pk": f"PHONE#{phone}", "sk": "CONSENT"}).get("Item")
+    assert confirmation_receipt(world, "not-ours-0002", STOP_AT - timedelta(minutes=5), phone) == {
+        "receipts": 1
+    }
+    after = world.harness.state.get_item(Key={"pk": f"PHONE#{phone}", "sk": "CONSENT"}).get("Item")
+    assert after == before
 
 
 # ---- what closing the claim race costs (docs/benchmarks.md) -----------------------------------------

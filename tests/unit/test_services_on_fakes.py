@@ -124,7 +124,9 @@ def test_a_confirmation_sns_may_have_taken_is_recorded_ambiguous_and_never_sent_
     assert (replies.state.confirmation(PHONE, "in-stop") or {})["status"] == CONFIRMATION_AMBIGUOUS
 
 
-def test_the_sweep_records_a_claim_whose_holder_died_as_ambiguous_once_it_is_old(replies: Replies) -> None:
+def test_the_sweep_records_a_dead_claim_ambiguous_then_sends_it_once_past_the_receipt_horizon(
+    replies: Replies,
+) -> None:
     replies.state.record_consent(
         PHONE,
         opted_out=True,
@@ -140,7 +142,13 @@ def test_the_sweep_records_a_claim_whose_holder_died_as_ambiguous_once_it_is_old
     assert sweep(STOP_AT + timedelta(minutes=5), replies.metrics) == {}
     assert sweep(STOP_AT + CLAIM_TIMEOUT + timedelta(minutes=1), replies.metrics) == {"AMBIGUOUS": 1}
     assert replies.messaging.sent == []
+    assert len(replies.state.owed_confirmations()) == 1  # kept: a receipt may still prove it went out
+    horizon = replies.service.confirmer.receipt_horizon
+    assert sweep(STOP_AT + horizon + timedelta(minutes=1), replies.metrics) == {"SENT": 1}
+    assert len(replies.messaging.sent) == 1
     assert replies.state.owed_confirmations() == []
+    assert sweep(STOP_AT + 3 * horizon, replies.metrics) == {}
+    assert len(replies.messaging.sent) == 1
 
 
 def test_a_wrong_number_blocks_every_borrower_on_it_and_texts_nobody(replies: Replies) -> None:

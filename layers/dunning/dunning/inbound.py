@@ -510,12 +510,18 @@ class InboundService:
         # Reply from the number the borrower wrote to, so the conversation stays on one number.
         origin = message.destination if message.destination.startswith("+") else self.origination_identity
         try:
-            self.messaging.send_sms(message.origination, text, SmsOptions(origination_identity=origin))
+            message_id = self.messaging.send_sms(
+                message.origination, text, SmsOptions(origination_identity=origin)
+            )
         except PublishError as exc:
             # A HELP answer is a courtesy: logged and counted, not retried.
             logger.error("reply not sent", extra={"intent": intent.value, "code": exc.code})
             metrics.count("ReplyFailed")
+            if exc.kind == FailureKind.UNKNOWN:
+                self.consents.note_other_reply(message.origination, "")
             return
+        # Its receipt must not be taken for that of a confirmation in doubt on the same number.
+        self.consents.note_other_reply(message.origination, message_id)
         metrics.count("Replies", intent=intent.value)
 
 
@@ -687,8 +693,11 @@ class Confirmer:
 
     The owed entry is claimed (conditional write: one caller wins) before the Publish, so a retry and the
     sweep never both send it. Accepted → SENT; refused for now → OWED again; refused for good → FAILED;
-    no answer → AMBIGUOUS, never sent again. A claim whose holder died stays CLAIMED until the sweep,
-    after :data:`CLAIM_TIMEOUT`, records it AMBIGUOUS (it may have gone out).
+    no answer → AMBIGUOUS. A claim whose holder died stays CLAIMED until the sweep, after
+    :data:`CLAIM_TIMEOUT`, records it AMBIGUOUS (it may have gone out). SNS's delivery receipts settle
+    the doubt (:func:`dunning.receipts.settle_confirmation_by_receipt`: a receipt for the number stamped
+    after the claim proves the Publish, → SENT); one still CLAIMED or AMBIGUOUS after ``receipt_horizon``
+    without a receipt never reached SNS, so the sweep makes it OWED again and sends it, claimed as ever.
     """
 
     state: ConsentRegistry
@@ -696,6 +705,7 @@ class Confirmer:
     profile: LenderContact
     origination_identity: str
     clock: Callable[[], datetime]
+    receipt_horizon: timedelta = timedelta(minutes=60)
 
     def complete(self, phone: str, inbound_id: str, metrics: MetricsRecorder) -> str | None:
         """Send the confirmation of one reply if it is owed; returns its status after, None if none."""
@@ -736,14 +746,26 @@ class Confirmer:
             phone, inbound_id = str(pointer.get("phone", "")), str(pointer.get("inbound_id", ""))
             entry = self.state.confirmation(phone, inbound_id)
             status = str((entry or {}).get("status", ""))
-            if status == CONFIRMATION_CLAIMED:
-                claimed_at = parse_iso_utc(str((entry or {}).get("updated_at") or pointer.get("owed_at")))
-                if now - claimed_at < CLAIM_TIMEOUT:
+            outcome: str | None
+            if status in (CONFIRMATION_CLAIMED, CONFIRMATION_AMBIGUOUS):
+                since = (entry or {}).get("claimed_at") or (entry or {}).get("updated_at")
+                age = now - parse_iso_utc(str(since or pointer.get("owed_at")))
+                if age >= self.receipt_horizon:
+                    # No receipt within the horizon: SNS never accepted it (its delivery-status log
+                    # would have said so within minutes), so it is owed and sent, claimed as ever.
+                    if not self.state.resolve_confirmation(
+                        phone, inbound_id, status, CONFIRMATION_OWED, now, code="no receipt"
+                    ):
+                        continue  # a receipt or another sweep moved it first
+                    metrics.count("ConfirmationResent")
+                    outcome = self.complete(phone, inbound_id, metrics)
+                elif status == CONFIRMATION_CLAIMED and age >= CLAIM_TIMEOUT:
+                    self.state.resolve_confirmation(
+                        phone, inbound_id, status, CONFIRMATION_AMBIGUOUS, now, code="claim expired"
+                    )
+                    outcome = CONFIRMATION_AMBIGUOUS
+                else:
                     continue
-                self.state.settle_confirmation(
-                    phone, inbound_id, CONFIRMATION_AMBIGUOUS, now, code="claim expired"
-                )
-                outcome: str | None = CONFIRMATION_AMBIGUOUS
             elif status == CONFIRMATION_OWED:
                 outcome = self.complete(phone, inbound_id, metrics)
             else:

@@ -124,3 +124,21 @@ class ConsentRegistry(Protocol):
     def settle_confirmation(
         self, phone: str, inbound_id: str, status: str, at: datetime, *, message_id: str = "", code: str = ""
     ) -> None: ...
+
+    def confirmations_of(self, phone: str) -> dict[str, Item]: ...
+
+    def resolve_confirmation(
+        self,
+        phone: str,
+        inbound_id: str,
+        expected: str,
+        status: str,
+        at: datetime,
+        *,
+        message_id: str = "",
+        code: str = "",
+    ) -> bool: ...
+
+    def note_other_reply(self, phone: str, message_id: str) -> int: ...
+
+    def note_confirmation_receipt(self, phone: str, inbound_id: str, message_id: str) -> None: ...

@@ -26,18 +26,20 @@ import gzip
 import json
 import re
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from dunning import clock
+from dunning.adapters.consent import CONFIRMATION_AMBIGUOUS, CONFIRMATION_CLAIMED, CONFIRMATION_SENT
 from dunning.adapters.dynamo import Dynamo, WriteOp
 from dunning.adapters.ledger import Ledger, Status
 from dunning.adapters.state import StateStore
 from dunning.items import iso_utc, parse_iso_utc
 from dunning.observability import MetricsRecorder, PackageLogger, mask_contact_point
-from dunning.ports import ContactWriter, LedgerWriter
+from dunning.ports import ConsentRegistry, ContactWriter, LedgerWriter
 from dunning.settings import ReceiptsSettings
 
 logger = PackageLogger(__name__)
@@ -269,6 +271,9 @@ class ReceiptsService:
     log_groups: frozenset[str]
     delivery_events_topic_arn: str
     hard_failure_threshold: int
+    clock: Callable[[], datetime] = clock.now
+    # The consent registry, for receipts that prove a confirmation in doubt (None: not looked at).
+    consents: ConsentRegistry | None = None
 
     def process(self, event: Any, metrics: MetricsRecorder) -> int:
         """Handle a Logs subscription event or an SNS event; returns the number of receipts applied."""
@@ -382,6 +387,14 @@ class ReceiptsService:
                 writes.append(self.ledger.early_receipt_op(message_id, receipt.at))
                 metrics.count("UnknownMessageId")
                 logger.info("receipt for an unknown message id kept", extra={"message_id": message_id})
+                # Confirmations are not in the ledger: one whose Publish is in doubt is proven by this.
+                if self.consents is not None and receipt.channel == "sms" and receipt.destination:
+                    settled = settle_confirmation_by_receipt(
+                        self.consents, receipt.destination, message_id, receipt.at, self.clock()
+                    )
+                    if settled is not None:
+                        metrics.count("ConfirmationReceipt")
+                        logger.info("confirmation proven by its receipt", extra={"message_id": message_id})
                 continue
             previous = message.get("receipt_at")
             if isinstance(previous, str):
@@ -421,11 +434,61 @@ class ReceiptsService:
                 )
 
 
+# How long after its claim a confirmation's Publish can be stamped: one SNS call (5 s connect, 15 s read,
+# no retries) plus clock skew between Lambda and SNS.
+CONFIRMATION_RECEIPT_WINDOW = timedelta(minutes=5)
+
+
+def settle_confirmation_by_receipt(
+    state: ConsentRegistry, phone: str, message_id: str, receipt_at: datetime, at: datetime
+) -> str | None:
+    """A delivery receipt whose message id the ledger does not know, for ``phone``: if a confirmation to
+    that number is CLAIMED or AMBIGUOUS and was claimed at most :data:`CONFIRMATION_RECEIPT_WINDOW`
+    before the receipt's stamp (SNS stamps its SMS log with the publish time), the receipt proves its
+    Publish: it becomes SENT with the message id. The earliest such claim is settled; a receipt already
+    recorded on a confirmation, or one of another reply sent meanwhile (a HELP answer), changes nothing.
+    Returns the inbound id settled, or None. One GetItem of the consent item."""
+    entries = state.confirmations_of(phone)
+    if any(e.get("message_id") == message_id for e in entries.values()):
+        return None  # the same receipt again, or the Confirmer recorded this id itself
+    waiting = sorted(
+        (str(e.get("claimed_at") or e.get("updated_at") or ""), inbound_id, str(e.get("status")))
+        for inbound_id, e in entries.items()
+        if e.get("status") in (CONFIRMATION_CLAIMED, CONFIRMATION_AMBIGUOUS)
+        and message_id not in (e.get("other_replies") or [])
+    )
+    for claimed_at, inbound_id, status in waiting:
+        entry = entries[inbound_id]
+        if not claimed_at:
+            continue
+        # The claim holder publishes right after claiming (one SNS call, no retries): a publish
+        # stamped outside that window is some other message to the number.
+        claimed = parse_iso_utc(claimed_at)
+        if not claimed <= receipt_at <= claimed + CONFIRMATION_RECEIPT_WINDOW:
+            continue
+        # HELP answers whose ids are unknown (their response was lost) may be behind as many receipts:
+        # only more distinct receipts than that prove one of them is the confirmation's.
+        unknown = int(entry.get("other_reply_unknown") or 0)
+        seen = {str(i) for i in entry.get("receipts_seen") or []}
+        if message_id in seen:
+            continue
+        if len(seen) + 1 <= unknown:
+            state.note_confirmation_receipt(phone, inbound_id, message_id)
+            continue
+        if state.resolve_confirmation(
+            phone, inbound_id, status, CONFIRMATION_SENT, at, message_id=message_id, code="receipt"
+        ):
+            return inbound_id
+    return None
+
+
 def build_receipts(settings: ReceiptsSettings) -> ReceiptsService:
     """The receipts service wired to AWS as the settings say (clients are created on first use)."""
     dynamo = Dynamo()
+    state = StateStore(dynamo, settings.state_table)
     return ReceiptsService(
-        state=StateStore(dynamo, settings.state_table).contact,
+        state=state.contact,
+        consents=state.consent,
         ledger=Ledger(dynamo, settings.ledger_table, settings.ledger_retention_days),
         log_groups=settings.log_groups,
         delivery_events_topic_arn=settings.delivery_events_topic_arn,

@@ -10,6 +10,8 @@
 - STOP/START confirmations still owed (their reply's invocation died, or SNS refused them for now) are
   sent, once: :class:`dunning.inbound.Confirmer` claims each before publishing; one claimed by an
   invocation that died longer ago than ``CLAIM_TIMEOUT`` is recorded AMBIGUOUS (it may have gone out).
+  A delivery receipt for its number settles it SENT (``dunning.receipts``); one CLAIMED or AMBIGUOUS
+  with no receipt after CONFIRMATION_RECEIPT_HORIZON_MINUTES never reached SNS: it is owed and sent.
 - Receipts that arrived before their MESSAGE was written are merged into it; a receipt whose MESSAGE
   still does not exist after :data:`EARLY_RECEIPT_WAIT` (a message not ours, or one whose sender died
   before its ledger write) stays a RECEIPT on its own and is no longer looked at.
@@ -289,6 +291,11 @@ def build_reconciler(settings: ReconcileSettings) -> Reconciler:
         ledger=Ledger(dynamo, settings.ledger_table, settings.ledger_retention_days),
         clock=clock.now,
         confirmer=Confirmer(
-            state.consent, Messaging(), lender_contact(), settings.sms_origination_identity, clock.now
+            state.consent,
+            Messaging(),
+            lender_contact(),
+            settings.sms_origination_identity,
+            clock.now,
+            receipt_horizon=timedelta(minutes=settings.confirmation_receipt_horizon_minutes),
         ),
     )

@@ -6,7 +6,8 @@ its changes, and the pointers that lead the reconcile sweep to those still owed.
   ``start``, ``lender_consent``), ``last_inbound_id`` (a redelivery of it is a no-op) and
   ``confirmations`` (per inbound id: a confirmation SMS owed, claimed, sent, failed or ambiguous).
 - ``CONFIRMATION_OWED`` / ``<e164>#<inbound_id>``: points the reconcile sweep at a confirmation still
-  owed, written in the same transaction as the opt-out; deleted once it is settled.
+  owed, written in the same transaction as the opt-out; deleted once it is SENT or FAILED (an AMBIGUOUS
+  one keeps it: a receipt settles it, or the sweep sends it again after the receipt horizon).
 
 A consent change is one ``TransactWriteItems``: the consent item, the pointer, and on the contact item of
 every borrower with that number a version bump plus ``sms_block#<e164>`` (the ``changed_at`` of the
@@ -57,7 +58,9 @@ CONTACTS_PER_TRANSACTION = TRANSACT_LIMIT - 2
 
 def _recent_confirmations(entries: Mapping[str, Any]) -> dict[str, Any]:
     unsettled = {
-        k: v for k, v in entries.items() if v.get("status") in (CONFIRMATION_OWED, CONFIRMATION_CLAIMED)
+        k: v
+        for k, v in entries.items()
+        if v.get("status") in (CONFIRMATION_OWED, CONFIRMATION_CLAIMED, CONFIRMATION_AMBIGUOUS)
     }
     settled = sorted(
         ((k, v) for k, v in entries.items() if k not in unsettled),
@@ -226,8 +229,89 @@ class ConsentStore:
         return dict(entry) if entry is not None else None
 
     def claim_confirmation(self, phone: str, inbound_id: str, at: datetime) -> Item | None:
-        """Move an owed confirmation to CLAIMED (one caller wins); returns its entry, or None."""
-        return self._move_confirmation(phone, inbound_id, CONFIRMATION_OWED, CONFIRMATION_CLAIMED, at)
+        """Move an owed confirmation to CLAIMED (one caller wins); returns its entry, or None. The claim
+        time is kept as ``claimed_at``: a delivery receipt stamped at or after it can prove the Publish."""
+        return self._move_confirmation(
+            phone, inbound_id, CONFIRMATION_OWED, CONFIRMATION_CLAIMED, at, {"claimed_at": iso_utc(at)}
+        )
+
+    def confirmations_of(self, phone: str) -> dict[str, Item]:
+        """Every confirmation entry on a number's consent item, by inbound id (one GetItem)."""
+        consent = self.dynamo.get(self.table, consent_key(phone)) or {}
+        return {str(k): dict(v) for k, v in (consent.get("confirmations") or {}).items()}
+
+    def note_other_reply(self, phone: str, message_id: str) -> int:
+        """Record on every confirmation of ``phone`` still in doubt (CLAIMED or AMBIGUOUS) that
+        ``message_id`` is another reply (a HELP answer), so its receipt is never taken for the
+        confirmation's. ``message_id`` empty (the answer's own response was lost): the entry counts one
+        more unknown other reply (``other_reply_unknown``). Returns entries marked.
+        """
+        marked = 0
+        for inbound_id, entry in self.confirmations_of(phone).items():
+            if entry.get("status") not in (CONFIRMATION_CLAIMED, CONFIRMATION_AMBIGUOUS):
+                continue
+            values: dict[str, Any] = {":c": CONFIRMATION_CLAIMED, ":a": CONFIRMATION_AMBIGUOUS}
+            if message_id:
+                update = "SET #c.#i.#o = list_append(if_not_exists(#c.#i.#o, :none), :id)"
+                values.update({":none": [], ":id": [message_id]})
+                names = {"#c": "confirmations", "#i": inbound_id, "#s": "status", "#o": "other_replies"}
+            else:
+                update = "SET #c.#i.#o = if_not_exists(#c.#i.#o, :zero) + :one"
+                values.update({":zero": 0, ":one": 1})
+                names = {"#c": "confirmations", "#i": inbound_id, "#s": "status", "#o": "other_reply_unknown"}
+            try:
+                self.dynamo.update(
+                    self.table,
+                    consent_key(phone),
+                    update=update,
+                    names=names,
+                    values=values,
+                    condition="#c.#i.#s IN (:c, :a)",
+                )
+            except ClientError as exc:
+                if is_conditional_failure(exc):
+                    continue  # settled meanwhile: nothing left to tell apart
+                raise
+            marked += 1
+        return marked
+
+    def note_confirmation_receipt(self, phone: str, inbound_id: str, message_id: str) -> None:
+        """Keep an unknown-message receipt that may be a confirmation's (``receipts_seen``): with more such
+        receipts than unknown other replies, one of them is the confirmation's."""
+        try:
+            self.dynamo.update(
+                self.table,
+                consent_key(phone),
+                update="SET #c.#i.#o = list_append(if_not_exists(#c.#i.#o, :none), :id)",
+                names={"#c": "confirmations", "#i": inbound_id, "#s": "status", "#o": "receipts_seen"},
+                values={
+                    ":none": [],
+                    ":id": [message_id],
+                    ":c": CONFIRMATION_CLAIMED,
+                    ":a": CONFIRMATION_AMBIGUOUS,
+                },
+                condition="#c.#i.#s IN (:c, :a)",
+            )
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise
+
+    def resolve_confirmation(
+        self,
+        phone: str,
+        inbound_id: str,
+        expected: str,
+        status: str,
+        at: datetime,
+        *,
+        message_id: str = "",
+        code: str = "",
+    ) -> bool:
+        """Move a confirmation from ``expected`` (CLAIMED or AMBIGUOUS) to ``status`` if nobody moved it
+        first; returns whether this call moved it. The pointer stays: the sweep drops it once it finds the
+        entry settled (so the receipts function needs no delete on this table)."""
+        extra = {"message_id": message_id, "code": code}
+        return self._move_confirmation(phone, inbound_id, expected, status, at, extra) is not None
 
     def settle_confirmation(
         self, phone: str, inbound_id: str, status: str, at: datetime, *, message_id: str = "", code: str = ""
@@ -236,7 +320,7 @@ class ConsentStore:
         accepted, try later). The pointer goes once it is settled for good."""
         extra = {"message_id": message_id, "code": code}
         self._move_confirmation(phone, inbound_id, CONFIRMATION_CLAIMED, status, at, extra)
-        if status != CONFIRMATION_OWED:
+        if status not in (CONFIRMATION_OWED, CONFIRMATION_AMBIGUOUS):
             self.dynamo.batch_write([WriteOp.delete(self.table, confirmation_pointer_key(phone, inbound_id))])
 
     def _move_confirmation(
