@@ -326,6 +326,16 @@ class _Delivery:
         message = self._render(decision, policy, channel)
         if message is None:
             return Outcome.DONE
+        if sender.pacer is not None:
+            # The send token is taken before the claim, so that the claim is the sender's last write
+            # before Publish: an opt-out that lands while a sender waits for its turn (up to
+            # SENDER_MAX_WAIT_SECONDS) changes the contact item's version and fails the claim.
+            try:
+                sender.pacer.pace(channel, loan.jurisdiction, demand=batch.still_to_send(channel))
+            except PublishError as error:
+                # Nothing is claimed yet: SQS simply delivers the job again later.
+                batch.metrics.count("Throttled", channel=channel.value)
+                raise RetryLater(f"{job.job_id}: {error.code}") from error
         keep = _sends_kept_for(policy)
         try:
             claimed = sender.state.contact.claim(
@@ -338,7 +348,7 @@ class _Delivery:
             return Outcome.REDECIDE
         batch.states[borrower.borrower_id] = claimed
         step = _ClaimedStep(batch, job, decision, borrower, claimed, channel, contact_point, now)
-        outcome = step.publish(message, loan.jurisdiction)
+        outcome = step.publish(message)
         if outcome is Outcome.REDECIDE:
             self.failed_channels.add(channel)
         return outcome
@@ -412,12 +422,10 @@ class _ClaimedStep:
     contact_point: str
     now: datetime
 
-    def publish(self, message: _Message, jurisdiction: str) -> Outcome:
+    def publish(self, message: _Message) -> Outcome:
         """SENT, or where the failure leaves the job (RETRY is raised as ``RetryLater``)."""
         sender, channel, contact_point = self.batch.sender, self.channel, self.contact_point
         try:
-            if sender.pacer is not None:
-                sender.pacer.pace(channel, jurisdiction, demand=self.batch.still_to_send(channel))
             if channel == Channel.SMS:
                 message_id = sender.messaging.send_sms(contact_point, message.text, sender.sms_options)
             else:

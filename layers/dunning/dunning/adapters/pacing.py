@@ -3,8 +3,9 @@
 Every sender Lambda that publishes for the same origination identity takes its token from the same
 DynamoDB bucket (``budget_store.RateLimiter``), so however many run at once, the identity never starts
 more publishes in a second than its configured rate (data/lender/sending.yaml) and SNS never has to
-throttle. When no token comes within the wait limit, the publish is reported as a retryable failure:
-the sender releases its claim and SQS delivers the job again later.
+throttle. The sender takes its token before it claims the step, so the claim stays its last write
+before Publish. When no token comes within the wait limit, nothing has been claimed and SQS delivers
+the job again later.
 """
 
 from __future__ import annotations
