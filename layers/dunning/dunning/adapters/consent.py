@@ -80,136 +80,12 @@ class ConsentChange:
 
 
 @dataclass
-class ConsentStore:
-    """The consent items of phone numbers and the confirmations owed for their changes."""
+class ConfirmationRecords:
+    """The confirmations owed for consent changes, kept on the number's consent item: exactly one per
+    effective opt-out (owed → claimed → sent, failed or ambiguous, settled by a receipt or re-sent)."""
 
     dynamo: Dynamo
     table: str
-
-    def record_consent(
-        self,
-        phone: str,
-        *,
-        opted_out: bool,
-        at: datetime,
-        source: str,
-        reason: str,
-        inbound_id: str,
-        borrower_ids: Iterable[str],
-        confirmation: Mapping[str, Any] | None = None,
-        only_if_reason: str | None = None,
-    ) -> ConsentChange:
-        """Record an opt-out (or opt-in) of a number for every borrower who uses it.
-
-        Ordered by the reply's received time ``at``: a change older than the one recorded is a no-op (an
-        opt-in at the same second as the recorded change is too: in doubt, opted out), and a redelivered
-        reply (its ``inbound_id`` is the last one recorded) does nothing. One transaction writes the
-        consent item, ``confirmation`` as owed (only when the change is effective) with its pointer, and
-        bumps and blocks (or unblocks) the contact items of up to 98 borrowers. More borrowers: the rest
-        are blocked *before* the transaction (a block ahead of the registry is harmless: an opt-in
-        recorded later lifts it) and unblocked after it. ``only_if_reason``: change nothing unless the
-        recorded change has that reason (a lender's new consent lifts a wrong-number block, never a STOP).
-        """
-        contacts = sorted(set(borrower_ids))
-        first, rest = contacts[:CONTACTS_PER_TRANSACTION], contacts[CONTACTS_PER_TRANSACTION:]
-        stamp = iso_utc(at)
-        blocked_ahead = False
-        for _ in range(MAX_CONSENT_ATTEMPTS):
-            current = self.dynamo.get(self.table, consent_key(phone)) or {}
-            if current.get("last_inbound_id") == inbound_id:
-                return ConsentChange(recorded=False, effective=False, why_not="redelivered")
-            recorded_at = str(current.get("changed_at") or "")
-            if recorded_at and (stamp < recorded_at or (stamp == recorded_at and not opted_out)):
-                return ConsentChange(
-                    recorded=False, effective=False, why_not="older than the recorded change"
-                )
-            if only_if_reason is not None and current.get("reason") != only_if_reason:
-                return ConsentChange(recorded=False, effective=False, why_not=f"not a {only_if_reason} block")
-            was = current.get("sms_opted_out")
-            effective = was is None or bool(was) != opted_out
-            if opted_out and rest and not blocked_ahead:
-                self._mark_contacts(rest, phone, stamp)
-                blocked_ahead = True
-            owed = confirmation if effective and confirmation is not None else None
-            actions = [
-                self._consent_action(phone, current, opted_out, stamp, source, reason, inbound_id, owed)
-            ]
-            if owed is not None:
-                pointer = {
-                    **confirmation_pointer_key(phone, inbound_id),
-                    "phone": phone,
-                    "inbound_id": inbound_id,
-                    "owed_at": stamp,
-                }
-                actions.append({"Put": {"TableName": self.table, "Item": pointer}})
-            actions += [sms_block_action(self.table, b, phone, stamp if opted_out else None) for b in first]
-            try:
-                self.dynamo.transact_write(actions)
-            except ClientError as exc:
-                if is_transaction_conflict(exc):
-                    continue  # another reply or a claim got there first: read again
-                raise
-            if not opted_out and rest:
-                self._mark_contacts(rest, phone, None)
-            return ConsentChange(recorded=True, effective=effective)
-        raise ClaimConflict(f"consent of {mask_phone(phone)} kept changing")
-
-    def _consent_action(
-        self,
-        phone: str,
-        current: Mapping[str, Any],
-        opted_out: bool,
-        stamp: str,
-        source: str,
-        reason: str,
-        inbound_id: str,
-        owed: Mapping[str, Any] | None,
-    ) -> dict[str, Any]:
-        revision = int(current.get("revision", 0))
-        values: dict[str, Any] = {
-            ":v": opted_out,
-            ":at": stamp,
-            ":src": source,
-            ":why": reason,
-            ":id": inbound_id,
-            ":next": revision + 1,
-        }
-        update = "SET sms_opted_out = :v, changed_at = :at, #src = :src, reason = :why, "
-        update += "last_inbound_id = :id, #r = :next"
-        if owed is not None:
-            kept = _recent_confirmations(current.get("confirmations") or {})
-            kept[inbound_id] = {**owed, "status": CONFIRMATION_OWED, "owed_at": stamp}
-            update += ", confirmations = :c"
-            values[":c"] = kept
-        condition = "attribute_not_exists(#r)"
-        if current:
-            condition = "#r = :read" if revision else "attribute_not_exists(#r)"
-            if revision:
-                values[":read"] = revision
-        return {
-            "Update": {
-                "TableName": self.table,
-                "Key": consent_key(phone),
-                "UpdateExpression": update,
-                "ConditionExpression": condition,
-                "ExpressionAttributeNames": {"#src": "source", "#r": "revision"},
-                "ExpressionAttributeValues": values,
-            }
-        }
-
-    def _mark_contacts(self, borrower_ids: Iterable[str], phone: str, blocked_at: str | None) -> None:
-        """Block (or unblock) a number on contact items beyond the first transaction, one write each."""
-        for borrower_id in borrower_ids:
-            action = sms_block_action(self.table, borrower_id, phone, blocked_at)["Update"]
-            self.dynamo.update(
-                self.table,
-                contact_key(borrower_id),
-                update=action["UpdateExpression"],
-                names=action["ExpressionAttributeNames"],
-                values=action["ExpressionAttributeValues"],
-            )
-
-    # Confirmations owed: exactly one per effective opt-out.
 
     def owed_confirmations(self) -> list[Item]:
         """The pointers of confirmations not settled yet (owed, or claimed by a sender that may have died)."""
@@ -361,3 +237,132 @@ class ConsentStore:
                 return None
             raise
         return dict(((item or {}).get("confirmations") or {}).get(inbound_id) or {})
+
+
+@dataclass
+class ConsentStore(ConfirmationRecords):
+    """The consent items of phone numbers; the confirmations owed for their changes are the base
+    class's (the same item, the other half of its life)."""
+
+    def record_consent(
+        self,
+        phone: str,
+        *,
+        opted_out: bool,
+        at: datetime,
+        source: str,
+        reason: str,
+        inbound_id: str,
+        borrower_ids: Iterable[str],
+        confirmation: Mapping[str, Any] | None = None,
+        only_if_reason: str | None = None,
+    ) -> ConsentChange:
+        """Record an opt-out (or opt-in) of a number for every borrower who uses it.
+
+        Ordered by the reply's received time ``at``: a change older than the one recorded is a no-op (an
+        opt-in at the same second as the recorded change is too: in doubt, opted out), and a redelivered
+        reply (its ``inbound_id`` is the last one recorded) does nothing. One transaction writes the
+        consent item, ``confirmation`` as owed (only when the change is effective) with its pointer, and
+        bumps and blocks (or unblocks) the contact items of up to 98 borrowers. More borrowers: the rest
+        are blocked *before* the transaction (a block ahead of the registry is harmless: an opt-in
+        recorded later lifts it) and unblocked after it. ``only_if_reason``: change nothing unless the
+        recorded change has that reason (a lender's new consent lifts a wrong-number block, never a STOP).
+        """
+        contacts = sorted(set(borrower_ids))
+        first, rest = contacts[:CONTACTS_PER_TRANSACTION], contacts[CONTACTS_PER_TRANSACTION:]
+        stamp = iso_utc(at)
+        blocked_ahead = False
+        for _ in range(MAX_CONSENT_ATTEMPTS):
+            current = self.dynamo.get(self.table, consent_key(phone)) or {}
+            if current.get("last_inbound_id") == inbound_id:
+                return ConsentChange(recorded=False, effective=False, why_not="redelivered")
+            recorded_at = str(current.get("changed_at") or "")
+            if recorded_at and (stamp < recorded_at or (stamp == recorded_at and not opted_out)):
+                return ConsentChange(
+                    recorded=False, effective=False, why_not="older than the recorded change"
+                )
+            if only_if_reason is not None and current.get("reason") != only_if_reason:
+                return ConsentChange(recorded=False, effective=False, why_not=f"not a {only_if_reason} block")
+            was = current.get("sms_opted_out")
+            effective = was is None or bool(was) != opted_out
+            if opted_out and rest and not blocked_ahead:
+                self._mark_contacts(rest, phone, stamp)
+                blocked_ahead = True
+            owed = confirmation if effective and confirmation is not None else None
+            actions = [
+                self._consent_action(phone, current, opted_out, stamp, source, reason, inbound_id, owed)
+            ]
+            if owed is not None:
+                pointer = {
+                    **confirmation_pointer_key(phone, inbound_id),
+                    "phone": phone,
+                    "inbound_id": inbound_id,
+                    "owed_at": stamp,
+                }
+                actions.append({"Put": {"TableName": self.table, "Item": pointer}})
+            actions += [sms_block_action(self.table, b, phone, stamp if opted_out else None) for b in first]
+            try:
+                self.dynamo.transact_write(actions)
+            except ClientError as exc:
+                if is_transaction_conflict(exc):
+                    continue  # another reply or a claim got there first: read again
+                raise
+            if not opted_out and rest:
+                self._mark_contacts(rest, phone, None)
+            return ConsentChange(recorded=True, effective=effective)
+        raise ClaimConflict(f"consent of {mask_phone(phone)} kept changing")
+
+    def _consent_action(
+        self,
+        phone: str,
+        current: Mapping[str, Any],
+        opted_out: bool,
+        stamp: str,
+        source: str,
+        reason: str,
+        inbound_id: str,
+        owed: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        revision = int(current.get("revision", 0))
+        values: dict[str, Any] = {
+            ":v": opted_out,
+            ":at": stamp,
+            ":src": source,
+            ":why": reason,
+            ":id": inbound_id,
+            ":next": revision + 1,
+        }
+        update = "SET sms_opted_out = :v, changed_at = :at, #src = :src, reason = :why, "
+        update += "last_inbound_id = :id, #r = :next"
+        if owed is not None:
+            kept = _recent_confirmations(current.get("confirmations") or {})
+            kept[inbound_id] = {**owed, "status": CONFIRMATION_OWED, "owed_at": stamp}
+            update += ", confirmations = :c"
+            values[":c"] = kept
+        condition = "attribute_not_exists(#r)"
+        if current:
+            condition = "#r = :read" if revision else "attribute_not_exists(#r)"
+            if revision:
+                values[":read"] = revision
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": consent_key(phone),
+                "UpdateExpression": update,
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#src": "source", "#r": "revision"},
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+    def _mark_contacts(self, borrower_ids: Iterable[str], phone: str, blocked_at: str | None) -> None:
+        """Block (or unblock) a number on contact items beyond the first transaction, one write each."""
+        for borrower_id in borrower_ids:
+            action = sms_block_action(self.table, borrower_id, phone, blocked_at)["Update"]
+            self.dynamo.update(
+                self.table,
+                contact_key(borrower_id),
+                update=action["UpdateExpression"],
+                names=action["ExpressionAttributeNames"],
+                values=action["ExpressionAttributeValues"],
+            )
