@@ -19,6 +19,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from dunning import yamlio
 from dunning.models import Channel
 
 DATA_DIR: Final = Path(__file__).parent / "data"
@@ -149,7 +150,7 @@ def _read(path: Path) -> object:
 
     try:
         with path.open(encoding="utf-8") as handle:
-            return yaml.safe_load(handle)
+            return yamlio.safe_load(handle)
     except (OSError, yaml.YAMLError) as exc:
         raise BudgetError(f"{path}: {exc}") from exc
 
