@@ -360,9 +360,11 @@ def run_demo(options: DemoOptions) -> DemoResult:
         sim = Simulation(session, stack, options)
         sim.seed()
         from dunning_local.faults import injected
+        from dunning_local.pacer_clock import simulated_pacing
 
         # Faults hit the simulated period, not the set-up: AWS throttles and drops, the product copes.
-        with injected(options.fault_rate, options.seed) as faults:
+        # The send pacer runs on simulated time too, so the same seed replays the same run.
+        with injected(options.fault_rate, options.seed) as faults, simulated_pacing():
             sim.run()
         from dunning_local import digest
         from dunning_local.audit import summarise

@@ -10,6 +10,7 @@ happened.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,29 @@ def test_eight_hours_under_faults_keep_every_invariant(tmp_path: Path, fault_rat
     print(
         f"\nsoak at {fault_rate:.0%}: {faults['injected']} faults {faults['by_kind']}; sent {summary['sent']}"
     )
+
+
+SOAK_DEMO_SEEDS = int(os.environ.get("SOAK_DEMO_SEEDS", "0"))
+
+
+@pytest.mark.skipif(SOAK_DEMO_SEEDS == 0, reason="make soak (SOAK_DEMO_SEEDS=N) only")
+def test_soak_demo_runs_under_harsh_faults_with_many_seeds(tmp_path: Path) -> None:
+    """``make soak``: SOAK_DEMO_SEEDS eight-hour runs at 30 % faults, one seed each (a seed replays exactly:
+    the send pacer runs on simulated time). Prints the seeds run, the faults injected and what failed."""
+    failures: dict[int, list[str]] = {}
+    injected = sent = 0
+    for seed in range(100, 100 + SOAK_DEMO_SEEDS):
+        options = DemoOptions(
+            loans=150, hours=8, fault_rate=0.3, seed=seed, quiet=True, out=tmp_path / str(seed)
+        )
+        summary = run_demo(options).summary
+        injected += summary["faults"]["injected"]
+        sent += sum(summary["sent"].values())
+        failed = [f"{i['name']}: {i['detail']}" for i in summary["invariants"] if not i["passed"]]
+        if failed:
+            failures[seed] = failed
+    print(
+        f"\nSOAK demo: {SOAK_DEMO_SEEDS} seeded runs at 30 % faults, {injected} faults injected, "
+        f"{sent} messages sent, {len(failures)} runs failed an invariant"
+    )
+    assert failures == {}

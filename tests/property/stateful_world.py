@@ -35,6 +35,7 @@ from dunning.items import borrower_to_item, loan_to_item
 from dunning.models import Address, Borrower, Consent, Loan
 from dunning_local import lambda_events as events
 from dunning_local.invoke import LambdaContext, WarmFunction, batch_item_failures, warm_function
+from dunning_local.pacer_clock import PacerClock, simulated_pacing
 from dunning_local.stack import LocalStack
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -175,7 +176,7 @@ class World:
     log: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.pacer_clock = _PacerClock()
+        self.pacer_clock = PacerClock()
         self.sqs = self.session.client("sqs")
         dynamodb = self.session.resource("dynamodb")
         self.loans_table = dynamodb.Table(self.stack.tables["LoansTable"])
@@ -220,20 +221,8 @@ class World:
         self._patches.enter_context(mock.patch.object(Dynamo, "_backoff", lambda self, attempt: None))
         # The sender's pacer asks for send tokens by the wall clock's second, so how many token requests
         # a send makes (and so which AWS call a "crash before call k" fault hits) would depend on when
-        # a second happens to end: schedules would not replay. Here its clock is the simulated instant
-        # plus a millisecond per reading (reset with each schedule), and its waits advance that clock.
-        from dunning.adapters.pacing import SendPacer
-
-        real_pace = SendPacer.pace
-        pacer_clock = self.pacer_clock
-
-        def pace(pacer: SendPacer, *args: Any, **kwargs: Any) -> str:
-            pacer_clock.pacers.append(pacer)
-            pacer.limiter.clock = pacer_clock
-            pacer.limiter.sleep = pacer_clock.sleep
-            return real_pace(pacer, *args, **kwargs)
-
-        self._patches.enter_context(mock.patch.object(SendPacer, "pace", pace))
+        # a second happens to end: schedules would not replay. Here it runs on simulated time.
+        self._patches.enter_context(simulated_pacing(self.pacer_clock))
         self._trace_jobs()
         overrides = {
             "SHARD_COUNT": str(SHARDS),
@@ -750,24 +739,3 @@ _NULL: Any = _Null()
 
 def later(at: datetime, minutes: int) -> datetime:
     return at + timedelta(minutes=minutes)
-
-
-class _PacerClock:
-    """The pacer's clock in the state machine: simulated time, a millisecond later at each reading."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-        self.pacers: list[Any] = []  # the warm senders' pacers: the tokens they hold go with a schedule
-
-    def restart(self) -> None:
-        self.offset = 0.0
-        for pacer in self.pacers:
-            pacer._held.clear()
-        self.pacers.clear()
-
-    def __call__(self) -> float:
-        self.offset += 0.001
-        return clock.now().timestamp() + self.offset
-
-    def sleep(self, seconds: float) -> None:
-        self.offset += max(0.0, seconds)

@@ -2,7 +2,8 @@
 
 BatchGetItem takes at most 100 keys and BatchWriteItem 25 items per request, across tables; both may
 return part of the work as ``UnprocessedKeys`` / ``UnprocessedItems`` under throttling, which must be
-retried with backoff or it is silently lost. Everything here speaks plain Python items (as the boto3
+retried with backoff or it is silently lost; a request refused whole for throttling (after botocore's
+own few retries) is retried the same way. Everything here speaks plain Python items (as the boto3
 resource layer does: ``Decimal`` numbers, ``set`` for string sets); the wire format stays inside.
 """
 
@@ -39,6 +40,23 @@ _deserializer = TypeDeserializer()
 
 class UnprocessedError(RuntimeError):
     """DynamoDB kept returning unprocessed keys or items after every retry."""
+
+
+# Error codes that mean "not now, nothing applied": the whole request is retried like unprocessed items.
+# botocore retries them too, a few times; past that, a batch whose items matter (a sent message's
+# record) must not be given up after three quick refusals while it still has seconds to spend.
+THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+    }
+)
+
+
+def is_throttling(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in THROTTLING_CODES
 
 
 def to_wire(item: Mapping[str, Any]) -> dict[str, AttributeValueTypeDef]:
@@ -125,7 +143,13 @@ class Dynamo:
                 entry = request.setdefault(table, {"Keys": [], "ConsistentRead": consistent})
                 entry["Keys"].append(to_wire(key))
             for attempt in range(MAX_ATTEMPTS):
-                response = self.client.batch_get_item(RequestItems=request)
+                try:
+                    response = self.client.batch_get_item(RequestItems=request)
+                except ClientError as exc:
+                    if not is_throttling(exc) or attempt == MAX_ATTEMPTS - 1:
+                        raise
+                    self._backoff(attempt)
+                    continue
                 for table, items in response.get("Responses", {}).items():
                     found.setdefault(table, []).extend(from_wire(i) for i in items)
                 request = dict(response.get("UnprocessedKeys") or {})
@@ -159,7 +183,13 @@ class Dynamo:
                 request.setdefault(op.table, []).append(wire)
             for attempt in range(MAX_ATTEMPTS):
                 requests += 1
-                response = self.client.batch_write_item(RequestItems=request)
+                try:
+                    response = self.client.batch_write_item(RequestItems=request)
+                except ClientError as exc:
+                    if not is_throttling(exc) or attempt == MAX_ATTEMPTS - 1:
+                        raise
+                    self._backoff(attempt)
+                    continue
                 request = dict(response.get("UnprocessedItems") or {})
                 if not request:
                     break
