@@ -266,3 +266,27 @@ def test_a_token_bucket_shared_by_threads_never_passes_the_rate(
 
     assert len(taken) >= 18
     assert max(Counter(taken).values()) <= 4
+
+
+def test_a_sent_step_is_looked_at_again_when_the_next_step_may_go_out(pipeline: Harness) -> None:
+    """After a SEND the cadence waits for the next step's first allowed instant (spread over the pacing
+    span), not the local midnight it falls due: no ``window.*`` DEFER is recorded in between."""
+    loans, borrowers = _book(20)
+    pipeline.seed(loans, borrowers)
+    pipeline.index(TICK - timedelta(hours=1))
+    planner = _planner(pipeline, 20)
+    span = timedelta(minutes=planner.sending.pacing_span_minutes if planner.sending else 0)
+
+    _tick(pipeline, planner, TICK, MetricsRecorder())  # D-3 goes out at 10:00 in New York
+
+    opens = datetime(2026, 3, 4, 8, 0, tzinfo=NEW_YORK)  # D-1 falls due on 4 March; the window opens at 08:00
+    follow_ups = [
+        datetime.fromisoformat(pipeline.cadence(loan_.loan_id)["next_contact_at"]) for loan_ in loans
+    ]
+    assert len(pipeline.jobs()["SmsQueue"]) == len(loans)
+    assert min(follow_ups) >= opens
+    assert max(follow_ups) < opens + span
+    midnight = datetime(2026, 3, 4, 0, 0, tzinfo=NEW_YORK)
+    _tick(pipeline, planner, midnight + timedelta(minutes=1), MetricsRecorder())
+    recorded = [d["rule_id"] for loan_ in loans for d in pipeline.decisions(loan_.loan_id)]
+    assert [r for r in recorded if r.startswith("window.")] == []

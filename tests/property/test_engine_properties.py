@@ -406,6 +406,34 @@ def test_defer_not_before_is_the_earliest_allowed_instant(case: Case) -> None:
 
 
 @SETTINGS
+@given(cases())
+def test_a_send_follows_up_at_the_next_steps_first_allowed_instant(case: Case) -> None:
+    """The follow-up of a SEND is no artefact: it is inside the window in every candidate zone, never
+    before the next step falls due, and the loan looked at then (this step claimed) is never deferred
+    for a window. Nothing allowed is skipped: a minute earlier, the window was closed or the step not due."""
+    decision = _decide(case, case.now)
+    if decision.kind is not DecisionKind.SEND or decision.follow_up_at is None:
+        return
+    follow_up = decision.follow_up_at
+    assert decision.step is not None
+    zones = case.profile.zones or _us_zones()
+    sent = ContactState.claim_key(case.loan.loan_id, decision.step)
+    after = case.state.model_copy(update={"claims": case.state.claims | {sent}})
+
+    later = decide(case.loan, case.borrower, after, follow_up, RULEBOOKS, STRATEGIES)
+    minute_before = decide(
+        case.loan, case.borrower, after, follow_up - timedelta(minutes=1), RULEBOOKS, STRATEGIES
+    )
+
+    for zone in zones:
+        assert oracle_allows(case.profile.rulebooks, zone, follow_up), (
+            f"follow-up outside the window in {zone}"
+        )
+    assert not later.rule_id.startswith("window."), later.reason
+    assert minute_before.kind is not DecisionKind.SEND or minute_before.step != later.step
+
+
+@SETTINGS
 @given(cases(profiles=[*PROFILES, NOWHERE]))
 def test_decide_is_deterministic(case: Case) -> None:
     assert _decide(case, case.now) == _decide(case, case.now)

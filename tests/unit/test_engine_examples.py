@@ -418,7 +418,8 @@ def test_cadence_catch_up_after_20_days_deferral_sends_only_the_latest_step() ->
 
     assert (decision.kind, decision.step) == (SEND, "D+15")
     assert decision.skipped_steps == ("D+1", "D+3", "D+7")
-    assert decision.follow_up_at == wall("America/New_York", 2026, 4, 1, 0, 0)  # D+30
+    # D+30 falls due at local midnight; the loan is looked at again when the window opens that day.
+    assert decision.follow_up_at == wall("America/New_York", 2026, 4, 1, 8, 0)
     assert decision.template == "overdue"
 
 
@@ -432,7 +433,7 @@ def test_cadence_send_sets_follow_up_to_the_next_step() -> None:
     decision = run(at=utc(2026, 3, 3, 15))
 
     assert (decision.kind, decision.step, decision.rule_id) == (SEND, "D+1", "cadence.step_due")
-    assert decision.follow_up_at == wall("America/New_York", 2026, 3, 5, 0, 0)
+    assert decision.follow_up_at == wall("America/New_York", 2026, 3, 5, 8, 0)
 
 
 def test_cap_sms_7d_on_a_text_step_waits_only_until_the_next_push_step() -> None:

@@ -480,12 +480,26 @@ class _Case:
             lambda: ref.cite() if ref else None,
         )
 
+    def follow_up(self, index: int) -> int:
+        """When to look at the loan again for step ``index``: the first instant, from its due instant
+        (local midnight), that is inside the contact window in every candidate zone.
+
+        Only the windows, which do not depend on what is sent meanwhile: a cap or a hold is found then
+        and deferred as usual. Looking at the loan at midnight would only record a ``window.*`` DEFER
+        that nobody needs (three write units for the cadence move and one for the decision).
+        """
+        due = self.due[index]
+        if self.table.allows(due):
+            return due
+        opens = self.table.next_allowed(due)
+        return due if opens is None else opens
+
     def send(self, out: _Outcome, due: _Due, at: int) -> Decision:
         """The SEND decision for the step that is due at ``at``."""
         steps = self.strategy.steps
         step = steps[due.index]
         skipped = tuple(s.name for i, s in enumerate(steps[: due.index]) if not self.claimed[i])
-        follow_up = from_us(self.due[due.index + 1]) if due.index + 1 < len(steps) else None
+        follow_up = from_us(self.follow_up(due.index + 1)) if due.index + 1 < len(steps) else None
         step_day = self.loan.due_date + timedelta(days=step.offset_days)
         reason = (
             f"step {step.name} of strategy {self.strategy.name} is due (since {step_day} in "

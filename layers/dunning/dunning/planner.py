@@ -596,6 +596,7 @@ class _PagePlanner(_Pass):
                     not_before=now + ENGINE_ERROR_RETRY,
                 )
             if decision.kind == DecisionKind.SEND:
+                decision = self._paced_follow_up(loan, borrower, subject.state, decision)
                 candidates.append(_Candidate(entry, loan, borrower, decision))
             elif decision.kind == DecisionKind.DEFER:
                 not_before = max(decision.not_before or now + ENGINE_ERROR_RETRY, now + MIN_DEFERRAL)
@@ -611,6 +612,20 @@ class _PagePlanner(_Pass):
                 metrics.count("Suppressed", rule=decision.rule_id)
                 result.stopped += 1
         self.admission.admit(candidates)
+
+    def _paced_follow_up(
+        self, loan: Loan, borrower: Borrower, state: ContactState, decision: Decision
+    ) -> Decision:
+        """A SEND whose follow-up (the next step's first allowed instant: a window opening) is spread
+        over the pacing span like any loan waiting for a window, judged with this step claimed."""
+        follow_up, step = decision.follow_up_at, decision.step
+        if follow_up is None or step is None:
+            return decision
+        sent = state.model_copy(
+            update={"claims": state.claims | {ContactState.claim_key(loan.loan_id, step)}}
+        )
+        paced = self._paced(loan, borrower, sent, follow_up)
+        return decision if paced == follow_up else decision.model_copy(update={"follow_up_at": paced})
 
     def _paced(self, loan: Loan, borrower: Borrower, state: ContactState, opens: datetime) -> datetime:
         """When a loan waiting for a window is planned: the opening plus this borrower's place in the
