@@ -33,6 +33,9 @@ from dunning_local.stack import LocalStack
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 TICK = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # a Monday: 09:00 in New York, 22:00 in Shanghai
+# When the book is indexed: inside the window (08:30 in New York), so the indexer's first look puts every
+# loan whose window is open due at once, as a 15-minute tick schedule would find it at TICK.
+INDEXED_AT = TICK - timedelta(minutes=30)
 OUR_NUMBER = "+12125550101"
 NY_PHONE = "+12125550142"
 MA_PHONE = "+16175550123"

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import boto3
 import pytest
-from pipeline_helpers import Harness, loan, run_concurrently, start_harness
+from pipeline_helpers import INDEXED_AT, Harness, loan, run_concurrently, start_harness
 
 from dunning import clock
 from dunning.adapters.budget_store import RateLimiter
@@ -117,7 +117,7 @@ def test_the_tick_budget_is_never_exceeded_and_no_loan_starves(
 ) -> None:
     loans, borrowers = _book(count)
     pipeline.seed(loans, borrowers)
-    pipeline.index(TICK - timedelta(hours=2))
+    pipeline.index(INDEXED_AT)
     planner = _planner(pipeline, rate)
     budget = math.floor(rate * min(planner.job_ttl, TICK_EVERY).total_seconds())  # the whole tick's
     assert budget >= 1
@@ -153,7 +153,7 @@ def test_the_tick_budget_is_never_exceeded_and_no_loan_starves(
 def test_the_spend_guard_defers_before_the_country_budget_is_crossed(pipeline: Harness) -> None:
     loans, borrowers = _book(12)
     pipeline.seed(loans, borrowers)
-    pipeline.index(TICK - timedelta(hours=2))
+    pipeline.index(INDEXED_AT)
     # US parts cost 0.00883 USD: a 0.05 USD day fits five texts.
     planner = _planner(pipeline, 20, daily=0.05, monthly=10)
     metrics = MetricsRecorder()
@@ -201,7 +201,7 @@ def test_window_releases_are_paced_inside_the_window(pipeline: Harness) -> None:
 def test_concurrent_senders_keep_to_the_identitys_rate(pipeline: Harness, atomic_updates: None) -> None:
     loans, borrowers = _book(24)
     pipeline.seed(loans, borrowers)
-    pipeline.index(TICK - timedelta(hours=2))
+    pipeline.index(INDEXED_AT)
     _tick(pipeline, _planner(pipeline, 20), TICK, MetricsRecorder())
     jobs = pipeline.jobs()["SmsQueue"]
     assert len(jobs) == 24

@@ -43,6 +43,7 @@ import pytest
 from moto.sns.exceptions import SNSInvalidParameter
 from moto.sns.models import SNSBackend
 from pipeline_helpers import (
+    INDEXED_AT,
     NY_PHONE,
     OUR_NUMBER,
     TICK,
@@ -317,7 +318,7 @@ def seeded(matrix: Matrix, aws: boto3.Session, extra: int = 12) -> dict[str, str
     loans, borrowers, endpoints = book(aws)
     more_loans, more = more_borrowers(extra)
     matrix.harness.seed(loans + more_loans, borrowers + more)
-    matrix.harness.index(TICK - timedelta(hours=2))
+    matrix.harness.index(INDEXED_AT)
     return endpoints
 
 
@@ -526,7 +527,7 @@ def test_unprocessed_batch_items_and_keys_are_retried_until_done(matrix: Matrix,
     more_loans, more = more_borrowers(30)
     matrix.harness.seed(loans + more_loans, borrowers + more)
     with faults.injected(0.3, seed=5, operations={faults.DDB_BATCH_WRITE, faults.DDB_BATCH_GET}) as stats:
-        matrix.harness.index(TICK - timedelta(hours=2))
+        matrix.harness.index(INDEXED_AT)
         matrix.run_tick()
     measured = matrix.check()
     assert stats.counts[f"{faults.DDB_BATCH_WRITE}:UnprocessedItems"] > 0
@@ -598,7 +599,7 @@ def test_a_planner_out_of_time_mid_shard_hands_on_under_faults(
         for k, i in enumerate(ids)
     ]
     matrix.harness.seed([loan(i, f"B{i}", "US-NY", date(2026, 2, 23)) for i in ids], borrowers)
-    matrix.harness.index(TICK - timedelta(hours=2))
+    matrix.harness.index(INDEXED_AT)
     monkeypatch.setattr(LambdaContext, "get_remaining_time_in_millis", lambda self: 0)
     from dunning import planner
 

@@ -10,13 +10,18 @@ from typing import Any
 import boto3
 import pytest
 
+from dunning.budget import load_sending_policy
+from dunning.engine import decide
 from dunning.items import borrower_to_item, loan_to_item
-from dunning.models import Borrower, Consent, Loan, LoanStatus
+from dunning.models import Borrower, Consent, ContactState, Loan, LoanStatus
+from dunning.rules import load_rulebooks
+from dunning.strategy import load_strategies
 from dunning_local import lambda_events as events
 from dunning_local.invoke import batch_item_failures, invoke
 from dunning_local.stack import LocalStack
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+PACING_SPAN = timedelta(minutes=load_sending_policy().pacing_span_minutes)
 
 
 class Tables:
@@ -161,9 +166,50 @@ def test_a_borrower_change_that_matters_re_plans_their_active_loans(tables: Tabl
     tables.borrowers.put_item(Item=borrower_to_item(borrower.model_copy(update={"phone": "+12125550143"})))
     tables.index(tables.borrowers, T0 + timedelta(hours=2))
     cadence = tables.cadence("L-1")
-    assert cadence["next_contact_at"] == "2026-03-02T12:00:00Z"
+    # Re-planned from 07:00 in New York: at the window's opening (08:00), spread over the pacing span.
+    looked_at = datetime.fromisoformat(cadence["next_contact_at"])
+    assert looked_at >= datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
+    assert looked_at < datetime(2026, 3, 2, 13, 0, tzinfo=UTC) + PACING_SPAN
     assert cadence["phone"] == "+12125550143"
     assert "due_shard" not in tables.cadence("L-2")
+
+
+@pytest.mark.parametrize(
+    ("due_date", "opens"),
+    [
+        # Overdue, indexed at 05:00 in New York: the D+7 step may go out when the window opens at 08:00.
+        ("2026-02-23", datetime(2026, 3, 2, 13, 0, tzinfo=UTC)),
+        # Its first step (D-3) falls due on 9 March: looked at first when that day's window opens.
+        ("2026-03-12", datetime(2026, 3, 9, 12, 0, tzinfo=UTC)),
+    ],
+)
+def test_a_loan_is_indexed_at_the_first_instant_it_could_be_sent(
+    tables: Tables, due_date: str, opens: datetime
+) -> None:
+    borrower = Borrower(
+        borrower_id="B-1", phone="+12125550142", time_zone="America/New_York", consent=Consent(sms=True)
+    )
+    tables.borrowers.put_item(Item=borrower_to_item(borrower))
+    tables.index(tables.borrowers, T0)
+    tables.loans.put_item(Item=loan_to_item(loan(due_date=due_date)))
+    night = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # 05:00 in New York
+
+    tables.index(tables.loans, night)
+
+    looked_at = datetime.fromisoformat(tables.cadence("L-1")["next_contact_at"])
+    assert looked_at >= opens
+    assert looked_at < opens + PACING_SPAN
+
+    then = decide(
+        loan(due_date=due_date),
+        borrower,
+        ContactState(borrower_id="B-1"),
+        looked_at,
+        load_rulebooks(),
+        load_strategies(),
+    )
+    assert then.kind == "SEND", then.reason
+    assert [s["rule_id"] for s in tables.stops("L-1")] == []
 
 
 def test_a_deleted_loan_loses_its_cadence(tables: Tables) -> None:

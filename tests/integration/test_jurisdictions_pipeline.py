@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import boto3
 import pytest
-from pipeline_helpers import TICK, Harness, loan, start_harness
+from pipeline_helpers import INDEXED_AT, TICK, Harness, loan, start_harness
 
 from dunning.models import Borrower, Consent
 from dunning_local.stack import LocalStack
@@ -37,7 +37,7 @@ def test_ledger_records_the_jurisdictions_each_decision_applied(pipeline: Harnes
         loan("L-ON", "B-ON", "CA", due, currency="CAD"),
     ]
     pipeline.seed(loans, borrowers)
-    pipeline.index(TICK - timedelta(hours=2))
+    pipeline.index(INDEXED_AT)
 
     pipeline.run_tick(TICK)
 

@@ -21,6 +21,7 @@ import pytest
 from pipeline_helpers import (
     ACCOUNT,
     CN_PHONE,
+    INDEXED_AT,
     MA_PHONE,
     NY_PHONE,
     REGION,
@@ -61,7 +62,7 @@ def test_a_tick_sends_the_right_messages_and_receipts_close_them(
 ) -> None:
     loans, borrowers, endpoints = book(aws)
     pipeline.seed(loans, borrowers)
-    pipeline.index(TICK - timedelta(hours=2))
+    pipeline.index(INDEXED_AT)
 
     jobs = pipeline.run_tick(TICK)
 
@@ -195,7 +196,7 @@ def test_the_same_tick_twice_and_a_redelivered_batch_send_nothing_twice(
 ) -> None:
     loans, borrowers, endpoints = book(aws)
     pipeline.seed(loans, borrowers)
-    pipeline.index(TICK - timedelta(hours=2))
+    pipeline.index(INDEXED_AT)
 
     # The Scheduler delivers the tick twice (at-least-once): two fan-outs, 32 shard tasks.
     pipeline.tick(TICK, execution_id="first")
@@ -220,7 +221,7 @@ def test_two_planners_on_one_shard_at_once_send_each_message_once(
 ) -> None:
     loans, borrowers, _endpoints = book(aws)
     pipeline.seed(loans, borrowers)
-    pipeline.index(TICK - timedelta(hours=2))
+    pipeline.index(INDEXED_AT)
     pipeline.tick(TICK)
     tasks = pipeline.drain("PlanQueue")
     cadence = pipeline.cadence("L-NY")
@@ -253,7 +254,7 @@ def test_two_planners_on_one_shard_at_once_send_each_message_once(
 def test_a_loan_paid_between_planning_and_sending_is_not_sent(pipeline: Harness, aws: boto3.Session) -> None:
     loans, borrowers, _ = book(aws)
     pipeline.seed(loans, borrowers)
-    pipeline.index(TICK - timedelta(hours=2))
+    pipeline.index(INDEXED_AT)
     pipeline.tick(TICK)
     pipeline.plan(TICK + timedelta(seconds=10))
     jobs = pipeline.jobs()
@@ -290,7 +291,7 @@ def test_stop_silences_the_number_for_every_loan_and_start_restores_it(
         loan("L-NY2", "B-NY2", "US-NY", date(2026, 2, 26)),
     ]
     pipeline.seed(loans + extra, [*borrowers, extra_borrower])
-    pipeline.index(TICK - timedelta(hours=2))
+    pipeline.index(INDEXED_AT)
     pipeline.run_tick(TICK)
     sent_before = len(pipeline.sms_to(NY_PHONE))
     assert sent_before == 2  # one per borrower record (caps are per borrower)
@@ -340,7 +341,7 @@ def test_requests_per_delivered_message_at_scale(pipeline: Harness) -> None:
     ]
     loans = [loan(f"L-{n:04d}", f"B-{n:04d}", "US-NY", date(2026, 2, 23)) for n in range(count)]
     pipeline.seed(loans, borrowers)
-    pipeline.index(TICK - timedelta(hours=2))
+    pipeline.index(INDEXED_AT)
     indexing = sum(pipeline.requests_of("IndexerFunction").values())
 
     pipeline.run_tick(TICK)
@@ -409,7 +410,7 @@ def test_every_call_the_functions_make_is_allowed_by_their_role(
     indexing, a tick, sending by SMS and push, receipts, STOP/START/HELP and free-text replies, the sweep)."""
     loans, borrowers, _ = book(aws)
     pipeline.seed(loans, borrowers)
-    pipeline.index(TICK - timedelta(hours=2))
+    pipeline.index(INDEXED_AT)
     pipeline.run_tick(TICK)
     at = TICK + timedelta(minutes=2)
     message = pipeline.messages()["L-NY"]
@@ -456,7 +457,7 @@ def test_a_shard_that_runs_out_of_time_hands_the_rest_on(pipeline: Harness) -> N
         for n, i in enumerate(ids, start=100)
     ]
     pipeline.seed([loan(i, f"B{i}", "US-NY", date(2026, 2, 23)) for i in ids], borrowers)
-    pipeline.index(TICK - timedelta(hours=2))
+    pipeline.index(INDEXED_AT)
     environment = pipeline.stack.function_environment("PlannerFunction")
     planner = build_planner(PlannerSettings.from_env(environment))
     planner.page_size = 5

@@ -28,6 +28,7 @@ from moto.sns.exceptions import SNSInvalidParameter
 from moto.sns.models import SNSBackend, sns_backends
 from pipeline_helpers import (
     ACCOUNT,
+    INDEXED_AT,
     MA_PHONE,
     NY_PHONE,
     OUR_NUMBER,
@@ -131,7 +132,7 @@ def run_everything(pipeline: Harness, aws: boto3.Session, monkeypatch: pytest.Mo
     }
     pipeline.borrowers.put_item(Item=bad)
     pipeline.loans.put_item(Item=loan_to_item(loan("L-BAD", "B-BAD", "US-NY", date(2026, 2, 23))))
-    pipeline.index(TICK - timedelta(hours=2))
+    pipeline.index(INDEXED_AT)
 
     publish = SNSBackend.publish
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Final, Literal
@@ -215,6 +216,21 @@ def pacing_fraction(borrower_id: str) -> float:
     """A stable per-borrower fraction in [0, 1): where in the pacing span their reminder is released."""
     digest = hashlib.blake2b(borrower_id.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
+
+
+def paced_release(
+    opens: datetime, borrower_id: str, span_minutes: int, sendable: Callable[[datetime], bool]
+) -> datetime:
+    """When a loan that may first be sent at ``opens`` (a window opening) is looked at: ``opens`` plus
+    this borrower's place in the pacing span, if ``sendable`` then (still inside the window); else
+    ``opens`` itself. Spreads each window opening's releases over the span, never outside the window."""
+    if not span_minutes:
+        return opens
+    paced = opens + timedelta(seconds=int(pacing_fraction(borrower_id) * span_minutes * 60))
+    try:
+        return paced if sendable(paced) else opens
+    except Exception:
+        return opens
 
 
 @dataclass(frozen=True)

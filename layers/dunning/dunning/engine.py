@@ -263,6 +263,19 @@ def _channel_problems(
     return {Channel.SMS: sms, Channel.PUSH: push}
 
 
+def decide_without_history(
+    loan: Loan, borrower: Borrower, at: datetime, rulebooks: Rulebooks, strategies: Strategies
+) -> Decision:
+    """Decide as if nothing had been sent, claimed, paused or disputed: the indexer's first look.
+
+    Every block the contact history can add (caps, claimed steps, pauses, disputes) only comes later,
+    so a DEFER's ``not_before`` here is a lower bound of the real earliest instant: indexing a loan
+    there never looks too late, and spares the planner a night-time ``window.*`` or
+    ``cadence.not_due`` DEFER that records nothing anyone needs.
+    """
+    return decide(loan, borrower, ContactState(borrower_id=borrower.borrower_id), at, rulebooks, strategies)
+
+
 @lru_cache(maxsize=1 << 15)
 def _due_instants(strategy: Strategy, zone_name: str, due_date: date) -> tuple[int, ...]:
     # A step falls due when its local date begins in the borrower's primary zone.

@@ -31,8 +31,8 @@ from dunning.adapters.ledger import Ledger
 from dunning.adapters.lender import Lender
 from dunning.adapters.state import StateStore
 from dunning.ids import attribute_id, id_problem, is_valid_id, storable_id
-from dunning.items import InvalidItem, loan_from_item, raw_status
-from dunning.models import Decision, DecisionKind, Loan, LoanStatus
+from dunning.items import InvalidItem, borrower_from_item, loan_from_item, raw_status
+from dunning.models import Borrower, Decision, DecisionKind, Loan, LoanStatus
 from dunning.observability import MetricsRecorder, PackageLogger, mask_phone
 from dunning.settings import IndexerSettings
 
@@ -45,6 +45,59 @@ LOAN_FIELDS_THAT_MATTER = frozenset(Loan.model_fields) - {"amount_due"}
 BORROWER_FIELDS_THAT_MATTER = frozenset(
     {"phone", "consent", "opt_outs", "time_zone", "locale", "address", "push_endpoints", "invalid_contacts"}
 )
+
+
+class FirstLook:
+    """When an indexed loan is first worth deciding: the earliest instant it could be sent
+    (``dunning.engine.decide_without_history``), spread over the pacing span like any window opening
+    (``dunning.budget.paced_release``), instead of the stream record's time. So the planner does not
+    decide a loan at night only to record a DEFER until the window opens. The engine, the rulebooks and
+    the sending policy are loaded at the first loan, not with the function."""
+
+    def __init__(self) -> None:
+        self._decide: Callable[[Loan, Borrower, datetime], Decision] | None = None
+        self._span_minutes = 0
+
+    def _load(self) -> Callable[[Loan, Borrower, datetime], Decision]:
+        from dunning.budget import load_sending_policy
+        from dunning.engine import decide_without_history
+        from dunning.rules import load_rulebooks
+        from dunning.strategy import load_strategies
+
+        rulebooks, strategies = load_rulebooks(), load_strategies()
+        self._span_minutes = load_sending_policy().pacing_span_minutes
+        return lambda loan, borrower, at: decide_without_history(loan, borrower, at, rulebooks, strategies)
+
+    def when(self, change: LoanChange, borrower_item: Mapping[str, Any] | None) -> datetime:
+        """The instant to put ``change``'s loan in the due-index at: its change time when in doubt."""
+        if change.item is None or borrower_item is None:
+            return change.at
+        try:
+            loan, borrower = loan_from_item(change.item), borrower_from_item(borrower_item)
+        except InvalidItem:
+            return change.at  # the planner records what is wrong with it, at once
+        try:
+            return self._when(loan, borrower, change.at)
+        except Exception:
+            logger.exception(
+                "first look failed; the loan is indexed due now", extra={"loan_id": change.loan_id}
+            )
+            return change.at
+
+    def _when(self, loan: Loan, borrower: Borrower, at: datetime) -> datetime:
+        from dunning.budget import paced_release
+
+        if self._decide is None:
+            self._decide = self._load()
+        decide = self._decide
+        first = decide(loan, borrower, at)
+        if first.kind is not DecisionKind.DEFER or first.not_before is None or first.not_before <= at:
+            return at
+
+        def sendable(then: datetime) -> bool:
+            return decide(loan, borrower, then).kind is DecisionKind.SEND
+
+        return paced_release(first.not_before, borrower.borrower_id, self._span_minutes, sendable)
 
 
 class BadRecord(ValueError):
@@ -61,6 +114,7 @@ class LoanChange:
     at: datetime
     rule_id: str = ""
     reason: str = ""
+    item: dict[str, Any] | None = None  # the loan's item, when it is to be indexed
 
 
 @dataclass
@@ -104,6 +158,7 @@ class Indexer:
     state: StateStore
     ledger: Ledger
     clock: Callable[[], datetime]
+    first_look: FirstLook = field(default_factory=FirstLook)
 
     def process(self, records: list[Mapping[str, Any]], metrics: MetricsRecorder) -> list[str]:
         """Apply a stream batch; returns the sequence numbers to report as batch item failures."""
@@ -217,7 +272,7 @@ class Indexer:
         ):
             return  # an amount-only change (or the lender's own attributes): nothing to re-plan
         plan.loans[loan_id] = LoanChange(
-            "index", loan_id, borrower_id, at, "loan.changed", f"loan {name.lower()}"
+            "index", loan_id, borrower_id, at, "loan.changed", f"loan {name.lower()}", new
         )
 
     def _read_borrower(
@@ -292,7 +347,7 @@ class Indexer:
                 continue
             at = plan.borrowers[borrower_id]
             plan.loans[loan_id] = LoanChange(
-                "index", loan_id, borrower_id, at, "borrower.changed", "borrower changed"
+                "index", loan_id, borrower_id, at, "borrower.changed", "borrower changed", item
             )
             metrics.count("Replanned")
 
@@ -308,7 +363,7 @@ class Indexer:
                         self.state.cadence.cadence_item(
                             change.loan_id,
                             change.borrower_id,
-                            next_contact_at=change.at,
+                            next_contact_at=self.first_look.when(change, borrowers.get(change.borrower_id)),
                             at=change.at,
                             rule_id=change.rule_id,
                             reason=change.reason,

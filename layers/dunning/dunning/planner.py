@@ -633,12 +633,10 @@ class _PagePlanner(_Pass):
         sending = self.planner.sending
         if sending is None or not sending.pacing_span_minutes:
             return opens
-        from dunning.budget import pacing_fraction
+        from dunning.budget import paced_release
 
-        offset = int(pacing_fraction(borrower.borrower_id) * sending.pacing_span_minutes * 60)
-        paced = opens + timedelta(seconds=offset)
-        try:
-            later = self.planner.decide(loan, borrower, state, paced, self.rulebooks, self.strategies)
-        except Exception:
-            return opens
-        return paced if later.kind == DecisionKind.SEND else opens
+        def sendable(at: datetime) -> bool:
+            later = self.planner.decide(loan, borrower, state, at, self.rulebooks, self.strategies)
+            return later.kind == DecisionKind.SEND
+
+        return paced_release(opens, borrower.borrower_id, sending.pacing_span_minutes, sendable)
