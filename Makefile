@@ -12,7 +12,7 @@ help:
 	@echo "make demo   - realistic collections run on embedded AWS (moto), report at the end"
 	@echo "make test   - ruff, mypy, cfn-lint and the whole pytest suite"
 	@echo "make bench  - benchmarks (requests, capacity units, throughput, cold start) -> docs/benchmarks.md"
-	@echo "make soak   - the state-machine test over SOAK_EXAMPLES random schedules (default 2000), and SOAK_DEMO_SEEDS seeded demos at 30 % faults (default 20)"
+	@echo "make soak   - the state-machine test over SOAK_EXAMPLES random schedules (default 2000), SOAK_DEMO_SEEDS seeded demos at 30 % faults (default 20), and SOAK_LIVES random 200-loan lives of a contact item (default 20)"
 	@echo "make sam-validate / sam-build - validate (with lint) / build the template for arm64 with the SAM CLI"
 
 $(STAMP): pyproject.toml
@@ -48,8 +48,11 @@ bench: $(STAMP)
 # many schedules it explored and how many invariant checks it made.
 SOAK_EXAMPLES ?= 2000
 SOAK_DEMO_SEEDS ?= 20
+# Random lives of 200 loans for the contact item's size (tests/property/test_contact_item_size.py): ~5 s each.
+SOAK_LIVES ?= 20
 soak: $(STAMP)
 	SOAK_EXAMPLES=$(SOAK_EXAMPLES) SOAK_DEMO_SEEDS=$(SOAK_DEMO_SEEDS) $(BIN)/pytest tests/property/test_state_machine.py tests/integration/test_soak.py -k soak_ -s -p no:logging
+	SOAK_EXAMPLES=$(SOAK_LIVES) $(BIN)/pytest tests/property/test_contact_item_size.py -k soak_ -s -p no:logging
 
 # aws-sam-cli pins an older boto3, so it lives in its own virtual environment.
 SAM := .venv-sam/bin/sam

@@ -31,15 +31,14 @@ from dunning.adapters.ledger import Ledger
 from dunning.adapters.lender import Lender
 from dunning.adapters.state import StateStore
 from dunning.ids import attribute_id, id_problem, is_valid_id, storable_id
-from dunning.items import InvalidItem, borrower_from_item, loan_from_item, raw_status
-from dunning.models import Borrower, Decision, DecisionKind, Loan, LoanStatus
+from dunning.items import TERMINAL, InvalidItem, borrower_from_item, loan_from_item, raw_status
+from dunning.models import Borrower, Decision, DecisionKind, Loan
 from dunning.observability import MetricsRecorder, PackageLogger, mask_phone
 from dunning.settings import IndexerSettings
 
 logger = PackageLogger(__name__)
 _deserializer = TypeDeserializer()
 
-TERMINAL = frozenset({LoanStatus.PAID, LoanStatus.CLOSED, LoanStatus.CHARGED_OFF})
 # A change to any of these may change what the engine decides; the amount alone does not.
 LOAN_FIELDS_THAT_MATTER = frozenset(Loan.model_fields) - {"amount_due"}
 BORROWER_FIELDS_THAT_MATTER = frozenset(

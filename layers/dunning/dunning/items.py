@@ -134,6 +134,11 @@ def borrower_from_item(item: Mapping[str, Any]) -> Borrower:
         raise InvalidItem("borrower", item_id, summarise_validation_error(exc)) from None
 
 
+# The statuses that end a loan: no reminder is planned or sent for it (the engine's ``status.*`` STOPs,
+# the indexer takes it out of the due-index, the sender prunes its old claims).
+TERMINAL = frozenset({LoanStatus.PAID, LoanStatus.CLOSED, LoanStatus.CHARGED_OFF})
+
+
 def raw_status(item: Mapping[str, Any] | None) -> LoanStatus | None:
     """The ``status`` of a Loans item even when the rest of it is invalid (a paid loan stops regardless)."""
     if not item:

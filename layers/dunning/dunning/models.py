@@ -165,7 +165,8 @@ class ContactState(Frozen):
     borrower_id: Id
     version: int = 0
     sends: tuple[SendRecord, ...] = ()
-    # "<loan_id>#<step>" for every cadence step ever claimed: at most one send per loan and step.
+    # "<loan_id>#<step>" for every cadence step claimed: at most one send per loan and step. Claims of a
+    # loan that ended are dropped once its last send is out of ``sends`` (adapters.contact.prunable_claims).
     claims: frozenset[str] = frozenset()
     paused_until: UtcDateTime | None = None
     sms_opted_out: bool = False

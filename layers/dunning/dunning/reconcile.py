@@ -43,8 +43,8 @@ from dunning.adapters.ledger import (
 from dunning.adapters.lender import Lender
 from dunning.adapters.state import StateStore
 from dunning.ids import attribute_id, id_problem, storable_id
-from dunning.items import InvalidItem, iso_utc, loan_from_item, parse_iso_utc, raw_status
-from dunning.models import Decision, DecisionKind, LoanStatus, UtcDateTime
+from dunning.items import TERMINAL, InvalidItem, iso_utc, loan_from_item, parse_iso_utc, raw_status
+from dunning.models import Decision, DecisionKind, UtcDateTime
 from dunning.observability import MetricsRecorder, PackageLogger
 from dunning.settings import ReconcileSettings
 
@@ -53,7 +53,6 @@ if TYPE_CHECKING:
 
 logger = PackageLogger(__name__)
 
-TERMINAL = frozenset({LoanStatus.PAID, LoanStatus.CLOSED, LoanStatus.CHARGED_OFF})
 # A sender writes its MESSAGE items seconds after publishing, and receipts arrive up to 72 h after the
 # send: a receipt with no MESSAGE after this long never gets one.
 EARLY_RECEIPT_WAIT = timedelta(days=4)

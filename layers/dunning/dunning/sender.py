@@ -9,8 +9,9 @@ batch needs. Then, job by job:
    engine's earliest instant;
 3. render (before claiming: a message that cannot be rendered is never claimed);
 4. claim: a conditional UpdateItem on the borrower's contact item (version read + step not claimed)
-   that also records the send for the caps. A lost race re-reads and re-decides; a step already
-   claimed → AMBIGUOUS, never resent;
+   that also records the send for the caps, and drops the claims of loans that ended long ago (the
+   batch's read includes the loans those claims name: ``dunning.adapters.contact.prunable_claims``). A
+   lost race re-reads and re-decides; a step already claimed → AMBIGUOUS, never resent;
 5. Publish, attempted exactly once (the client has no automatic retries: a retry after a lost
    response sends twice). Refused for now (throttled, not authorised) → the claim is released and the
    record reported as a batch item failure (SQS retries it later); a dead number or endpoint → FAILED,
@@ -204,7 +205,15 @@ class _Batch:
             self.jobs[message_id] = job
             wanted.append(Wanted(job.loan_id, job.borrower_id, job.phone))
         if wanted:
-            self.snapshot = read_snapshot(self.sender.lender, self.sender.state, wanted, consistent=True)
+            # With the loans of a contact item's old claims when it holds more than one loan can: the
+            # claim prunes those of the loans that ended.
+            self.snapshot = read_snapshot(
+                self.sender.lender,
+                self.sender.state,
+                wanted,
+                consistent=True,
+                old_claims_over=self.sender.toolkit.strategies.most_steps,
+            )
 
     def flush(self) -> set[str]:
         """Write the batch's ledger items; returns the records to retry if that failed."""
@@ -339,7 +348,13 @@ class _Delivery:
         keep = _sends_kept_for(policy)
         try:
             claimed = sender.state.contact.claim(
-                state, loan_id=job.loan_id, step=job.step, channel=channel, at=now, keep_sends_for=keep
+                state,
+                loan_id=job.loan_id,
+                step=job.step,
+                channel=channel,
+                at=now,
+                keep_sends_for=keep,
+                ended_loans=batch.snapshot.ended_loans(),
             )
         except ClaimConflict:
             batch.metrics.count("ClaimConflict")

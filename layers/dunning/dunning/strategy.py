@@ -137,6 +137,11 @@ class Strategies:
         """Strategy names, sorted."""
         return tuple(s.name for s in self._all)
 
+    @property
+    def most_steps(self) -> int:
+        """The number of steps of the longest cadence: the most claims one loan can hold."""
+        return max(len(s.steps) for s in self._all)
+
     def get(self, name: str) -> Strategy:
         """One strategy by name (KeyError if unknown)."""
         for strategy in self._all:

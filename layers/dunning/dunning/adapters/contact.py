@@ -3,7 +3,9 @@ open disputes, read together with the consent item of their phone.
 
 ``BORROWER#<borrower_id>`` / ``CONTACT``: ``version``, ``sends``, ``claims``, ``paused_until``,
 ``unusable``, ``hard_failures``. Every change bumps ``version``, so a claim made on an older read fails
-and is re-decided: that is what makes caps and pauses exact under concurrency. The item also holds
+and is re-decided: that is what makes caps and pauses exact under concurrency. A claim also drops the
+claims of loans that ended long ago (:func:`prunable_claims`), so the item does not grow with every loan
+the borrower ever had. The item also holds
 ``sms_block#<e164>`` (written by a consent change, :mod:`dunning.adapters.consent`) and
 ``dispute#<loan_id>`` for a dispute reply awaiting verification.
 """
@@ -37,6 +39,30 @@ MAX_CONFLICT_RETRIES = 4
 
 class ClaimConflict(Exception):
     """The contact item changed since it was read (or the step is already claimed): re-read, re-decide."""
+
+
+def claim_loan(claim: str) -> str:
+    """The loan id of a claim ``<loan_id>#<step>`` (an id cannot hold ``#``: :mod:`dunning.ids`)."""
+    return claim.partition("#")[0]
+
+
+def prunable_claims(
+    claims: Iterable[str], sends: Iterable[SendRecord], ended_loans: Iterable[str], claiming: str
+) -> frozenset[str]:
+    """The claims a claim of loan ``claiming`` drops: those of ``ended_loans`` (read terminal or gone
+    from the Loans table in the same batch), other than ``claiming``, with no send left in ``sends`` (the
+    list the claim writes: their last send is older than the sends window, at least ``MIN_SENDS_KEPT``).
+
+    No planner or sender can send such a (loan, step) again: the engine stops an ended loan before it
+    looks at claims, and its jobs expired long ago (TTL at most a day). The claims of a loan still
+    active are never dropped, whatever their age: they are what keeps its latest due step from going
+    out twice.
+    """
+    ended = frozenset(ended_loans) - {claiming}
+    if not ended:
+        return frozenset()
+    recent = {s.loan_id for s in sends}
+    return frozenset(c for c in claims if (loan := claim_loan(c)) in ended and loan not in recent)
 
 
 def sms_blocked(phone: str | None, contact: Mapping[str, Any], consent: Mapping[str, Any] | None) -> bool:
@@ -137,17 +163,27 @@ class ContactStore:
         channel: Channel,
         at: datetime,
         keep_sends_for: timedelta,
+        ended_loans: Iterable[str] = (),
     ) -> ContactState:
         """Record the send of (loan, step) if the contact item is still the one ``state`` was read from.
 
         Conditional on the version read and on the step not being claimed already; the sends list is
-        rewritten with the new send, pruned to the longest cap window. Raises :class:`ClaimConflict`.
+        rewritten with the new send, pruned to the longest cap window, and the claims of ``ended_loans``
+        that :func:`prunable_claims` allows are dropped in the same write. Raises :class:`ClaimConflict`.
         """
         claim = ContactState.claim_key(loan_id, step)
         new_send = SendRecord(at=at, channel=channel, loan_id=loan_id, step=step)
         kept = (*(s for s in state.sends if s.at > at - keep_sends_for), new_send)
+        dropped = prunable_claims(state.claims, kept, ended_loans, loan_id)
+        claims = (state.claims - dropped) | {claim}
         condition = "attribute_not_exists(#v)" if state.version == 0 else "#v = :read"
         values: dict[str, Any] = {":next": state.version + 1, ":sends": _sends_value(kept), ":c": {claim}}
+        # Pruning rewrites the whole set (one path may not be both added to and deleted from in one
+        # update): exact, since the write is conditional on the version the claims were read at.
+        update = "SET #v = :next, sends = :sends ADD claims :c"
+        if dropped:
+            update = "SET #v = :next, sends = :sends, claims = :c"
+            values[":c"] = set(claims)
         if state.version:
             values[":read"] = state.version
         values[":claim"] = claim
@@ -155,7 +191,7 @@ class ContactStore:
             self.dynamo.update(
                 self.table,
                 contact_key(state.borrower_id),
-                update="SET #v = :next, sends = :sends ADD claims :c",
+                update=update,
                 names={"#v": "version"},
                 values=values,
                 condition=f"{condition} AND NOT contains(claims, :claim)",
@@ -164,9 +200,7 @@ class ContactStore:
             if is_conditional_failure(exc):
                 raise ClaimConflict(claim) from None
             raise
-        return state.model_copy(
-            update={"version": state.version + 1, "sends": kept, "claims": state.claims | {claim}}
-        )
+        return state.model_copy(update={"version": state.version + 1, "sends": kept, "claims": claims})
 
     def release(
         self,

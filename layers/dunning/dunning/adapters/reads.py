@@ -4,6 +4,13 @@ One BatchGetItem (100 keys a request) fetches everything whose key is known; a k
 just read (the borrower of a loan, the phone of a borrower) is fetched in a further round. With the
 hints the planner and the sender carry (borrower id and phone from the due-index or the job), the common
 case is a single round; a stale hint (the borrower changed number) costs one more, never a wrong read.
+
+The sender also reads the loans named by a contact item's *old* claims, those whose loan has no send left
+in the item's ``sends`` list (claimed more than the sends window ago, at least ``MIN_SENDS_KEPT``), so
+that its claim can prune the claims of the loans that ended (docs/reliability.md, "The contact item
+stays small"). That is one more round, and only for a contact item holding more old claims than one loan
+can have (``old_claims_over``): a borrower whose one old loan is still active (a handed-off loan) does
+not cost a read on every send, and what waits to be pruned stays under one cadence's worth.
 """
 
 from __future__ import annotations
@@ -11,14 +18,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from dunning.adapters.contact import contact_state
-from dunning.adapters.dynamo import Item
+from botocore.exceptions import ClientError
+
+from dunning.adapters.contact import claim_loan, contact_state
+from dunning.adapters.dynamo import Item, UnprocessedError
 from dunning.adapters.lender import Lender
 from dunning.adapters.state import StateStore
 from dunning.adapters.state_keys import CONSENT, CONTACT, consent_key, contact_key
 from dunning.ids import is_valid_id
-from dunning.items import InvalidItem, borrower_from_item, loan_from_item
+from dunning.items import TERMINAL, InvalidItem, borrower_from_item, loan_from_item, raw_status
 from dunning.models import Borrower, ContactState, Loan
+from dunning.observability import PackageLogger
+
+logger = PackageLogger(__name__)
 
 # The Borrowers contract's bound on ``phone`` (E.164 is at most 16 characters).
 MAX_PHONE_LENGTH = 32
@@ -55,6 +67,14 @@ class Snapshot:
     contacts: dict[str, Item] = field(default_factory=dict)
     consents: dict[str, Item] = field(default_factory=dict)
     rounds: int = 0
+    # Loans read only because a contact item's old claims name them (``read_snapshot(old_claims_over=)``).
+    claimed_loans: set[str] = field(default_factory=set)
+
+    def ended_loans(self) -> frozenset[str]:
+        """Of the ``claimed_loans``, those that ended: a terminal status, or gone from the Loans table."""
+        return frozenset(
+            i for i in self.claimed_loans if i not in self.loans or raw_status(self.loans[i]) in TERMINAL
+        )
 
     def contact_state(self, borrower_id: str, phone: str | None) -> ContactState:
         return contact_state(
@@ -80,6 +100,14 @@ def _phone_of(item: Item | None) -> str | None:
     return phone if isinstance(phone, str) and phone else None
 
 
+def _old_claimed_loans(contact: Item, over: int) -> set[str]:
+    """Loans a contact item holds claims of but no send of (claimed longer ago than its sends window),
+    when it holds more than ``over`` such claims; else none."""
+    sent = {str(s.get("loan_id")) for s in contact.get("sends", [])}
+    old = [loan for c in contact.get("claims", set()) if (loan := claim_loan(str(c))) not in sent]
+    return set(old) if len(old) > over else set()
+
+
 def read_snapshot(
     lender: Lender,
     state: StateStore,
@@ -87,10 +115,13 @@ def read_snapshot(
     *,
     consistent: bool = False,
     max_rounds: int = 4,
+    old_claims_over: int | None = None,
 ) -> Snapshot:
     """Read the loans in ``wanted`` and everything a decision about them needs.
 
     ``consistent`` for the send-time re-check: a payment or an opt-out written a moment ago must be seen.
+    ``old_claims_over``: also read the loans of the old claims of a contact item holding more of them than
+    this (:meth:`Snapshot.ended_loans`); None: never.
     """
     wanted = list(wanted)
     snap = Snapshot()
@@ -138,4 +169,30 @@ def read_snapshot(
                 snap.contacts[pk.removeprefix("BORROWER#")] = item
             elif item.get("sk") == CONSENT:
                 snap.consents[pk.removeprefix("PHONE#")] = item
+    if old_claims_over is not None:
+        _read_claimed_loans(lender, snap, asked_loans, old_claims_over, consistent=consistent)
     return snap
+
+
+def _read_claimed_loans(
+    lender: Lender, snap: Snapshot, asked: set[str], over: int, *, consistent: bool
+) -> None:
+    """One more round: the loans of the contact items' old claims, for the claim to prune the ended ones.
+
+    Pruning can wait: if this read fails, nothing is pruned and the batch goes on (never retried for it).
+    """
+    loan_ids = set().union(*(_old_claimed_loans(c, over) for c in snap.contacts.values())) - asked
+    loan_ids = {i for i in loan_ids if is_valid_id(i)}
+    if not loan_ids:
+        return
+    try:
+        found = lender.dynamo.batch_get(
+            {lender.loans_table: [lender.loan_key(i) for i in sorted(loan_ids)]}, consistent=consistent
+        )
+    except (ClientError, UnprocessedError) as exc:
+        logger.warning("claimed loans not read; no claim pruned", extra={"error": type(exc).__name__})
+        return
+    snap.rounds += 1
+    snap.claimed_loans |= loan_ids
+    for item in found.get(lender.loans_table, []):
+        snap.loans[str(item["loan_id"])] = item
