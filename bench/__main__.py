@@ -2,7 +2,7 @@
 
     python -m bench                   # the full run (a few minutes on 2 cores)
     python -m bench --quick           # smaller book, fewer samples; docs/benchmarks.md left alone
-    python -m bench --only coldstart  # one part (requests, throughput, coldstart, sizes, budget)
+    python -m bench --only coldstart  # one part (requests, throughput, coldstart, sizes, budget, overlap)
     python -m bench --report-only     # docs/benchmarks.md again from out/bench/results.json
 
 results.json is the run's raw data (out/ is not versioned: it is this machine's run); the table in
@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import budget_tick, coldstart, cost, report, requests, sizes, throughput
+from bench import budget_tick, coldstart, cost, overlap, report, requests, sizes, throughput
 
-PARTS = ("requests", "throughput", "coldstart", "sizes", "budget")
+PARTS = ("requests", "throughput", "coldstart", "sizes", "budget", "overlap")
 OUT = Path("out/bench")
 DOCS = Path("docs/benchmarks.md")
 
@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     if "budget" in parts:
         _step("the scaled 10-million-loan tick, without and with the send budget", started)
         results["budget"] = budget_tick.run(sms_loans=200 if args.quick else 600)
+    if "overlap" in parts:
+        _step("a planner shard task, sequential and overlapped, with latency per request", started)
+        results["overlap"] = overlap.run(loans=500 if args.quick else 1500)
     results["seconds"] = round(time.monotonic() - started)
     results["targets"] = report.targets(results)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -629,6 +629,79 @@ def test_a_planner_out_of_time_mid_shard_hands_on_under_faults(
     )
 
 
+def test_an_overlapped_planner_crashing_in_its_writer_and_out_of_time_plans_each_loan_once(
+    matrix: Matrix, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 60 loans in one shard, pages of 10: the planner reads the next page and publishes and writes the last
+    # one on its worker threads. Its first task dies in the writing thread, in the BatchWriteItem after its
+    # second page's PublishBatch (the jobs of that batch are out, their cadence is not written); every
+    # task after it runs out of time after its third page and hands the rest on.
+    ids = [i for i in (f"L-{n:04d}" for n in range(1200)) if zlib.crc32(i.encode()) % 16 == 0][:60]
+    numbers = [f"+1{area}555{n:04d}" for area in (212, 646, 718) for n in range(100, 200)]
+    borrowers = [
+        Borrower(
+            borrower_id=f"B{i}",
+            time_zone="America/New_York",
+            phone=numbers[k],
+            address=Address(country="US", region="NY"),
+            consent=Consent(sms=True),
+        )
+        for k, i in enumerate(ids)
+    ]
+    matrix.harness.seed([loan(i, f"B{i}", "US-NY", date(2026, 2, 23)) for i in ids], borrowers)
+    matrix.harness.index(TICK - timedelta(hours=2))
+    from dunning import planner
+    from dunning.adapters.dynamo import Dynamo
+
+    calls = Counter[str]()
+
+    def three_pages(self: Any) -> int:
+        calls["remaining"] += 1
+        return 0 if calls["remaining"] % 3 == 0 else 900_000
+
+    monkeypatch.setattr(LambdaContext, "get_remaining_time_in_millis", three_pages)
+    build = planner.build_planner
+
+    def small_pages(settings: Any) -> planner.Planner:
+        built = build(settings)
+        built.page_size = 10
+        return built
+
+    monkeypatch.setattr(planner, "build_planner", small_pages)
+    batch_write = Dynamo.batch_write
+    writers: set[str] = set()
+
+    def dies_once(self: Dynamo, ops: Any) -> Any:
+        name = threading.current_thread().name
+        if "-planner_" in name:
+            writers.add(name)
+            calls["planner writes"] += 1
+            if calls["planner writes"] == 2:
+                raise SimulatedCrash("the planner dies in its writing thread")
+        return batch_write(self, ops)
+
+    monkeypatch.setattr(Dynamo, "batch_write", dies_once)
+    with faults.injected(0.1, seed=9) as stats:
+        matrix.harness.tick(TICK)
+        tasks = matrix.deliver(
+            "PlanQueue", "PlannerFunction", TICK + timedelta(seconds=10), max_rounds=200, batch_size=1
+        )
+        matrix.send()
+    measured = matrix.check(crashes=1)
+    # The writes ran on the planner's worker threads, not the invocation's.
+    assert writers != set()
+    # 16 shard tasks, the retried one and the continuations of the full shard.
+    assert tasks >= 18
+    # Every loan's step accepted by SNS exactly once (check() found no duplicate), none missing.
+    assert measured["accepted"] == 60
+    assert measured["jobs"] == 60
+    report(
+        "overlapped planner: crash in the writing thread, out of time every third page, 10 % faults",
+        {**measured, "planner_tasks": tasks},
+        stats.counts,
+    )
+
+
 # ---- a poison message ---------------------------------------------------------------------------
 
 

@@ -14,14 +14,23 @@ at the *scheduled* time (a late or retried tick plans exactly the same tick), th
 Jobs are published ten at a time (carried over from page to page until a batch is full); cadence and
 ledger items are written with BatchWriteItem. A shard that cannot finish before the Lambda
 deadline hands the rest on as a continuation task instead of failing half way.
+
+A shard task waits on AWS more than it computes, so its requests overlap (:class:`_Lanes`): while the
+engine decides page N on the invocation's thread, page N+1 is read (Query + BatchGetItem) on one worker
+thread and page N-1's jobs are published and its items written on another, in page order. Each job's
+PublishBatch still comes before the cadence write that moves its loan (both on the writing thread, one
+after the other), so a crash at any point leaves every unpublished loan due.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,7 +41,7 @@ from dunning.adapters.ledger import Ledger
 from dunning.adapters.lender import Lender
 from dunning.adapters.outbound import Outbound
 from dunning.adapters.plan_queue import PlanQueue
-from dunning.adapters.reads import MissingItem, Wanted, read_snapshot
+from dunning.adapters.reads import MissingItem, Snapshot, Wanted, read_snapshot
 from dunning.adapters.state import StateStore
 from dunning.ids import attribute_id
 from dunning.items import InvalidItem, iso_utc
@@ -50,6 +59,10 @@ if TYPE_CHECKING:
     from dunning.strategy import Strategies
 
     DecideFn = Callable[[Loan, Borrower, ContactState, datetime, Rulebooks, Strategies], Decision]
+    from concurrent.futures import ThreadPoolExecutor
+
+T = TypeVar("T")
+Pages = Iterator[tuple[list[DueEntry], Key | None]]
 
 logger = PackageLogger(__name__)
 
@@ -60,6 +73,8 @@ logger = PackageLogger(__name__)
 PAGE_SIZE = 100
 # PublishBatch takes at most ten entries: jobs are carried from page to page until ten are ready.
 PUBLISH_BATCH = 10
+# A page's PublishBatch requests (about five) go out this many at a time.
+PUBLISH_CONCURRENCY = 4
 # Time kept back for the last page's writes and the continuation message when the deadline nears.
 DEADLINE_MARGIN_MS = 20_000
 # A deferral never lands inside the tick being planned (the same pass would read the loan again).
@@ -165,7 +180,7 @@ def build_planner(settings: PlannerSettings) -> Planner:
         lender=Lender(dynamo, settings.loans_table, settings.borrowers_table),
         state=StateStore(dynamo, settings.state_table, settings.shard_count),
         ledger=Ledger(dynamo, settings.ledger_table, settings.ledger_retention_days),
-        outbound=Outbound(settings.outbound_topic_arn),
+        outbound=Outbound(settings.outbound_topic_arn, concurrency=PUBLISH_CONCURRENCY),
         plan_queue=PlanQueue(settings.plan_queue_url),
         decide=decide,
         rulebooks=load_rulebooks(),
@@ -232,6 +247,10 @@ class Planner:
     spend: SpendLedger | None = None
     # Time to the next tick (None: unknown, the job TTL alone bounds a tick's budget).
     tick_interval: timedelta | None = None
+    # Read the next page and flush the last one on worker threads while a page is decided (_Lanes);
+    # False runs them on the invocation's thread, one after the other (the outbound's own concurrency,
+    # PublishBatch requests of one flush at once, is the Outbound's).
+    overlap: bool = True
 
     def fan_out(self, tick: Tick, metrics: MetricsRecorder) -> int:
         """One PlanQueue task per shard (SendMessageBatch, 10 a request). Returns the number of tasks."""
@@ -254,23 +273,23 @@ class Planner:
         pages = self.state.cadence.due_pages(
             task.shard, now, page_size=self.page_size, start_key=task.continuation
         )
-        outbox = _Outbox(self, now, result, metrics)
+        # The outbox publishes and writes on a worker thread: it counts into a recorder of its own,
+        # merged when the task is over.
+        outbox = _Outbox(self, now, result, MetricsRecorder())
         budget = self._tick_budget(task)
         admission = _Admission(self, now, result, metrics, outbox, budget)
         page_planner = _PagePlanner(self, now, result, metrics, outbox, admission)
-        for entries, last_key in pages:
-            result.pages += 1
-            if entries:
-                page_planner.plan(entries)
-                outbox.flush(full_only=True)
-            if last_key is not None and remaining_ms() < self.deadline_margin_ms:
-                outbox.flush(full_only=False)
-                self._hand_on(task, last_key, budget)
-                result.handed_on = True
-                metrics.count("PlannerContinuations")
-                break
-        else:
-            outbox.flush(full_only=False)
+        self._create_clients()
+        lanes = _Lanes(self.overlap)
+        try:
+            last_key = self._plan_pages(pages, page_planner, lanes, remaining_ms)
+        finally:
+            lanes.close()
+            metrics.merge(outbox.metrics)
+        if last_key is not None:
+            self._hand_on(task, last_key, budget)
+            result.handed_on = True
+            metrics.count("PlannerContinuations")
         logger.info(
             "shard planned",
             extra={
@@ -285,6 +304,38 @@ class Planner:
             },
         )
         return result
+
+    def _plan_pages(
+        self, pages: Pages, page_planner: _PagePlanner, lanes: _Lanes, remaining_ms: Callable[[], int]
+    ) -> Key | None:
+        """Plan the pages one by one, reading the next while this one is decided and the one before is
+        published and written. Returns the key to hand the rest on from when the deadline is near (None:
+        the shard is done); everything decided is published and written when it returns."""
+        outbox = page_planner.outbox
+        reading = lanes.run(functools.partial(page_planner.read, pages))
+        while (page := reading.result()) is not None:
+            page_planner.result.pages += 1
+            # Checked before the page is decided, so the next page is not read for nothing.
+            out_of_time = page.last_key is not None and remaining_ms() < self.deadline_margin_ms
+            if page.last_key is not None and not out_of_time:
+                reading = lanes.run(functools.partial(page_planner.read, pages))
+            if page.entries:
+                page_planner.plan(page.entries, page.snapshot)
+            if page.last_key is None or out_of_time:
+                lanes.flush(outbox.take(full_only=False))
+                lanes.wait_flushed()
+                return page.last_key
+            lanes.flush(outbox.take(full_only=True))
+        lanes.flush(outbox.take(full_only=False))
+        lanes.wait_flushed()
+        return None
+
+    def _create_clients(self) -> None:
+        """The AWS clients the worker threads use, created on this thread first: a client is safe to
+        share between threads, creating one from the shared boto3 session is not."""
+        for dynamo in (self.lender.dynamo, self.state.dynamo, self.ledger.dynamo):
+            _ = dynamo.client
+        _ = self.outbound.client
 
     def process_tasks(
         self,
@@ -360,32 +411,105 @@ class _Pass:
         return self.planner.ledger
 
 
+class _Page(NamedTuple):
+    """A page of due loans, the key after it (None: the last page) and everything deciding them needs."""
+
+    entries: list[DueEntry]
+    last_key: Key | None
+    snapshot: Snapshot
+
+
+class _Lanes:
+    """Where a shard task's requests run. Overlapped, on two worker threads: the next page's reads, and
+    the outbox's flushes (one at a time, in the order they were handed over); the caller's thread decides.
+    Sequential (``overlap`` off): everything on the caller's thread, as it is handed over.
+
+    An error in the work (an exception, or a BaseException such as a simulated crash) is raised on the
+    caller's thread by ``Future.result`` or :meth:`wait_flushed`, never lost; :meth:`close` waits for
+    whatever still runs, so a task never leaves a PublishBatch or BatchWriteItem behind it."""
+
+    def __init__(self, overlap: bool) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._flushing: Future[None] | None = None
+        if overlap:
+            from concurrent.futures import ThreadPoolExecutor
+
+            # Named after the invocation's thread, so its logs and hooks can tell whose work it is.
+            prefix = f"{threading.current_thread().name}-planner"
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=prefix)
+
+    def run(self, work: Callable[[], T]) -> Future[T]:
+        """Start ``work`` (at once, on this thread, when sequential)."""
+        if self._pool is not None:
+            return self._pool.submit(work)
+        done: Future[T] = Future()
+        try:
+            done.set_result(work())
+        except Exception as exc:
+            done.set_exception(exc)
+        return done
+
+    def flush(self, work: Callable[[], None]) -> None:
+        """Start ``work`` once the previous flush is over (raising its error here, if it failed)."""
+        self.wait_flushed()
+        self._flushing = self.run(work)
+
+    def wait_flushed(self) -> None:
+        flushing, self._flushing = self._flushing, None
+        if flushing is not None:
+            flushing.result()
+
+    def close(self) -> None:
+        """Wait for the worker threads. A flush still unawaited here means the task is already failing
+        with another error: this one is logged with it rather than hidden."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        flushing, self._flushing = self._flushing, None
+        error = flushing.exception() if flushing is not None else None
+        if error is not None:
+            logger.error("flush failed in a failing shard task", extra={"error": repr(error)})
+
+
 @dataclass
 class _Outbox(_Pass):
     """What a shard task has decided but not yet published or written, carried from page to page so
     PublishBatch and BatchWriteItem requests go out full. A crash loses nothing: the loans are still
-    due, and the retried task plans them again."""
+    due, and the retried task plans them again.
+
+    The planning thread fills ``sends`` and ``writes`` and hands them over with :meth:`take`; the flush
+    it returns runs on the writing thread, which alone touches ``unwritten`` and counts into
+    ``metrics`` (the outbox's own recorder)."""
 
     sends: list[_Send] = field(default_factory=list)
     writes: list[WriteOp] = field(default_factory=list)
+    unwritten: list[WriteOp] = field(default_factory=list)
 
-    def flush(self, *, full_only: bool) -> None:
-        """Publish the pending jobs and write the pending items: only full requests (ten jobs, 25
-        items) when ``full_only``, everything otherwise.
+    def take(self, *, full_only: bool) -> Callable[[], None]:
+        """The jobs ready to publish (whole PublishBatches only when ``full_only``, the rest stays for
+        the next page) and every write decided so far, as the flush that publishes and writes them."""
+        sends = self.sends
+        ready = len(sends) - len(sends) % PUBLISH_BATCH if full_only else len(sends)
+        batch, writes = sends[:ready], list(self.writes)
+        del sends[:ready]
+        self.writes.clear()
+        return functools.partial(self.flush, batch, writes, full_only=full_only)
+
+    def flush(self, sends: list[_Send], writes: list[WriteOp], *, full_only: bool) -> None:
+        """Publish ``sends``, then write ``writes`` and the cadence items of the published jobs together
+        with what earlier flushes left: only full requests (25 items) when ``full_only``, everything
+        otherwise.
 
         A crash between a PublishBatch and the cadence writes of its jobs leaves those loans due: the
         retried task plans them again, and the second job for a step is never sent (the sender finds
         the step claimed and records it AMBIGUOUS, which the daily sweep resolves to SENT).
         """
-        sends = self.sends
-        ready = len(sends) - len(sends) % PUBLISH_BATCH if full_only else len(sends)
-        self.writes += self._publish_ops(sends[:ready])
-        del sends[:ready]
-        writes = self.writes
-        ready = len(writes) - len(writes) % BATCH_WRITE_LIMIT if full_only else len(writes)
+        self.unwritten += writes
+        self.unwritten += self._publish_ops(sends)
+        unwritten = self.unwritten
+        ready = len(unwritten) - len(unwritten) % BATCH_WRITE_LIMIT if full_only else len(unwritten)
         if ready:
-            self.ledger.dynamo.batch_write(writes[:ready])
-            del writes[:ready]
+            self.ledger.dynamo.batch_write(unwritten[:ready])
+            del unwritten[:ready]
 
     def _publish_ops(self, sends: list[_Send]) -> list[WriteOp]:
         """PublishBatch ``sends``; the cadence writes of those that were published."""
@@ -547,14 +671,23 @@ class _PagePlanner(_Pass):
     def strategies(self) -> Strategies:
         return self.planner.strategies
 
-    def plan(self, entries: list[DueEntry]) -> None:
-        """Decide a page: DEFER/STOP writes join the outbox, SENDs go to the admission."""
-        now, result, metrics = self.now, self.result, self.metrics
+    def read(self, pages: Pages) -> _Page | None:
+        """The next page of due loans and everything deciding them needs (None: no page left). Runs on
+        the reading thread: it only reads."""
+        found = next(pages, None)
+        if found is None:
+            return None
+        entries, last_key = found
         snapshot = read_snapshot(
             self.planner.lender,
             self.state,
             [Wanted(e.loan_id, e.borrower_id, e.phone) for e in entries],
         )
+        return _Page(entries, last_key, snapshot)
+
+    def plan(self, entries: list[DueEntry], snapshot: Snapshot) -> None:
+        """Decide a page: DEFER/STOP writes join the outbox, SENDs go to the admission."""
+        now, result, metrics = self.now, self.result, self.metrics
         writes = self.outbox.writes
         candidates: list[_Candidate] = []
         for entry in entries:
