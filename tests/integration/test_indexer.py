@@ -12,6 +12,7 @@ import pytest
 
 from dunning.items import borrower_to_item, loan_to_item
 from dunning.models import Borrower, Consent, Loan, LoanStatus
+from dunning.zones import phone_facts
 from dunning_local import lambda_events as events
 from dunning_local.invoke import batch_item_failures, invoke
 from dunning_local.stack import LocalStack
@@ -163,6 +164,8 @@ def test_a_borrower_change_that_matters_re_plans_their_active_loans(tables: Tabl
     cadence = tables.cadence("L-1")
     assert cadence["next_contact_at"] == "2026-03-02T12:00:00Z"
     assert cadence["phone"] == "+12125550143"
+    # What parsing the new number says rides along, so the planner does not parse it again.
+    assert cadence["phone_facts"] == phone_facts("+12125550143")
     assert "due_shard" not in tables.cadence("L-2")
 
 
