@@ -2,7 +2,7 @@
 
     python -m bench                   # the full run (a few minutes on 2 cores)
     python -m bench --quick           # smaller book, fewer samples; docs/benchmarks.md left alone
-    python -m bench --only coldstart  # one part (requests, throughput, coldstart, sizes, budget, overlap)
+    python -m bench --only coldstart  # one part (see PARTS: requests, planner, coldstart, overlap, ...)
     python -m bench --report-only     # docs/benchmarks.md again from out/bench/results.json
 
 results.json is the run's raw data (out/ is not versioned: it is this machine's run); the table in
@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import budget_tick, coldstart, cost, overlap, report, requests, sizes, throughput
+from bench import budget_tick, coldstart, cost, overlap, planner_path, report, requests, sizes, throughput
 
-PARTS = ("requests", "throughput", "coldstart", "sizes", "budget", "overlap")
+PARTS = ("requests", "throughput", "planner", "coldstart", "sizes", "budget", "overlap")
 OUT = Path("out/bench")
 DOCS = Path("docs/benchmarks.md")
 
@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             "decisions": throughput.decision_rates((10_000,) if args.quick else (10_000, 100_000)),
             "rendering": throughput.rendering(),
         }
+    if "planner" in parts:
+        _step("the planner's whole CPU path on a realistic tick, in fresh processes", started)
+        results["planner"] = planner_path.run(10_000 if args.quick else planner_path.LOANS)
     if "coldstart" in parts:
         _step(f"cold imports, {samples} samples each", started)
         results["coldstart"] = coldstart.run(samples)

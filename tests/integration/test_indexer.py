@@ -16,6 +16,7 @@ from dunning.items import borrower_to_item, loan_to_item
 from dunning.models import Borrower, Consent, ContactState, Loan, LoanStatus
 from dunning.rules import load_rulebooks
 from dunning.strategy import load_strategies
+from dunning.zones import phone_facts
 from dunning_local import lambda_events as events
 from dunning_local.invoke import batch_item_failures, invoke
 from dunning_local.stack import LocalStack
@@ -171,6 +172,8 @@ def test_a_borrower_change_that_matters_re_plans_their_active_loans(tables: Tabl
     assert looked_at >= datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
     assert looked_at < datetime(2026, 3, 2, 13, 0, tzinfo=UTC) + PACING_SPAN
     assert cadence["phone"] == "+12125550143"
+    # What parsing the new number says rides along, so the planner does not parse it again.
+    assert cadence["phone_facts"] == phone_facts("+12125550143")
     assert "due_shard" not in tables.cadence("L-2")
 
 

@@ -290,8 +290,11 @@ def _key(schema: list[dict[str, str]]) -> list[tuple[str, str]]:
 
 
 # The due-index carries what the planner needs to read a page in one BatchGetItem round (the borrower
-# and the phone whose consent item it must read); every other index is keys only.
-PROJECTIONS = {"DueIndex": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["borrower_id", "phone"]}}
+# and the phone whose consent item it must read, with the phone's stored facts); every other index is
+# keys only.
+PROJECTIONS = {
+    "DueIndex": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["borrower_id", "phone", "phone_facts"]}
+}
 
 
 def test_tables_keys_and_indexes_are_the_contracts(template: dict[str, Any]) -> None:

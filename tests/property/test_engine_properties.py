@@ -36,6 +36,8 @@ from dunning.models import (
 )
 from dunning.rules import load_rulebooks
 from dunning.strategy import load_strategies
+from dunning.zones import _parse_phone as _parsed_phone
+from dunning.zones import clear_phone_cache, phone_facts, phone_info_from_facts, remember_phone_facts
 
 RULEBOOKS = load_rulebooks()
 STRATEGIES = load_strategies()
@@ -504,3 +506,35 @@ def test_decide_never_raises_on_data_a_valid_model_can_hold(
 
     assert decision.rule_id
     assert decision.reason
+
+
+# Numbers of every kind the engine meets: fictional North American lines of any area code (valid or
+# not), libphonenumber's example numbers, Ofcom's drama ranges, and text that is no number at all.
+_NUMBERS = (
+    st.builds(lambda npa, line: f"+1{npa}5550{line}", st.integers(200, 999), st.integers(100, 199))
+    | st.builds(
+        lambda block, line: f"+44{block}{line:03d}",
+        st.sampled_from(["2079460", "1134960"]),
+        st.integers(0, 999),
+    )
+    | st.sampled_from(["+8613123456789", "+918123456789", "+353850123456", "+1555", "12125550142"])
+    | st.text(max_size=20)
+)
+
+
+@SETTINGS
+@given(cases(profiles=[*PROFILES, NOWHERE]), _NUMBERS)
+def test_decide_with_stored_phone_facts_is_decide_with_parsing(case: Case, number: str) -> None:
+    # The planner hands the engine the facts the indexer stored (dunning.zones.phone_facts) instead of
+    # parsing the number: whatever the number, the decision must be the same.
+    borrower = case.borrower.model_copy(update={"phone": number or None})
+    clear_phone_cache()
+    parsed = decide(case.loan, borrower, case.state, case.now, RULEBOOKS, STRATEGIES)
+    facts = phone_facts(number) if number else None
+    clear_phone_cache()
+    if facts is not None:
+        # Refused only for a valid number stored in another form than its E.164 one (then parsed).
+        taken = remember_phone_facts(number, facts)
+        assert taken or _parsed_phone(number).e164 not in (None, number)
+        assert not taken or phone_info_from_facts(number, facts) == _parsed_phone(number)
+    assert decide(case.loan, borrower, case.state, case.now, RULEBOOKS, STRATEGIES) == parsed

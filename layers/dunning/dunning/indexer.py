@@ -357,6 +357,7 @@ class Indexer:
         for change in plan.loans.values():
             if change.action == "index":
                 phone = (borrowers.get(change.borrower_id) or {}).get("phone")
+                phone = phone if isinstance(phone, str) and phone else None
                 writes.append(
                     self.state.cadence.put_op(
                         self.state.cadence.cadence_item(
@@ -366,7 +367,8 @@ class Indexer:
                             at=change.at,
                             rule_id=change.rule_id,
                             reason=change.reason,
-                            phone=phone if isinstance(phone, str) else None,
+                            phone=phone,
+                            phone_facts=_phone_facts(phone),
                         )
                     )
                 )
@@ -399,6 +401,16 @@ class Indexer:
             metrics.count("Unindexed")
         if writes:
             self.ledger.dynamo.batch_write(writes)
+
+
+def _phone_facts(phone: str | None) -> str | None:
+    """What parsing the number says, stored next to it so the planner does not parse it again."""
+    if phone is None:
+        return None
+    # Imported on first use: phonenumbers' metadata stays out of the indexer's cold start.
+    from dunning.zones import phone_facts
+
+    return phone_facts(phone)
 
 
 def build_indexer(settings: IndexerSettings) -> Indexer:

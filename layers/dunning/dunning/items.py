@@ -17,6 +17,7 @@ import difflib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
@@ -31,11 +32,23 @@ ItemKind = Literal["loan", "borrower"]
 ISO_UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
+# Recent instants and their text: a tick writes the same few instants (the tick's, window openings)
+# on thousands of items. A naive datetime is never equal to an aware one, so it never hits.
+_ISO_TEXTS: dict[datetime, str] = {}
+_ISO_TEXTS_MAX = 4096
+
+
 def iso_utc(moment: datetime) -> str:
     """``2026-03-02T14:00:00Z`` for an aware datetime (fractions of a second are dropped)."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("naive datetime: every timestamp must carry a time zone")
-    return moment.astimezone(UTC).strftime(ISO_UTC_FORMAT)
+    text = _ISO_TEXTS.get(moment)
+    if text is None:
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise ValueError("naive datetime: every timestamp must carry a time zone")
+        text = moment.astimezone(UTC).strftime(ISO_UTC_FORMAT)
+        if len(_ISO_TEXTS) >= _ISO_TEXTS_MAX:
+            _ISO_TEXTS.clear()
+        _ISO_TEXTS[moment] = text
+    return text
 
 
 def parse_iso_utc(text: str) -> datetime:
@@ -69,6 +82,9 @@ def summarise_validation_error(exc: ValidationError) -> str:
 
 def _plain(value: Any) -> Any:
     """DynamoDB shapes → what the pydantic models accept: sets become sorted lists, integral Decimals ints."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return value  # most attributes: nothing to convert
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, set | frozenset):
@@ -85,8 +101,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@cache
+def _field_names(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(model.model_fields)
+
+
 def _known_fields(model: type[BaseModel], item: Mapping[str, Any], kind: ItemKind, item_id: str) -> dict:
-    known = set(model.model_fields)
+    known = _field_names(model)
     picked: dict[str, Any] = {}
     for name, value in item.items():
         if name in known:

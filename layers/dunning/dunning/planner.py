@@ -537,6 +537,8 @@ class _Outbox(_Pass):
     def cadence(self, decision: Decision, next_at: datetime | None, phone: str | None = None) -> WriteOp:
         """The cadence item ``decision`` leaves the loan with: next contact at ``next_at`` (None: out of
         the due-index)."""
+        from dunning.zones import phone_facts  # loaded with the engine by then
+
         item = self.state.cadence.cadence_item(
             decision.loan_id,
             decision.borrower_id,
@@ -545,6 +547,8 @@ class _Outbox(_Pass):
             rule_id=decision.rule_id,
             reason=decision.reason,
             phone=phone,
+            # Kept on the item the planner rewrites: the next tick does not parse the number either.
+            phone_facts=phone_facts(phone) if phone else None,
         )
         return self.state.cadence.put_op(item)
 
@@ -656,6 +660,16 @@ class _Admission(_Pass):
         self.result.deferred += 1
 
 
+def _remember_phone_facts(entries: list[DueEntry]) -> None:
+    """The phone facts the indexer stored with each number: the engine does not parse those numbers.
+    Facts of another version, or of a number the borrower no longer has, are never used (parsed)."""
+    from dunning.zones import remember_phone_facts
+
+    for e in entries:
+        if e.phone and e.phone_facts:
+            remember_phone_facts(e.phone, e.phone_facts)
+
+
 @dataclass
 class _PagePlanner(_Pass):
     """Decides a page of due loans with the engine: DEFER and STOP go to the outbox, SENDs are admitted."""
@@ -688,6 +702,7 @@ class _PagePlanner(_Pass):
     def plan(self, entries: list[DueEntry], snapshot: Snapshot) -> None:
         """Decide a page: DEFER/STOP writes join the outbox, SENDs go to the admission."""
         now, result, metrics = self.now, self.result, self.metrics
+        _remember_phone_facts(entries)
         writes = self.outbox.writes
         candidates: list[_Candidate] = []
         for entry in entries:

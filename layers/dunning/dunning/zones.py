@@ -13,6 +13,7 @@ starts at the later instant and ends at the earlier one.
 from __future__ import annotations
 
 import importlib.resources
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -73,6 +74,7 @@ def fmt_utc(us: int) -> str:
         return "beyond the year 9999"
 
 
+@lru_cache(maxsize=1 << 12)
 def fmt_local(us: int, zone_name: str) -> str:
     """``Tue 2026-03-10 09:00 America/New_York``."""
     return f"{fmt_wall(local(us, zone_name))} {zone_name}"
@@ -190,9 +192,31 @@ def mask_phone(raw: str) -> str:
 _COUNTRY_LEVEL_ZONES: dict[int, tuple[str, ...]] = {}
 
 
-@lru_cache(maxsize=1 << 17)
+# Parsed (or remembered) numbers; cleared whole when full, which a warm planner reaches only after
+# a hundred thousand distinct numbers.
+_PHONES: dict[str, PhoneInfo] = {}
+_PHONES_MAX: Final = 1 << 17
+
+
 def phone_info(raw: str) -> PhoneInfo:
-    """Parse a stored phone number (E.164 expected); never raises."""
+    """Parse a stored phone number (E.164 expected); never raises. Cached, and answered without
+    parsing for a number whose stored facts were remembered (``remember_phone_facts``)."""
+    found = _PHONES.get(raw)
+    if found is None:
+        found = _parse_phone(raw)
+        if len(_PHONES) >= _PHONES_MAX:
+            _PHONES.clear()
+        _PHONES[raw] = found
+    return found
+
+
+def clear_phone_cache() -> None:
+    """Forget every parsed and remembered number (benchmarks and tests)."""
+    _PHONES.clear()
+    phone_facts.cache_clear()
+
+
+def _parse_phone(raw: str) -> PhoneInfo:
     try:
         number = phonenumbers.parse(raw, None)
     except phonenumbers.NumberParseException:
@@ -211,6 +235,75 @@ def phone_info(raw: str) -> PhoneInfo:
         )
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return PhoneInfo(True, e164, tuple(z for z in zones if z != UNKNOWN_ZONE), regions=_regions(number))
+
+
+# --- stored phone facts -----------------------------------------------------------------------------
+#
+# Parsing a number is the engine's largest single cost when every number is new (a planner tick), so
+# the indexer stores what ``phone_info`` says next to the number on the loan's cadence item, and the
+# planner hands it back from the due-index (``remember_phone_facts``) instead of parsing again. The
+# facts are a function of the number, the phonenumbers metadata and the area-code table: they carry
+# a version naming the last two, and facts of another version are ignored (the number is parsed).
+
+
+@cache
+def phone_facts_version() -> str:
+    """``1/<phonenumbers version>/<crc32 of data/nanp_area_codes.yaml>``: what stored facts depend on."""
+    table = zlib.crc32((DATA_DIR / "nanp_area_codes.yaml").read_bytes())
+    return f"1/{phonenumbers.__version__}/{table:08x}"
+
+
+@lru_cache(maxsize=1 << 12)
+def phone_facts(raw: str) -> str:
+    """What ``phone_info(raw)`` says, as the text stored on the cadence item:
+    ``version|valid|e164|zone,zone|region,region|problem`` (the problem, last, may hold anything)."""
+    info = phone_info(raw)
+    return "|".join(
+        (
+            phone_facts_version(),
+            "1" if info.valid else "0",
+            info.e164 or "",
+            ",".join(info.zones),
+            ",".join(info.regions),
+            info.problem or "",
+        )
+    )
+
+
+def phone_info_from_facts(raw: str, facts: str) -> PhoneInfo | None:
+    """The ``PhoneInfo`` stored facts give for ``raw``; None when they are of another version,
+    malformed, or not about this number (the caller then parses it)."""
+    parts = facts.split("|", 5)
+    if len(parts) != 6 or parts[0] != phone_facts_version():
+        return None
+    _, valid, e164, zones, regions, problem = parts
+    if valid == "1":
+        # A valid number's facts name its E.164 form: only the number it was stored for matches.
+        if e164 != raw or problem:
+            return None
+        return PhoneInfo(
+            True,
+            e164,
+            tuple(zones.split(",")) if zones else (),
+            regions=tuple(regions.split(",")) if regions else (),
+        )
+    if valid != "0" or e164 or zones or regions or mask_phone(raw) not in problem:
+        return None
+    return PhoneInfo(False, problem=problem)
+
+
+def remember_phone_facts(raw: str, facts: str) -> bool:
+    """Answer ``phone_info(raw)`` from stored facts from now on, unless it is known already or the
+    facts are unusable (see ``phone_info_from_facts``); True when the facts were taken."""
+    if raw in _PHONES:
+        return False
+    info = phone_info_from_facts(raw, facts)
+    if info is None:
+        return False
+    if len(_PHONES) >= _PHONES_MAX:
+        _PHONES.clear()
+    _PHONES[raw] = info
+    return True
 
 
 @cache

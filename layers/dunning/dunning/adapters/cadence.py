@@ -1,8 +1,10 @@
 """The cadence items of the State table: each loan's next contact, behind the sparse due-index.
 
 ``LOAN#<loan_id>`` / ``CADENCE``: ``loan_id``, ``borrower_id``, ``phone`` (the number last seen, a read
-hint), ``home_shard`` (the loan's shard, kept while out of the index), and while due ``due_shard`` +
-``next_contact_at`` (the sparse GSI ``DueIndex``); ``last_rule``, ``last_reason``, ``updated_at``.
+hint), ``phone_facts`` (what parsing that number says, ``dunning.zones.phone_facts``: the planner
+does not parse it again), ``home_shard`` (the loan's shard, kept while out of the index), and while
+due ``due_shard`` + ``next_contact_at`` (the sparse GSI ``DueIndex``); ``last_rule``, ``last_reason``,
+``updated_at``.
 """
 
 from __future__ import annotations
@@ -37,12 +39,14 @@ def loan_id_of(cadence_or_index_item: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class DueEntry:
-    """One loan found due in the index; ``borrower_id``/``phone`` only when the index projects them."""
+    """One loan found due in the index; ``borrower_id``/``phone``/``phone_facts`` only when the index
+    projects them."""
 
     loan_id: str
     next_contact_at: str
     borrower_id: str | None = None
     phone: str | None = None
+    phone_facts: str | None = None
 
 
 @dataclass
@@ -80,8 +84,11 @@ class CadenceStore:
         rule_id: str,
         reason: str,
         phone: str | None = None,
+        phone_facts: str | None = None,
     ) -> Item:
-        """The whole cadence item; ``next_contact_at=None`` takes the loan out of the due-index."""
+        """The whole cadence item; ``next_contact_at=None`` takes the loan out of the due-index.
+
+        ``phone_facts`` are stored only with the ``phone`` they describe."""
         item: Item = {
             **cadence_key(loan_id),
             "loan_id": loan_id,
@@ -92,6 +99,8 @@ class CadenceStore:
         }
         if phone:
             item["phone"] = phone
+            if phone_facts:
+                item["phone_facts"] = phone_facts
         # The shard stays on the item out of the index too, so anyone can put the loan back in.
         item["home_shard"] = self.shard_of(loan_id)
         if next_contact_at is not None:
@@ -124,6 +133,7 @@ class CadenceStore:
                     next_contact_at=str(i["next_contact_at"]),
                     borrower_id=str(i["borrower_id"]) if i.get("borrower_id") else None,
                     phone=str(i["phone"]) if i.get("phone") else None,
+                    phone_facts=str(i["phone_facts"]) if i.get("phone_facts") else None,
                 )
                 for i in items
             ]
