@@ -172,7 +172,14 @@ class Book:
                     batch.put_item(Item=item)
             self._index(logical, at)
         self.saved = {logical: self._scan(logical) for logical in ("StateTable", "LedgerTable")}
-        self.due = sum(1 for item in self.saved["StateTable"] if "due_shard" in item)
+        # The indexer puts a loan in the due-index at the first instant it could be sent: those the tick
+        # finds due are the ones whose time has come by then.
+        tick = TICK.strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.due = sum(
+            1
+            for item in self.saved["StateTable"]
+            if "due_shard" in item and item["next_contact_at"]["S"] <= tick
+        )
 
     def _index(self, logical: str, at: datetime) -> None:
         from moto.dynamodb.models import dynamodb_backends

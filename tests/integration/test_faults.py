@@ -649,7 +649,7 @@ def test_an_overlapped_planner_crashing_in_its_writer_and_out_of_time_plans_each
         for k, i in enumerate(ids)
     ]
     matrix.harness.seed([loan(i, f"B{i}", "US-NY", date(2026, 2, 23)) for i in ids], borrowers)
-    matrix.harness.index(TICK - timedelta(hours=2))
+    matrix.harness.index(INDEXED_AT)
     from dunning import planner
     from dunning.adapters.dynamo import Dynamo
 

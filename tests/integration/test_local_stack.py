@@ -231,6 +231,21 @@ def test_function_environment_resolves_globals_resources_and_parameters(aws: bot
     assert sender["AWS_ENDPOINT_URL"] == ""  # in AWS and on in-process moto: boto3's own endpoints
 
 
+@pytest.mark.parametrize(
+    ("facts", "projected"),
+    [("true", ["borrower_id", "phone", "phone_facts"]), ("false", ["borrower_id", "phone"])],
+)
+def test_a_stack_created_before_phone_facts_keeps_its_due_index_projection(
+    aws: boto3.Session, facts: str, projected: list[str]
+) -> None:
+    """DynamoDB cannot change an index's projection in place: an older stack deploys with ``false``."""
+    stack = build_local_stack(aws, parameters={"DueIndexPhoneFacts": facts})
+    table = aws.client("dynamodb").describe_table(TableName=stack.tables["StateTable"])["Table"]
+    (index,) = [i for i in table["GlobalSecondaryIndexes"] if i["IndexName"] == "DueIndex"]
+
+    assert sorted(index["Projection"]["NonKeyAttributes"]) == projected
+
+
 def test_functions_are_found_by_logical_id_folder_or_name(stack: LocalStack) -> None:
     assert stack.function_logical_id("sender") == "SenderFunction"
     assert stack.function_logical_id("SenderFunction") == "SenderFunction"

@@ -293,7 +293,17 @@ def _key(schema: list[dict[str, str]]) -> list[tuple[str, str]]:
 # and the phone whose consent item it must read, with the phone's stored facts); every other index is
 # keys only.
 PROJECTIONS = {
-    "DueIndex": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["borrower_id", "phone", "phone_facts"]}
+    # phone_facts only where the stack was created with them (DueIndexPhoneFacts, docs/deploy.md).
+    "DueIndex": {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": {
+            "Fn::If": [
+                "ProjectsPhoneFacts",
+                ["borrower_id", "phone", "phone_facts"],
+                ["borrower_id", "phone"],
+            ]
+        },
+    }
 }
 
 

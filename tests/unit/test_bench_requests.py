@@ -30,17 +30,20 @@ def test_requests_per_delivered_message_stay_under_target(measured: dict[str, An
     per_message = (measured["requests"] - measured["empty_polls"] - budget) / delivered
     # 2.95 before window releases were paced: spreading a 250-loan book's releases over the three hours
     # after each opening leaves fewer jobs per tick to batch (PublishBatch, BatchGetItem, BatchWriteItem
-    # less full). At scale the batches fill regardless; docs/benchmarks.md has the full book's figure.
-    assert per_message <= 3.2
+    # less full). Since the indexer puts a new loan at its first allowed instant, the loans seeded just
+    # before their window opens are spread too (3.27 here). At scale the batches fill regardless;
+    # docs/benchmarks.md has the full book's figure.
+    assert per_message <= 3.3
     assert 0 < budget / delivered <= 0.7
     ops = measured["by_operation"]
     # The floor: exactly one Publish per message (PublishBatch cannot target phones or endpoints) ...
     assert ops["sns.Publish"] == measured["published"]
     # ... and one claim; a few more UpdateItems put back loans whose job was suppressed at send time.
     assert ops["dynamodb.UpdateItem"] - budget <= 1.15 * measured["published"]
-    # Everything else is batched (0.9 a message before pacing spread this small book's sends thinner).
+    # Everything else is batched (0.9 a message before pacing spread this small book's sends thinner;
+    # 1.23 once the loans seeded just before their window opens are spread too).
     batched = sum(n for op, n in ops.items() if op not in ("sns.Publish", "dynamodb.UpdateItem"))
-    assert batched / delivered <= 1.2
+    assert batched / delivered <= 1.3
 
 
 def test_the_planner_reads_a_page_in_one_round(measured: dict[str, Any]) -> None:
@@ -54,8 +57,10 @@ def test_the_planner_reads_a_page_in_one_round(measured: dict[str, Any]) -> None
 
 def test_write_units_stay_at_the_designs_floor(measured: dict[str, Any]) -> None:
     # 7 a delivered message on the send path (claim, cadence + index move, message + ByLoan, receipt),
-    # plus the deferrals and stops of the loans that were not sent (docs/benchmarks.md).
-    assert measured["write_units_per_delivered"] <= 11.5
+    # plus the deferrals and stops of the loans that were not sent (docs/benchmarks.md). 11.2 here
+    # while loans were indexed at their stream time and followed up at the next step's midnight (each
+    # a window DEFER: 4 units); 7.9 with both at the first allowed instant.
+    assert measured["write_units_per_delivered"] <= 8.5
     writes = measured["capacity"]["write_units"]
     assert "planner | LedgerTable decision | index ByLoan put" not in writes
     assert all(size < 1024 for size in measured["largest_item_bytes"].values())
@@ -64,8 +69,9 @@ def test_write_units_stay_at_the_designs_floor(measured: dict[str, Any]) -> None
 def test_the_baseline_reads_the_whole_book_every_tick(measured: dict[str, Any]) -> None:
     baseline = measured["baseline"]
     # The same engine decides for both; the pipeline also paces window releases over the pacing span
-    # (data/lender/sending.yaml), so in a two-hour run the baseline may send some of them sooner.
-    assert measured["delivered"] <= baseline["delivered"] <= 1.25 * measured["delivered"]
+    # (data/lender/sending.yaml), so in a two-hour run the baseline sends some of them sooner (147
+    # against 113 here: the loans seeded an hour before their window opens are released after the run).
+    assert measured["delivered"] <= baseline["delivered"] <= 1.35 * measured["delivered"]
     loans = measured["book"]["loans"]
     assert baseline["by_operation"]["dynamodb.GetItem"] == 2 * loans * measured["ticks"]
     assert baseline["requests_per_delivered"] > 5 * measured["requests_per_delivered"]

@@ -218,6 +218,10 @@ def pacing_fraction(borrower_id: str) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
+# Deferrals that end when a contact window opens: released over the pacing span, not all at the opening.
+PACED_RULES = frozenset({"window.quiet_hours", "window.sunday", "window.holiday"})
+
+
 def paced_release(
     opens: datetime, borrower_id: str, span_minutes: int, sendable: Callable[[datetime], bool]
 ) -> datetime:

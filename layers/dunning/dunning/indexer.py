@@ -84,7 +84,7 @@ class FirstLook:
             return change.at
 
     def _when(self, loan: Loan, borrower: Borrower, at: datetime) -> datetime:
-        from dunning.budget import paced_release
+        from dunning.budget import PACED_RULES, paced_release
 
         if self._decide is None:
             self._decide = self._load()
@@ -92,6 +92,8 @@ class FirstLook:
         first = decide(loan, borrower, at)
         if first.kind is not DecisionKind.DEFER or first.not_before is None or first.not_before <= at:
             return at
+        if first.rule_id not in PACED_RULES:
+            return first.not_before  # as the planner would: only window openings are spread
 
         def sendable(then: datetime) -> bool:
             return decide(loan, borrower, then).kind is DecisionKind.SEND

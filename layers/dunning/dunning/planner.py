@@ -84,7 +84,6 @@ ENGINE_ERROR_RETRY = timedelta(hours=1)
 DATA_INVALID = "data.invalid"
 ENGINE_ERROR = "engine.error"
 # Deferrals that wait for a window to open: their release is spread over the pacing span.
-PACED_RULES = frozenset({"window.quiet_hours", "window.sunday", "window.holiday"})
 BUDGET_CITATION = "Lender sending policy (data/lender/sending.yaml): send budget and spend guard"
 
 
@@ -192,6 +191,13 @@ def build_planner(settings: PlannerSettings) -> Planner:
         spend=SpendLedger(dynamo, settings.state_table),
         tick_interval=settings.tick_interval,
     )
+
+
+def is_window_opening(rule_id: str) -> bool:
+    """Whether a DEFER of this rule ends when a contact window opens (its release is paced)."""
+    from dunning.budget import PACED_RULES
+
+    return rule_id in PACED_RULES
 
 
 def _country(loan: Loan) -> str:
@@ -748,7 +754,7 @@ class _PagePlanner(_Pass):
                 candidates.append(_Candidate(entry, loan, borrower, decision))
             elif decision.kind == DecisionKind.DEFER:
                 not_before = max(decision.not_before or now + ENGINE_ERROR_RETRY, now + MIN_DEFERRAL)
-                if decision.rule_id in PACED_RULES:
+                if is_window_opening(decision.rule_id):
                     not_before = self._paced(loan, borrower, subject.state, not_before)
                 writes.append(self.outbox.cadence(decision, not_before, borrower.phone))
                 writes.append(self.ledger.decision_op(decision))
