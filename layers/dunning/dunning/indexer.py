@@ -1,11 +1,12 @@
 """The indexer: keeps each loan's cadence item right as the lender's tables change (DynamoDB streams).
 
-- a new loan → into the due-index at the stream record's time (planned at the next tick);
+- a new loan → into the due-index at its first look (``FirstLook``: the earliest instant it could be
+  sent, judged without contact history; the stream record's time when in doubt);
 - PAID / CLOSED / CHARGED_OFF → out of the index at once, with a STOP in the ledger;
-- a change that matters (anything in the contract but the amount) → due now;
+- a change that matters (anything in the contract but the amount) → due at its first look;
 - an amount-only change → nothing (the next message reads the new amount anyway);
 - a borrower change that matters (phone, consent, opt-outs, zone, locale, address, push endpoints,
-  invalid contacts), a new or a removed borrower → that borrower's active loans due now;
+  invalid contacts), a new or a removed borrower → that borrower's active loans due at their first look;
 - a borrower's SMS consent given again (``consent.sms`` turned true) → a wrong-number block of their
   number is lifted (a new consent; a STOP is never lifted this way), ordered by the record's time;
 - an item that breaks the contract → STOP ``data.invalid`` recorded, out of the index, skipped;
