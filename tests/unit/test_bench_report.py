@@ -296,3 +296,23 @@ def test_the_sizes_say_which_wheels_they_measured(results: dict[str, Any]) -> No
 def test_sizes_from_the_virtual_environment_say_so(results: dict[str, Any]) -> None:
     results["sizes"]["declared_layer"]["source"] = "venv"
     assert "from this virtual environment's installed files" in report.markdown(results)
+
+
+def _planner_path(loans_per_cpu_s: int) -> dict[str, Any]:
+    shares = {"items → models (Snapshot.subject)": 0.34, "decide": 0.465, "cadence and ledger items": 0.095}
+    facts = {"loans_per_cpu_s": loans_per_cpu_s, "us_per_loan": 103.6, "profile": {"shares": shares}}
+    return {"planner": {"facts": facts}, "overlap": {"replayed": {"overlapped": {"loans_per_s": 630.2}}}}
+
+
+def test_a_planner_path_under_its_target_is_explained_with_its_profile() -> None:
+    text = "\n".join(report._explanation(_planner_path(9_652)))
+
+    assert "**Planner CPU path (target 20,000 loans per CPU second; 9,652 measured" in text
+    assert "validated models (34 %" in text
+    assert "(the overlapped section: 630 loans/s" in text
+
+
+def test_a_planner_path_that_meets_its_target_needs_no_explanation() -> None:
+    text = "\n".join(report._explanation(_planner_path(20_000)))
+
+    assert "Planner CPU path" not in text
