@@ -49,6 +49,23 @@ SHARDS = 16
 NYC_AREA_CODES = ("212", "332", "347", "646", "718", "917", "929")
 
 
+def index_stream(stack: LocalStack, indexer: Any, logical: str, at: datetime) -> None:
+    """Every stream record of a table so far to the (warm) indexer, 100 a batch, as created at ``at``."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    table = dynamodb_backends[stack.account_id][stack.region].get_table(stack.tables[logical])
+    assert table.stream_shard is not None
+    records = [r.to_json() for r in table.stream_shard.items]
+    arn = str(table.describe()["TableDescription"]["LatestStreamArn"])
+    for i in range(0, len(records), 100):
+        batch = [
+            {**r, "dynamodb": {**r["dynamodb"], "ApproximateCreationDateTime": at.timestamp()}}
+            for r in records[i : i + 100]
+        ]
+        with contextlib.redirect_stdout(io.StringIO()):
+            indexer(ev.dynamodb_stream_event(batch, arn), now=at)
+
+
 def _book(count: int) -> tuple[list[Loan], list[Borrower]]:
     borrowers = [
         Borrower(
@@ -104,22 +121,8 @@ class _Run:
             with resource.Table(self.stack.tables[logical]).batch_writer() as writer:
                 for item in items:
                     writer.put_item(Item=item)
-        from moto.dynamodb.models import dynamodb_backends
-
-        backend = dynamodb_backends[self.stack.account_id][self.stack.region]
-        at = TICK - timedelta(hours=2)
         for logical in ("BorrowersTable", "LoansTable"):
-            table = backend.get_table(self.stack.tables[logical])
-            assert table.stream_shard is not None
-            records = [r.to_json() for r in table.stream_shard.items]
-            arn = str(table.describe()["TableDescription"]["LatestStreamArn"])
-            for i in range(0, len(records), 100):
-                batch = [
-                    {**r, "dynamodb": {**r["dynamodb"], "ApproximateCreationDateTime": at.timestamp()}}
-                    for r in records[i : i + 100]
-                ]
-                with contextlib.redirect_stdout(io.StringIO()):
-                    self.indexer(ev.dynamodb_stream_event(batch, arn), now=at)
+            index_stream(self.stack, self.indexer, logical, TICK - timedelta(hours=2))
 
     def _drain(self, queue: str) -> list[dict[str, Any]]:
         url = self.stack.queues[queue]

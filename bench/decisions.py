@@ -17,7 +17,7 @@ import random
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -75,6 +75,24 @@ def _phone(rng: random.Random, prefixes: tuple[str, ...]) -> str:
     return f"+1{prefix}5550{rng.randrange(100, 200)}"
 
 
+def random_flags(rng: random.Random, due: date) -> LoanFlags:
+    """A loan's flags as a book has them: mostly none, a few promises, hardships, disputes, a C&D."""
+    roll = rng.random()
+    if roll < 0.04:
+        return LoanFlags(
+            promise_to_pay=PromiseToPay(until=due + timedelta(days=rng.randrange(0, 20)), grace_days=2)
+        )
+    if roll < 0.06:
+        return LoanFlags(hardship_until=due + timedelta(days=rng.randrange(0, 30)))
+    if roll < 0.07:
+        return LoanFlags(
+            dispute=Dispute(opened_on=due, until=None if rng.random() < 0.5 else due + timedelta(10))
+        )
+    if roll < 0.075:
+        return LoanFlags(cease_and_desist=True)
+    return LoanFlags()
+
+
 def generate(n: int, seed: int = 20260301) -> list[Case]:
     """``n`` (loan, borrower, contact state, instant) cases, the same for the same seed."""
     rng = random.Random(seed)
@@ -102,20 +120,7 @@ def generate(n: int, seed: int = 20260301) -> list[Case]:
             consent=Consent(sms=rng.random() < 0.92, push=rng.random() < 0.9),
             opt_outs=frozenset({Channel.SMS}) if rng.random() < 0.03 else frozenset(),
         )
-        flags = LoanFlags()
-        roll = rng.random()
-        if roll < 0.04:
-            flags = LoanFlags(
-                promise_to_pay=PromiseToPay(until=due + timedelta(days=rng.randrange(0, 20)), grace_days=2)
-            )
-        elif roll < 0.06:
-            flags = LoanFlags(hardship_until=due + timedelta(days=rng.randrange(0, 30)))
-        elif roll < 0.07:
-            flags = LoanFlags(
-                dispute=Dispute(opened_on=due, until=None if rng.random() < 0.5 else due + timedelta(10))
-            )
-        elif roll < 0.075:
-            flags = LoanFlags(cease_and_desist=True)
+        flags = random_flags(rng, due)
         status = LoanStatus.PAID if rng.random() < 0.03 else LoanStatus.ACTIVE
         loan = Loan(
             loan_id=loan_id,

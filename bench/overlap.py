@@ -46,7 +46,6 @@ from dunning import clock
 from dunning.observability import MetricsRecorder
 from dunning.planner import PUBLISH_CONCURRENCY, ShardResult, ShardTask, build_planner
 from dunning.settings import PlannerSettings
-from dunning_local import lambda_events as ev
 from dunning_local import portfolio
 from dunning_local.embedded import embedded_aws
 from dunning_local.invoke import warm_function
@@ -182,21 +181,9 @@ class Book:
         )
 
     def _index(self, logical: str, at: datetime) -> None:
-        from moto.dynamodb.models import dynamodb_backends
+        from bench.budget_tick import index_stream
 
-        table = dynamodb_backends[self.stack.account_id][self.stack.region].get_table(
-            self.stack.tables[logical]
-        )
-        assert table.stream_shard is not None
-        records = [r.to_json() for r in table.stream_shard.items]
-        arn = str(table.describe()["TableDescription"]["LatestStreamArn"])
-        for i in range(0, len(records), 100):
-            batch = [
-                {**r, "dynamodb": {**r["dynamodb"], "ApproximateCreationDateTime": at.timestamp()}}
-                for r in records[i : i + 100]
-            ]
-            with contextlib.redirect_stdout(io.StringIO()):
-                self.indexer(ev.dynamodb_stream_event(batch, arn), now=at)
+        index_stream(self.stack, self.indexer, logical, at)
 
     def _scan(self, logical: str) -> list[dict[str, Any]]:
         pages = self.client.get_paginator("scan").paginate(TableName=self.stack.tables[logical])

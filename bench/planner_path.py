@@ -109,6 +109,7 @@ def _address(
 
 def generate(n: int = LOANS, seed: int = 20260302, facts: bool = False) -> dict[str, Any]:
     """A tick's book of ``n`` loans as DynamoDB items, each borrower with a number of their own."""
+    from bench.decisions import random_flags
     from dunning.adapters.state_keys import CONSENT, CONTACT
     from dunning.items import borrower_to_item, iso_utc, loan_to_item
     from dunning.models import (
@@ -116,11 +117,8 @@ def generate(n: int = LOANS, seed: int = 20260302, facts: bool = False) -> dict[
         Borrower,
         Channel,
         Consent,
-        Dispute,
         Loan,
-        LoanFlags,
         LoanStatus,
-        PromiseToPay,
         PushEndpoint,
     )
     from dunning.zones import address_zones
@@ -163,20 +161,7 @@ def generate(n: int = LOANS, seed: int = 20260302, facts: bool = False) -> dict[
             consent=Consent(sms=rng.random() < 0.92, push=rng.random() < 0.9),
             opt_outs=frozenset({Channel.SMS}) if rng.random() < 0.03 else frozenset(),
         )
-        flags = LoanFlags()
-        roll = rng.random()
-        if roll < 0.04:
-            flags = LoanFlags(
-                promise_to_pay=PromiseToPay(until=due + timedelta(days=rng.randrange(0, 20)), grace_days=2)
-            )
-        elif roll < 0.06:
-            flags = LoanFlags(hardship_until=due + timedelta(days=rng.randrange(0, 30)))
-        elif roll < 0.07:
-            flags = LoanFlags(
-                dispute=Dispute(opened_on=due, until=None if rng.random() < 0.5 else due + timedelta(10))
-            )
-        elif roll < 0.075:
-            flags = LoanFlags(cease_and_desist=True)
+        flags = random_flags(rng, due)
         loan = Loan(
             loan_id=loan_id,
             borrower_id=borrower_id,

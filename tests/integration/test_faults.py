@@ -582,10 +582,9 @@ def test_two_planners_on_one_shard_under_faults_send_each_step_once(
     report("two planners on every shard at once, 20 % unprocessed batches", measured, stats.counts)
 
 
-def test_a_planner_out_of_time_mid_shard_hands_on_under_faults(
-    matrix: Matrix, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # 60 loans in one shard, read in pages of 25: the planner has no time left after each page.
+def one_full_shard(matrix: Matrix) -> None:
+    """60 New York loans that all fall in one shard (of 16), each borrower with a number of their own,
+    seeded and indexed."""
     ids = [i for i in (f"L-{n:04d}" for n in range(1200)) if zlib.crc32(i.encode()) % 16 == 0][:60]
     numbers = [f"+1{area}555{n:04d}" for area in (212, 646, 718) for n in range(100, 200)]
     borrowers = [
@@ -600,6 +599,13 @@ def test_a_planner_out_of_time_mid_shard_hands_on_under_faults(
     ]
     matrix.harness.seed([loan(i, f"B{i}", "US-NY", date(2026, 2, 23)) for i in ids], borrowers)
     matrix.harness.index(INDEXED_AT)
+
+
+def test_a_planner_out_of_time_mid_shard_hands_on_under_faults(
+    matrix: Matrix, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 60 loans in one shard, read in pages of 25: the planner has no time left after each page.
+    one_full_shard(matrix)
     monkeypatch.setattr(LambdaContext, "get_remaining_time_in_millis", lambda self: 0)
     from dunning import planner
 
@@ -636,20 +642,7 @@ def test_an_overlapped_planner_crashing_in_its_writer_and_out_of_time_plans_each
     # one on its worker threads. Its first task dies in the writing thread, in the BatchWriteItem after its
     # second page's PublishBatch (the jobs of that batch are out, their cadence is not written); every
     # task after it runs out of time after its third page and hands the rest on.
-    ids = [i for i in (f"L-{n:04d}" for n in range(1200)) if zlib.crc32(i.encode()) % 16 == 0][:60]
-    numbers = [f"+1{area}555{n:04d}" for area in (212, 646, 718) for n in range(100, 200)]
-    borrowers = [
-        Borrower(
-            borrower_id=f"B{i}",
-            time_zone="America/New_York",
-            phone=numbers[k],
-            address=Address(country="US", region="NY"),
-            consent=Consent(sms=True),
-        )
-        for k, i in enumerate(ids)
-    ]
-    matrix.harness.seed([loan(i, f"B{i}", "US-NY", date(2026, 2, 23)) for i in ids], borrowers)
-    matrix.harness.index(INDEXED_AT)
+    one_full_shard(matrix)
     from dunning import planner
     from dunning.adapters.dynamo import Dynamo
 

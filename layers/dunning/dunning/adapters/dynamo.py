@@ -121,6 +121,17 @@ class Dynamo:
         # Full jitter: concurrent Lambdas throttled together should not retry in lockstep.
         self._sleep(random.uniform(0, self._base_delay * (2**attempt)))
 
+    def _unless_throttled(self, call: Callable[..., Any], request: dict[str, Any], attempt: int) -> Any:
+        """``call(RequestItems=request)``'s response, or None after a backoff when the whole request was
+        refused for throttling and attempts are left (then it is sent again, like unprocessed items)."""
+        try:
+            return call(RequestItems=request)
+        except ClientError as exc:
+            if not is_throttling(exc) or attempt == MAX_ATTEMPTS - 1:
+                raise
+            self._backoff(attempt)
+            return None
+
     def batch_get(
         self, requests: Mapping[str, Iterable[Key]], *, consistent: bool = False
     ) -> dict[str, list[Item]]:
@@ -143,12 +154,8 @@ class Dynamo:
                 entry = request.setdefault(table, {"Keys": [], "ConsistentRead": consistent})
                 entry["Keys"].append(to_wire(key))
             for attempt in range(MAX_ATTEMPTS):
-                try:
-                    response = self.client.batch_get_item(RequestItems=request)
-                except ClientError as exc:
-                    if not is_throttling(exc) or attempt == MAX_ATTEMPTS - 1:
-                        raise
-                    self._backoff(attempt)
+                response = self._unless_throttled(self.client.batch_get_item, request, attempt)
+                if response is None:
                     continue
                 for table, items in response.get("Responses", {}).items():
                     found.setdefault(table, []).extend(from_wire(i) for i in items)
@@ -183,12 +190,8 @@ class Dynamo:
                 request.setdefault(op.table, []).append(wire)
             for attempt in range(MAX_ATTEMPTS):
                 requests += 1
-                try:
-                    response = self.client.batch_write_item(RequestItems=request)
-                except ClientError as exc:
-                    if not is_throttling(exc) or attempt == MAX_ATTEMPTS - 1:
-                        raise
-                    self._backoff(attempt)
+                response = self._unless_throttled(self.client.batch_write_item, request, attempt)
+                if response is None:
                     continue
                 request = dict(response.get("UnprocessedItems") or {})
                 if not request:
