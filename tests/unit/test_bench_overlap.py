@@ -13,7 +13,7 @@ from bench import overlap, report
 
 @pytest.fixture(scope="module")
 def measured() -> dict[str, Any]:
-    return overlap.run(200, rounds=1, page_size=50, dynamodb_ms=1, messaging_ms=1)
+    return overlap.run(120, rounds=1, page_size=30, dynamodb_ms=1, messaging_ms=1)
 
 
 @pytest.mark.parametrize("moto", ["live", "replayed"])
