@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -203,13 +203,14 @@ def _code_on_path(code_dir: Path) -> Iterator[set[str]]:
 
 
 @contextlib.contextmanager
-def _clock(now: datetime | None) -> Iterator[None]:
+def _clock(now: datetime | Callable[[], datetime] | None) -> Iterator[None]:
     if now is None:
         yield
         return
     from dunning import clock
 
-    with clock.use(lambda: now):
+    reading: Callable[[], datetime] = now if callable(now) else (lambda: now)
+    with clock.use(reading):
         yield
 
 
@@ -368,7 +369,8 @@ class WarmFunction:
     memory_mb: int
     timeout_seconds: float
 
-    def __call__(self, event: Any, *, now: datetime | None = None) -> Any:
+    def __call__(self, event: Any, *, now: datetime | Callable[[], datetime] | None = None) -> Any:
+        """One invocation; ``now`` is a fixed instant or a clock to read (simulated time that moves)."""
         context = LambdaContext(
             function_name=self.function_name,
             memory_limit_in_mb=self.memory_mb,

@@ -137,7 +137,11 @@ def sms_delivery_record(
     else:
         delivery |= {"mcc": 0, "mnc": 0, "providerResponse": "Unknown error attempting to reach phone"}
     return {
-        "notification": {"messageId": message_id, "timestamp": at.strftime("%Y-%m-%d %H:%M:%S.000")},
+        # SNS stamps its SMS delivery-status log with the publish time, to the millisecond.
+        "notification": {
+            "messageId": message_id,
+            "timestamp": at.strftime("%Y-%m-%d %H:%M:%S.") + f"{at.microsecond // 1000:03d}",
+        },
         "delivery": delivery,
         "status": "SUCCESS" if success else "FAILURE",
     }

@@ -177,6 +177,8 @@ class World:
 
     def __post_init__(self) -> None:
         self.pacer_clock = PacerClock()
+        self._last_reading = T0
+        self._reading_lock = threading.Lock()
         self.sqs = self.session.client("sqs")
         dynamodb = self.session.resource("dynamodb")
         self.loans_table = dynamodb.Table(self.stack.tables["LoansTable"])
@@ -184,6 +186,13 @@ class World:
         self._local = threading.local()
         self._baton: _Baton | None = None
         self._seeded: dict[str, Any] | None = None
+
+    def reading(self) -> datetime:
+        """The clock the functions read (and SNS stamps with): the simulated instant, a millisecond later
+        at each reading, as time moves on within a step in Lambda: what happens later reads later."""
+        with self._reading_lock:
+            self._last_reading = max(self.now, self._last_reading + timedelta(milliseconds=1))
+            return self._last_reading
 
     # ---- set-up ------------------------------------------------------------------------------------
 
@@ -272,6 +281,7 @@ class World:
                 queue._messages.clear()
         sns_backends[ACCOUNT][REGION].sms_messages.clear()
         self.now = T0
+        self._last_reading = T0
         self.accepted, self.replies_done, self.replies_sent = [], [], []
         self.pending_async, self.async_dlq, self.faults, self.escaped = [], [], [], []
         self.jobs_seen, self.opt_out_transitions = {}, {}
@@ -346,7 +356,7 @@ class World:
                 text=text,
                 function=invocation.function if invocation else "(test)",
                 job_id=getattr(self._local, "job", None),
-                at=self.now,
+                at=self.reading(),
                 opted_out=self.opted_out(phone, getattr(self._local, "registry", {}).get(phone)),
             )
         )
@@ -426,7 +436,7 @@ class World:
         self._local.registry = {}
         try:
             with contextlib.redirect_stdout(_NULL):
-                result = self.functions[function](event, now=self.now)
+                result = self.functions[function](event, now=self.reading)
         except SimulatedCrash:
             self.crashes += 1
             return False, None
@@ -640,7 +650,7 @@ class World:
         ]
         try:
             # stdout is process-wide: silenced here for both threads, not in each (they would race).
-            with self.watching_consent(), clock.use(lambda: self.now), contextlib.redirect_stdout(_NULL):
+            with self.watching_consent(), clock.use(self.reading), contextlib.redirect_stdout(_NULL):
                 for thread in threads:
                     thread.start()
                 for thread in threads:

@@ -581,6 +581,31 @@ def test_found_a_stop_whose_invocation_dies_is_confirmed_exactly_once(world: Wor
     assert broken == {}
 
 
+def test_found_a_help_answer_in_doubt_before_a_stop_is_not_taken_for_its_confirmation(world: World) -> None:
+    """Found by make soak: a HELP answer whose Publish response was lost (its message id unknown), then a
+    STOP whose invocation dies after claiming its confirmation, before publishing it. The HELP answer's
+    delivery receipt, stamped before the claim, must not settle the confirmation: one confirmation still
+    goes out (reconcile sends it after the receipt horizon)."""
+    broken = {}
+    for at_call in range(0, 10):
+
+        def schedule(m: DunningMachine, n: int = at_call) -> None:
+            m.reply(SHARED_PHONE, "HELP", 0, None, True)
+            answer = m.world.accepted[0]
+            m.world.receipt(answer, success=True, at=answer.at)
+            m.reply(SHARED_PHONE, "STOP", 0, Fault("InboundFunction", "crash", n), False)
+            m.world.receipt(answer, success=True, at=answer.at)
+            if m.world.pending_async:
+                m.lambda_retries_a_failed_reply()
+            m.tick(15)
+            m.tick(15)
+
+        failures = _replay(world, schedule)
+        if failures:
+            broken[at_call] = failures
+    assert broken == {}
+
+
 @pytest.mark.skipif(SOAK_EXAMPLES == 0, reason="make soak (SOAK_EXAMPLES=N) only")
 def test_soak_every_invariant_holds_in_many_schedules(world: World) -> None:
     """``make soak``: SOAK_EXAMPLES random schedules; prints what it explored and how many checks it made."""

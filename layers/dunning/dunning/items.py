@@ -51,6 +51,14 @@ def iso_utc(moment: datetime) -> str:
     return text
 
 
+def iso_utc_precise(moment: datetime) -> str:
+    """``2026-03-02T14:00:00.123456Z``: :func:`iso_utc` to the microsecond, for instants that must be
+    ordered against others within the same second (a confirmation's claim against receipt stamps)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("naive datetime: every timestamp must carry a time zone")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def parse_iso_utc(text: str) -> datetime:
     """Parse an ISO-8601 timestamp with an offset or ``Z`` into an aware UTC datetime."""
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))

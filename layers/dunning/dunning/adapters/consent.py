@@ -40,7 +40,7 @@ from dunning.adapters.state_keys import (
     consent_key,
     contact_key,
 )
-from dunning.items import iso_utc
+from dunning.items import iso_utc, iso_utc_precise
 from dunning.observability import mask_phone
 
 CONFIRMATION_OWED = "OWED"
@@ -106,9 +106,15 @@ class ConfirmationRecords:
 
     def claim_confirmation(self, phone: str, inbound_id: str, at: datetime) -> Item | None:
         """Move an owed confirmation to CLAIMED (one caller wins); returns its entry, or None. The claim
-        time is kept as ``claimed_at``: a delivery receipt stamped at or after it can prove the Publish."""
+        time is kept as ``claimed_at``, to the microsecond: a delivery receipt stamped at or after it can
+        prove the Publish, one stamped before it (another reply published a moment earlier) cannot."""
         return self._move_confirmation(
-            phone, inbound_id, CONFIRMATION_OWED, CONFIRMATION_CLAIMED, at, {"claimed_at": iso_utc(at)}
+            phone,
+            inbound_id,
+            CONFIRMATION_OWED,
+            CONFIRMATION_CLAIMED,
+            at,
+            {"claimed_at": iso_utc_precise(at)},
         )
 
     def confirmations_of(self, phone: str) -> dict[str, Item]:
