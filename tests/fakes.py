@@ -10,7 +10,7 @@ the same pure function the ContactStore uses (``contact_state``), so a fake cann
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -260,15 +260,21 @@ class FakeStateStore:
         extra = {k: v for k, v in (("message_id", message_id), ("code", code)) if v}
         return self._move(phone, inbound_id, expected, status, at, extra) is not None
 
-    def note_other_reply(self, phone: str, message_id: str) -> int:
-        marked = 0
-        for entry in (self.consents.get(phone, {}).get("confirmations") or {}).values():
-            if entry.get("status") in (CONFIRMATION_CLAIMED, CONFIRMATION_AMBIGUOUS):
-                if message_id:
-                    entry["other_replies"] = [*entry.get("other_replies", []), message_id]
-                else:
-                    entry["other_reply_unknown"] = int(entry.get("other_reply_unknown", 0)) + 1
-                marked += 1
+    def note_other_reply(self, phone: str, message_id: str, announced: Collection[str] = ()) -> list[str]:
+        announcing = not message_id and not announced
+        marked: list[str] = []
+        for inbound_id, entry in (self.consents.get(phone, {}).get("confirmations") or {}).items():
+            if entry.get("status") not in (CONFIRMATION_CLAIMED, CONFIRMATION_AMBIGUOUS):
+                continue
+            if not (message_id or announcing or inbound_id in announced):
+                continue
+            if message_id:
+                entry["other_replies"] = [*entry.get("other_replies", []), message_id]
+            if announcing:
+                entry["other_reply_unknown"] = int(entry.get("other_reply_unknown", 0)) + 1
+            elif inbound_id in announced:
+                entry["other_reply_unknown"] = int(entry.get("other_reply_unknown", 0)) - 1
+            marked.append(inbound_id)
         return marked
 
     def note_confirmation_receipt(self, phone: str, inbound_id: str, message_id: str) -> None:

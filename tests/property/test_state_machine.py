@@ -606,6 +606,24 @@ def test_found_a_help_answer_in_doubt_before_a_stop_is_not_taken_for_its_confirm
     assert broken == {}
 
 
+def test_found_a_help_answer_whose_invocation_dies_is_not_taken_for_a_confirmation(world: World) -> None:
+    """Found by make soak: a STOP whose invocation dies after claiming its confirmation (before
+    publishing it), then a HELP answered while that confirmation is in doubt, whose invocation dies
+    after the answer's Publish (before it could note the answer's id). That answer's receipt, stamped
+    after the claim, must not settle the confirmation: one confirmation still goes out."""
+    broken = {}
+    for at_call in range(0, 8):
+
+        def schedule(m: DunningMachine, n: int = at_call) -> None:
+            m.reply(CY_PHONE, "STOP", 0, Fault("InboundFunction", "crash", 5), False)
+            m.reply(CY_PHONE, "HELP", 0, Fault("InboundFunction", "crash", n), False)
+
+        failures = _replay(world, schedule)
+        if failures:
+            broken[at_call] = failures
+    assert broken == {}
+
+
 @pytest.mark.skipif(SOAK_EXAMPLES == 0, reason="make soak (SOAK_EXAMPLES=N) only")
 def test_soak_every_invariant_holds_in_many_schedules(world: World) -> None:
     """``make soak``: SOAK_EXAMPLES random schedules; prints what it explored and how many checks it made."""

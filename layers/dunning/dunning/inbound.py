@@ -509,6 +509,9 @@ class InboundService:
             return
         # Reply from the number the borrower wrote to, so the conversation stays on one number.
         origin = message.destination if message.destination.startswith("+") else self.origination_identity
+        # Its receipt must not be taken for that of a confirmation in doubt on the same number: announced
+        # before the Publish (the invocation may die right after it), told apart by id once it is known.
+        announced = self.consents.note_other_reply(message.origination, "")
         try:
             message_id = self.messaging.send_sms(
                 message.origination, text, SmsOptions(origination_identity=origin)
@@ -517,11 +520,10 @@ class InboundService:
             # A HELP answer is a courtesy: logged and counted, not retried.
             logger.error("reply not sent", extra={"intent": intent.value, "code": exc.code})
             metrics.count("ReplyFailed")
-            if exc.kind == FailureKind.UNKNOWN:
-                self.consents.note_other_reply(message.origination, "")
+            if exc.kind != FailureKind.UNKNOWN and announced:
+                self.consents.note_other_reply(message.origination, "", announced)  # SNS did not take it
             return
-        # Its receipt must not be taken for that of a confirmation in doubt on the same number.
-        self.consents.note_other_reply(message.origination, message_id)
+        self.consents.note_other_reply(message.origination, message_id, announced)
         metrics.count("Replies", intent=intent.value)
 
 

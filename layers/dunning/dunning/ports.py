@@ -10,7 +10,7 @@ are built.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -139,6 +139,6 @@ class ConsentRegistry(Protocol):
         code: str = "",
     ) -> bool: ...
 
-    def note_other_reply(self, phone: str, message_id: str) -> int: ...
+    def note_other_reply(self, phone: str, message_id: str, announced: Collection[str] = ()) -> list[str]: ...
 
     def note_confirmation_receipt(self, phone: str, inbound_id: str, message_id: str) -> None: ...

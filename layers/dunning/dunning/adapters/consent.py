@@ -18,7 +18,7 @@ sees the bumped contact item sees the block on it, whatever the consent item's r
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -122,30 +122,45 @@ class ConfirmationRecords:
         consent = self.dynamo.get(self.table, consent_key(phone)) or {}
         return {str(k): dict(v) for k, v in (consent.get("confirmations") or {}).items()}
 
-    def note_other_reply(self, phone: str, message_id: str) -> int:
-        """Record on every confirmation of ``phone`` still in doubt (CLAIMED or AMBIGUOUS) that
-        ``message_id`` is another reply (a HELP answer), so its receipt is never taken for the
-        confirmation's. ``message_id`` empty (the answer's own response was lost): the entry counts one
-        more unknown other reply (``other_reply_unknown``). Returns entries marked.
+    def note_other_reply(self, phone: str, message_id: str, announced: Collection[str] = ()) -> list[str]:
+        """Tell another reply to ``phone`` (a HELP answer) apart from the confirmations still in doubt
+        (CLAIMED or AMBIGUOUS) on the number, so that its receipt is never taken for theirs:
+
+        - before its Publish (``message_id`` empty, nothing ``announced``): every such entry counts one
+          more reply whose id may never be known (``other_reply_unknown``: the invocation may die right
+          after the Publish). Returns those entries' inbound ids: the ``announced`` of the next call;
+        - after it, with its id: the id is added to every such entry's ``other_replies``, and the
+          entries ``announced`` take their count back (the reply is known now);
+        - when SNS did not take it (``message_id`` empty, ``announced`` given): the count is taken back.
+
+        An answer whose outcome is unknown (a lost response) keeps its count.
         """
-        marked = 0
+        announcing = not message_id and not announced
+        marked: list[str] = []
         for inbound_id, entry in self.confirmations_of(phone).items():
             if entry.get("status") not in (CONFIRMATION_CLAIMED, CONFIRMATION_AMBIGUOUS):
                 continue
-            values: dict[str, Any] = {":c": CONFIRMATION_CLAIMED, ":a": CONFIRMATION_AMBIGUOUS}
+            names = {"#c": "confirmations", "#i": inbound_id, "#s": "status", "#u": "other_reply_unknown"}
+            values: dict[str, Any] = {":c": CONFIRMATION_CLAIMED, ":a": CONFIRMATION_AMBIGUOUS, ":one": 1}
+            parts: list[str] = []
             if message_id:
-                update = "SET #c.#i.#o = list_append(if_not_exists(#c.#i.#o, :none), :id)"
+                parts.append("#c.#i.#o = list_append(if_not_exists(#c.#i.#o, :none), :id)")
+                names["#o"] = "other_replies"
                 values.update({":none": [], ":id": [message_id]})
-                names = {"#c": "confirmations", "#i": inbound_id, "#s": "status", "#o": "other_replies"}
-            else:
-                update = "SET #c.#i.#o = if_not_exists(#c.#i.#o, :zero) + :one"
-                values.update({":zero": 0, ":one": 1})
-                names = {"#c": "confirmations", "#i": inbound_id, "#s": "status", "#o": "other_reply_unknown"}
+            if announcing:
+                parts.append("#c.#i.#u = if_not_exists(#c.#i.#u, :zero) + :one")
+                values[":zero"] = 0
+            elif inbound_id in announced:
+                parts.append("#c.#i.#u = #c.#i.#u - :one")
+            if not parts:
+                continue
+            if "#c.#i.#u" not in " ".join(parts):
+                del names["#u"], values[":one"]
             try:
                 self.dynamo.update(
                     self.table,
                     consent_key(phone),
-                    update=update,
+                    update="SET " + ", ".join(parts),
                     names=names,
                     values=values,
                     condition="#c.#i.#s IN (:c, :a)",
@@ -154,7 +169,7 @@ class ConfirmationRecords:
                 if is_conditional_failure(exc):
                     continue  # settled meanwhile: nothing left to tell apart
                 raise
-            marked += 1
+            marked.append(inbound_id)
         return marked
 
     def note_confirmation_receipt(self, phone: str, inbound_id: str, message_id: str) -> None:
