@@ -260,11 +260,16 @@ class FakeStateStore:
         extra = {k: v for k, v in (("message_id", message_id), ("code", code)) if v}
         return self._move(phone, inbound_id, expected, status, at, extra) is not None
 
-    def note_other_reply(self, phone: str, message_id: str, announced: Collection[str] = ()) -> list[str]:
+    def note_other_reply(
+        self, phone: str, message_id: str, announced: Collection[str] = (), *, exclude: str = ""
+    ) -> list[str]:
         announcing = not message_id and not announced
         marked: list[str] = []
         for inbound_id, entry in (self.consents.get(phone, {}).get("confirmations") or {}).items():
-            if entry.get("status") not in (CONFIRMATION_CLAIMED, CONFIRMATION_AMBIGUOUS):
+            if inbound_id == exclude or entry.get("status") not in (
+                CONFIRMATION_CLAIMED,
+                CONFIRMATION_AMBIGUOUS,
+            ):
                 continue
             if not (message_id or announcing or inbound_id in announced):
                 continue

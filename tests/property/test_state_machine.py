@@ -624,6 +624,18 @@ def test_found_a_help_answer_whose_invocation_dies_is_not_taken_for_a_confirmati
     assert broken == {}
 
 
+def test_found_a_later_confirmation_in_doubt_is_not_taken_for_an_earlier_ones(world: World) -> None:
+    """Found by make soak: a STOP whose invocation dies after claiming its confirmation (before
+    publishing it), then a later START whose confirmation's Publish response is lost. The START
+    confirmation's receipt, stamped after the STOP's claim, must not settle the STOP's confirmation."""
+
+    def schedule(m: DunningMachine) -> None:
+        m.reply(SHARED_PHONE, "STOP", 90, Fault("InboundFunction", "crash", 6), False)
+        m.reply(SHARED_PHONE, "START", 0, None, True)
+
+    assert _replay(world, schedule) == []
+
+
 @pytest.mark.skipif(SOAK_EXAMPLES == 0, reason="make soak (SOAK_EXAMPLES=N) only")
 def test_soak_every_invariant_holds_in_many_schedules(world: World) -> None:
     """``make soak``: SOAK_EXAMPLES random schedules; prints what it explored and how many checks it made."""

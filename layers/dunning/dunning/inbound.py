@@ -722,6 +722,9 @@ class Confirmer:
         if text is None:  # pragma: no cover - STOP and START always have a text
             self.state.settle_confirmation(phone, inbound_id, CONFIRMATION_FAILED, now, code="no text")
             return CONFIRMATION_FAILED
+        # To the other confirmations in doubt on the number this one is another reply: announced before
+        # its Publish and told apart by id after it (as `_reply` does for HELP answers).
+        announced = self.state.note_other_reply(phone, "", exclude=inbound_id)
         try:
             message_id = self.messaging.send_sms(phone, text, SmsOptions(origination_identity=origin))
         except PublishError as exc:
@@ -729,6 +732,8 @@ class Confirmer:
                 FailureKind.RETRYABLE: CONFIRMATION_OWED,
                 FailureKind.UNKNOWN: CONFIRMATION_AMBIGUOUS,
             }.get(exc.kind, CONFIRMATION_FAILED)
+            if exc.kind != FailureKind.UNKNOWN and announced:
+                self.state.note_other_reply(phone, "", announced, exclude=inbound_id)  # SNS did not take it
             self.state.settle_confirmation(phone, inbound_id, status, self.clock(), code=exc.code)
             logger.error(
                 "confirmation not sent", extra={"intent": intent.value, "code": exc.code, "now": status}
@@ -738,6 +743,7 @@ class Confirmer:
         self.state.settle_confirmation(
             phone, inbound_id, CONFIRMATION_SENT, self.clock(), message_id=message_id
         )
+        self.state.note_other_reply(phone, message_id, announced, exclude=inbound_id)
         metrics.count("Replies", intent=intent.value)
         return CONFIRMATION_SENT
 

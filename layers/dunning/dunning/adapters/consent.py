@@ -122,7 +122,9 @@ class ConfirmationRecords:
         consent = self.dynamo.get(self.table, consent_key(phone)) or {}
         return {str(k): dict(v) for k, v in (consent.get("confirmations") or {}).items()}
 
-    def note_other_reply(self, phone: str, message_id: str, announced: Collection[str] = ()) -> list[str]:
+    def note_other_reply(
+        self, phone: str, message_id: str, announced: Collection[str] = (), *, exclude: str = ""
+    ) -> list[str]:
         """Tell another reply to ``phone`` (a HELP answer) apart from the confirmations still in doubt
         (CLAIMED or AMBIGUOUS) on the number, so that its receipt is never taken for theirs:
 
@@ -133,12 +135,16 @@ class ConfirmationRecords:
           entries ``announced`` take their count back (the reply is known now);
         - when SNS did not take it (``message_id`` empty, ``announced`` given): the count is taken back.
 
-        An answer whose outcome is unknown (a lost response) keeps its count.
+        An answer whose outcome is unknown (a lost response) keeps its count. A confirmation is another
+        reply to the others in doubt on its number: ``exclude`` is its own entry.
         """
         announcing = not message_id and not announced
         marked: list[str] = []
         for inbound_id, entry in self.confirmations_of(phone).items():
-            if entry.get("status") not in (CONFIRMATION_CLAIMED, CONFIRMATION_AMBIGUOUS):
+            if inbound_id == exclude or entry.get("status") not in (
+                CONFIRMATION_CLAIMED,
+                CONFIRMATION_AMBIGUOUS,
+            ):
                 continue
             names = {"#c": "confirmations", "#i": inbound_id, "#s": "status", "#u": "other_reply_unknown"}
             values: dict[str, Any] = {":c": CONFIRMATION_CLAIMED, ":a": CONFIRMATION_AMBIGUOUS, ":one": 1}
