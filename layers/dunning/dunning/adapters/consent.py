@@ -146,22 +146,21 @@ class ConfirmationRecords:
                 CONFIRMATION_AMBIGUOUS,
             ):
                 continue
-            names = {"#c": "confirmations", "#i": inbound_id, "#s": "status", "#u": "other_reply_unknown"}
-            values: dict[str, Any] = {":c": CONFIRMATION_CLAIMED, ":a": CONFIRMATION_AMBIGUOUS, ":one": 1}
+            # The unknown count: one more before the Publish, one fewer once the announced reply is known.
+            step = 1 if announcing else (-1 if inbound_id in announced else 0)
+            if not (message_id or step):
+                continue
+            names = {"#c": "confirmations", "#i": inbound_id, "#s": "status"}
+            values: dict[str, Any] = {":c": CONFIRMATION_CLAIMED, ":a": CONFIRMATION_AMBIGUOUS}
             parts: list[str] = []
             if message_id:
                 parts.append("#c.#i.#o = list_append(if_not_exists(#c.#i.#o, :none), :id)")
                 names["#o"] = "other_replies"
                 values.update({":none": [], ":id": [message_id]})
-            if announcing:
-                parts.append("#c.#i.#u = if_not_exists(#c.#i.#u, :zero) + :one")
-                values[":zero"] = 0
-            elif inbound_id in announced:
-                parts.append("#c.#i.#u = #c.#i.#u - :one")
-            if not parts:
-                continue
-            if "#c.#i.#u" not in " ".join(parts):
-                del names["#u"], values[":one"]
+            if step:
+                parts.append("#c.#i.#u = if_not_exists(#c.#i.#u, :zero) + :step")
+                names["#u"] = "other_reply_unknown"
+                values.update({":zero": 0, ":step": step})
             try:
                 self.dynamo.update(
                     self.table,
