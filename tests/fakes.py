@@ -26,8 +26,9 @@ from dunning.adapters.dynamo import Dynamo, Item, WriteOp
 from dunning.adapters.ledger import Ledger
 from dunning.adapters.messaging import FailureKind, PublishError, SmsOptions
 from dunning.adapters.state_keys import dispute_attribute, sms_block_attribute
-from dunning.items import iso_utc
+from dunning.items import iso_utc, iso_utc_precise
 from dunning.models import ContactState
+from dunning.receipt_matching import announcement, receipt_line, withdrawal
 
 
 @dataclass
@@ -240,7 +241,7 @@ class FakeStateStore:
         return dict(entry) if entry is not None else None
 
     def claim_confirmation(self, phone: str, inbound_id: str, at: datetime) -> Item | None:
-        claimed = {"claimed_at": iso_utc(at)}
+        claimed = {"claimed_at": iso_utc_precise(at)}
         return self._move(phone, inbound_id, CONFIRMATION_OWED, CONFIRMATION_CLAIMED, at, claimed)
 
     def confirmations_of(self, phone: str) -> dict[str, Item]:
@@ -261,12 +262,17 @@ class FakeStateStore:
         return self._move(phone, inbound_id, expected, status, at, extra) is not None
 
     def note_other_reply(
-        self, phone: str, message_id: str, announced: Collection[str] = (), *, exclude: str = ""
+        self,
+        phone: str,
+        reply: str,
+        at: datetime,
+        message_id: str = "",
+        announced: Collection[str] = (),
     ) -> list[str]:
         announcing = not message_id and not announced
         marked: list[str] = []
         for inbound_id, entry in (self.consents.get(phone, {}).get("confirmations") or {}).items():
-            if inbound_id == exclude or entry.get("status") not in (
+            if inbound_id == reply or entry.get("status") not in (
                 CONFIRMATION_CLAIMED,
                 CONFIRMATION_AMBIGUOUS,
             ):
@@ -275,17 +281,24 @@ class FakeStateStore:
                 continue
             if message_id:
                 entry["other_replies"] = [*entry.get("other_replies", []), message_id]
-            if announcing:
-                entry["other_reply_unknown"] = int(entry.get("other_reply_unknown", 0)) + 1
-            elif inbound_id in announced:
-                entry["other_reply_unknown"] = int(entry.get("other_reply_unknown", 0)) - 1
+            line = (
+                announcement(reply, at)
+                if announcing
+                else withdrawal(reply, at)
+                if inbound_id in announced
+                else None
+            )
+            if line is not None:
+                entry["others_announced"] = [*entry.get("others_announced", []), line]
             marked.append(inbound_id)
         return marked
 
-    def note_confirmation_receipt(self, phone: str, inbound_id: str, message_id: str) -> None:
+    def note_confirmation_receipt(
+        self, phone: str, inbound_id: str, message_id: str, stamp: datetime
+    ) -> None:
         entry = (self.consents.get(phone, {}).get("confirmations") or {}).get(inbound_id)
         if entry is not None and entry.get("status") in (CONFIRMATION_CLAIMED, CONFIRMATION_AMBIGUOUS):
-            entry["receipts_seen"] = [*entry.get("receipts_seen", []), message_id]
+            entry["receipts_at"] = [*entry.get("receipts_at", []), receipt_line(message_id, stamp)]
 
     def settle_confirmation(
         self, phone: str, inbound_id: str, status: str, at: datetime, *, message_id: str = "", code: str = ""

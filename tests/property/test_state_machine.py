@@ -636,6 +636,32 @@ def test_found_a_later_confirmation_in_doubt_is_not_taken_for_an_earlier_ones(wo
     assert _replay(world, schedule) == []
 
 
+def test_found_two_confirmations_in_doubt_on_one_number_are_each_settled_by_their_own_receipt(
+    world: World,
+) -> None:
+    """Found by make soak: a START whose confirmation's Publish response is lost, then a STOP whose
+    invocation dies at any of its calls (after its confirmation's Publish among them), Lambda's retry and
+    reconcile. Two confirmations in doubt on one number and their receipts: the STOP's receipt must not
+    settle the START's entry (greedy settlement did), or the STOP's confirmation goes out twice."""
+    broken = {}
+    for at_call in range(0, 12):
+
+        def schedule(m: DunningMachine, n: int = at_call) -> None:
+            m.reply(SHARED_PHONE, "STOP", 0, None, False)
+            m.tick(1)
+            m.reply(SHARED_PHONE, "START", 0, None, True)
+            m.reply(SHARED_PHONE, "STOP", 0, Fault("InboundFunction", "crash", n), False)
+            if m.world.pending_async:
+                m.lambda_retries_a_failed_reply()
+            m.tick(15)
+            m.tick(15)
+
+        failures = _replay(world, schedule)
+        if failures:
+            broken[at_call] = failures
+    assert broken == {}
+
+
 @pytest.mark.skipif(SOAK_EXAMPLES == 0, reason="make soak (SOAK_EXAMPLES=N) only")
 def test_soak_every_invariant_holds_in_many_schedules(world: World) -> None:
     """``make soak``: SOAK_EXAMPLES random schedules; prints what it explored and how many checks it made."""

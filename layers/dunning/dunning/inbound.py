@@ -511,7 +511,8 @@ class InboundService:
         origin = message.destination if message.destination.startswith("+") else self.origination_identity
         # Its receipt must not be taken for that of a confirmation in doubt on the same number: announced
         # before the Publish (the invocation may die right after it), told apart by id once it is known.
-        announced = self.consents.note_other_reply(message.origination, "")
+        answered_at = self.clock()
+        announced = self.consents.note_other_reply(message.origination, message.inbound_id, answered_at)
         try:
             message_id = self.messaging.send_sms(
                 message.origination, text, SmsOptions(origination_identity=origin)
@@ -521,9 +522,13 @@ class InboundService:
             logger.error("reply not sent", extra={"intent": intent.value, "code": exc.code})
             metrics.count("ReplyFailed")
             if exc.kind != FailureKind.UNKNOWN and announced:
-                self.consents.note_other_reply(message.origination, "", announced)  # SNS did not take it
+                self.consents.note_other_reply(  # SNS did not take it
+                    message.origination, message.inbound_id, answered_at, "", announced
+                )
             return
-        self.consents.note_other_reply(message.origination, message_id, announced)
+        self.consents.note_other_reply(
+            message.origination, message.inbound_id, answered_at, message_id, announced
+        )
         metrics.count("Replies", intent=intent.value)
 
 
@@ -724,7 +729,7 @@ class Confirmer:
             return CONFIRMATION_FAILED
         # To the other confirmations in doubt on the number this one is another reply: announced before
         # its Publish and told apart by id after it (as `_reply` does for HELP answers).
-        announced = self.state.note_other_reply(phone, "", exclude=inbound_id)
+        announced = self.state.note_other_reply(phone, inbound_id, now)
         try:
             message_id = self.messaging.send_sms(phone, text, SmsOptions(origination_identity=origin))
         except PublishError as exc:
@@ -733,7 +738,7 @@ class Confirmer:
                 FailureKind.UNKNOWN: CONFIRMATION_AMBIGUOUS,
             }.get(exc.kind, CONFIRMATION_FAILED)
             if exc.kind != FailureKind.UNKNOWN and announced:
-                self.state.note_other_reply(phone, "", announced, exclude=inbound_id)  # SNS did not take it
+                self.state.note_other_reply(phone, inbound_id, now, "", announced)  # SNS did not take it
             self.state.settle_confirmation(phone, inbound_id, status, self.clock(), code=exc.code)
             logger.error(
                 "confirmation not sent", extra={"intent": intent.value, "code": exc.code, "now": status}
@@ -743,7 +748,7 @@ class Confirmer:
         self.state.settle_confirmation(
             phone, inbound_id, CONFIRMATION_SENT, self.clock(), message_id=message_id
         )
-        self.state.note_other_reply(phone, message_id, announced, exclude=inbound_id)
+        self.state.note_other_reply(phone, inbound_id, now, message_id, announced)
         metrics.count("Replies", intent=intent.value)
         return CONFIRMATION_SENT
 

@@ -140,7 +140,14 @@ class ConsentRegistry(Protocol):
     ) -> bool: ...
 
     def note_other_reply(
-        self, phone: str, message_id: str, announced: Collection[str] = (), *, exclude: str = ""
+        self,
+        phone: str,
+        reply: str,
+        at: datetime,
+        message_id: str = "",
+        announced: Collection[str] = (),
     ) -> list[str]: ...
 
-    def note_confirmation_receipt(self, phone: str, inbound_id: str, message_id: str) -> None: ...
+    def note_confirmation_receipt(
+        self, phone: str, inbound_id: str, message_id: str, stamp: datetime
+    ) -> None: ...

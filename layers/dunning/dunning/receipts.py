@@ -28,18 +28,19 @@ import re
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from dunning import clock
-from dunning.adapters.consent import CONFIRMATION_AMBIGUOUS, CONFIRMATION_CLAIMED, CONFIRMATION_SENT
+from dunning.adapters.consent import CONFIRMATION_SENT
 from dunning.adapters.dynamo import Dynamo, WriteOp
 from dunning.adapters.ledger import Ledger, Status
 from dunning.adapters.state import StateStore
 from dunning.items import iso_utc, parse_iso_utc
 from dunning.observability import MetricsRecorder, PackageLogger, mask_contact_point
 from dunning.ports import ConsentRegistry, ContactWriter, LedgerWriter
+from dunning.receipt_matching import prove
 from dunning.settings import ReceiptsSettings
 
 logger = PackageLogger(__name__)
@@ -392,8 +393,8 @@ class ReceiptsService:
                     settled = settle_confirmation_by_receipt(
                         self.consents, receipt.destination, message_id, receipt.at, self.clock()
                     )
-                    if settled is not None:
-                        metrics.count("ConfirmationReceipt")
+                    if settled:
+                        metrics.count("ConfirmationReceipt", len(settled))
                         logger.info("confirmation proven by its receipt", extra={"message_id": message_id})
                 continue
             previous = message.get("receipt_at")
@@ -434,52 +435,30 @@ class ReceiptsService:
                 )
 
 
-# How long after its claim a confirmation's Publish can be stamped: one SNS call (5 s connect, 15 s read,
-# no retries) plus clock skew between Lambda and SNS.
-CONFIRMATION_RECEIPT_WINDOW = timedelta(minutes=5)
-
-
 def settle_confirmation_by_receipt(
     state: ConsentRegistry, phone: str, message_id: str, receipt_at: datetime, at: datetime
-) -> str | None:
-    """A delivery receipt whose message id the ledger does not know, for ``phone``: if a confirmation to
-    that number is CLAIMED or AMBIGUOUS and was claimed at most :data:`CONFIRMATION_RECEIPT_WINDOW`
-    before the receipt's stamp (SNS stamps its SMS log with the publish time), the receipt proves its
-    Publish: it becomes SENT with the message id. The earliest such claim is settled; a receipt already
-    recorded on a confirmation, or one of another reply sent meanwhile (a HELP answer), changes nothing.
-    Returns the inbound id settled, or None. One GetItem of the consent item."""
+) -> list[str]:
+    """A delivery receipt whose message id the ledger does not know, for ``phone``, with the
+    confirmations CLAIMED or AMBIGUOUS on that number. It is kept on each whose window holds it
+    (:data:`dunning.receipt_matching.RECEIPT_WINDOW` after its claim; SNS stamps its SMS log with the
+    publish time). Then every confirmation that this receipt and those kept before it prove sent,
+    whatever other reply in doubt each receipt may be from, becomes SENT with the message id one
+    consistent matching gives it (:func:`dunning.receipt_matching.prove`). A receipt already recorded as
+    some message's changes nothing. Returns the inbound ids settled. One GetItem of the consent item,
+    then an update per entry."""
     entries = state.confirmations_of(phone)
-    if any(e.get("message_id") == message_id for e in entries.values()):
-        return None  # the same receipt again, or the Confirmer recorded this id itself
-    waiting = sorted(
-        (str(e.get("claimed_at") or e.get("updated_at") or ""), inbound_id, str(e.get("status")))
-        for inbound_id, e in entries.items()
-        if e.get("status") in (CONFIRMATION_CLAIMED, CONFIRMATION_AMBIGUOUS)
-        and message_id not in (e.get("other_replies") or [])
-    )
-    for claimed_at, inbound_id, status in waiting:
-        entry = entries[inbound_id]
-        if not claimed_at:
-            continue
-        # The claim holder publishes right after claiming (one SNS call, no retries): a publish
-        # stamped outside that window is some other message to the number.
-        claimed = parse_iso_utc(claimed_at)
-        if not claimed <= receipt_at <= claimed + CONFIRMATION_RECEIPT_WINDOW:
-            continue
-        # HELP answers whose ids are unknown (their response was lost) may be behind as many receipts:
-        # only more distinct receipts than that prove one of them is the confirmation's.
-        unknown = int(entry.get("other_reply_unknown") or 0)
-        seen = {str(i) for i in entry.get("receipts_seen") or []}
-        if message_id in seen:
-            continue
-        if len(seen) + 1 <= unknown:
-            state.note_confirmation_receipt(phone, inbound_id, message_id)
-            continue
+    proof = prove(entries, message_id, receipt_at)
+    for inbound_id in proof.keep_on:
+        if inbound_id not in proof.settle:
+            state.note_confirmation_receipt(phone, inbound_id, message_id, receipt_at)
+    settled: list[str] = []
+    for inbound_id, own_id in sorted(proof.settle.items()):
+        status = str(entries[inbound_id].get("status"))
         if state.resolve_confirmation(
-            phone, inbound_id, status, CONFIRMATION_SENT, at, message_id=message_id, code="receipt"
+            phone, inbound_id, status, CONFIRMATION_SENT, at, message_id=own_id, code="receipt"
         ):
-            return inbound_id
-    return None
+            settled.append(inbound_id)
+    return settled
 
 
 def build_receipts(settings: ReceiptsSettings) -> ReceiptsService:

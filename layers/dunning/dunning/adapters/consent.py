@@ -42,6 +42,7 @@ from dunning.adapters.state_keys import (
 )
 from dunning.items import iso_utc, iso_utc_precise
 from dunning.observability import mask_phone
+from dunning.receipt_matching import announcement, receipt_line, withdrawal
 
 CONFIRMATION_OWED = "OWED"
 CONFIRMATION_CLAIMED = "CLAIMED"
@@ -123,44 +124,60 @@ class ConfirmationRecords:
         return {str(k): dict(v) for k, v in (consent.get("confirmations") or {}).items()}
 
     def note_other_reply(
-        self, phone: str, message_id: str, announced: Collection[str] = (), *, exclude: str = ""
+        self,
+        phone: str,
+        reply: str,
+        at: datetime,
+        message_id: str = "",
+        announced: Collection[str] = (),
     ) -> list[str]:
-        """Tell another reply to ``phone`` (a HELP answer) apart from the confirmations still in doubt
-        (CLAIMED or AMBIGUOUS) on the number, so that its receipt is never taken for theirs:
+        """Tell another reply to ``phone`` (a HELP answer, or a confirmation: ``reply`` is its inbound
+        id) apart from the confirmations still in doubt (CLAIMED or AMBIGUOUS) on the number, so that
+        its receipt is never taken for theirs (dunning.receipt_matching):
 
-        - before its Publish (``message_id`` empty, nothing ``announced``): every such entry counts one
-          more reply whose id may never be known (``other_reply_unknown``: the invocation may die right
-          after the Publish). Returns those entries' inbound ids: the ``announced`` of the next call;
+        - before its Publish (no ``message_id``, nothing ``announced``): announced on every such entry
+          (``others_announced`` gains ``+ <reply> <at>``: the invocation may die right after the
+          Publish, and its receipt must then count as possibly this reply's). Returns those entries'
+          inbound ids: the ``announced`` of the next call;
         - after it, with its id: the id is added to every such entry's ``other_replies``, and the
-          entries ``announced`` take their count back (the reply is known now);
-        - when SNS did not take it (``message_id`` empty, ``announced`` given): the count is taken back.
+          entries ``announced`` withdraw that announcement (``- <reply> <at>``: the reply is known now);
+        - when SNS did not take it (no ``message_id``, ``announced`` given): withdrawn.
 
-        An answer whose outcome is unknown (a lost response) keeps its count. A confirmation is another
-        reply to the others in doubt on its number: ``exclude`` is its own entry.
+        An answer whose outcome is unknown (a lost response) stays announced. A confirmation's own
+        entry is never told of itself.
         """
         announcing = not message_id and not announced
         marked: list[str] = []
         for inbound_id, entry in self.confirmations_of(phone).items():
-            if inbound_id == exclude or entry.get("status") not in (
+            if inbound_id == reply or entry.get("status") not in (
                 CONFIRMATION_CLAIMED,
                 CONFIRMATION_AMBIGUOUS,
             ):
                 continue
-            # The unknown count: one more before the Publish, one fewer once the announced reply is known.
-            step = 1 if announcing else (-1 if inbound_id in announced else 0)
-            if not (message_id or step):
+            lines = (
+                [announcement(reply, at)]
+                if announcing
+                else [withdrawal(reply, at)]
+                if inbound_id in announced
+                else []
+            )
+            if not (message_id or lines):
                 continue
             names = {"#c": "confirmations", "#i": inbound_id, "#s": "status"}
-            values: dict[str, Any] = {":c": CONFIRMATION_CLAIMED, ":a": CONFIRMATION_AMBIGUOUS}
+            values: dict[str, Any] = {
+                ":c": CONFIRMATION_CLAIMED,
+                ":a": CONFIRMATION_AMBIGUOUS,
+                ":none": [],
+            }
             parts: list[str] = []
             if message_id:
                 parts.append("#c.#i.#o = list_append(if_not_exists(#c.#i.#o, :none), :id)")
                 names["#o"] = "other_replies"
-                values.update({":none": [], ":id": [message_id]})
-            if step:
-                parts.append("#c.#i.#u = if_not_exists(#c.#i.#u, :zero) + :step")
-                names["#u"] = "other_reply_unknown"
-                values.update({":zero": 0, ":step": step})
+                values[":id"] = [message_id]
+            if lines:
+                parts.append("#c.#i.#n = list_append(if_not_exists(#c.#i.#n, :none), :line)")
+                names["#n"] = "others_announced"
+                values[":line"] = lines
             try:
                 self.dynamo.update(
                     self.table,
@@ -177,18 +194,20 @@ class ConfirmationRecords:
             marked.append(inbound_id)
         return marked
 
-    def note_confirmation_receipt(self, phone: str, inbound_id: str, message_id: str) -> None:
-        """Keep an unknown-message receipt that may be a confirmation's (``receipts_seen``): with more such
-        receipts than unknown other replies, one of them is the confirmation's."""
+    def note_confirmation_receipt(
+        self, phone: str, inbound_id: str, message_id: str, stamp: datetime
+    ) -> None:
+        """Keep a receipt of unknown id, stamped in the entry's window, on the entry (``receipts_at``):
+        with the receipts after it, it may prove this or another confirmation in doubt sent."""
         try:
             self.dynamo.update(
                 self.table,
                 consent_key(phone),
-                update="SET #c.#i.#o = list_append(if_not_exists(#c.#i.#o, :none), :id)",
-                names={"#c": "confirmations", "#i": inbound_id, "#s": "status", "#o": "receipts_seen"},
+                update="SET #c.#i.#o = list_append(if_not_exists(#c.#i.#o, :none), :line)",
+                names={"#c": "confirmations", "#i": inbound_id, "#s": "status", "#o": "receipts_at"},
                 values={
                     ":none": [],
-                    ":id": [message_id],
+                    ":line": [receipt_line(message_id, stamp)],
                     ":c": CONFIRMATION_CLAIMED,
                     ":a": CONFIRMATION_AMBIGUOUS,
                 },
