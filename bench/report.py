@@ -860,7 +860,8 @@ def _coldstart_bound(cold: dict[str, Any]) -> str:
         text += (
             (" " if near_low else " The ")
             + _names([n for n, _ in near_high])
-            + f" sit nearer the second ({span})."
+            + (" sit above the second" if near_high[0][1] > high else " sit around the second")
+            + f" ({span})."
         )
     return text + (
         f" What the product adds on top of the first floor is at most {max(ratios) - low:.1f}x: its "

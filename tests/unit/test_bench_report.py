@@ -202,10 +202,16 @@ def test_the_explanation_states_both_floors(results: dict[str, Any]) -> None:
 
 def test_the_explanation_places_each_function_by_its_nearer_floor(results: dict[str, Any]) -> None:
     paragraph = _line(report.markdown(results), "**Cold start")
-    assert (
-        "The indexer (1.59x) sits a little above the first floor; planner and sender sit nearer the second"
-        in (paragraph)
+    expected = (
+        "The indexer (1.59x) sits a little above the first floor; planner and sender sit above the second"
     )
+    assert expected in paragraph
+
+
+def test_functions_astride_the_second_floor_sit_around_it(results: dict[str, Any]) -> None:
+    results["coldstart"]["functions"]["planner"]["ready_cpu_ratio"] = 2.2
+    paragraph = _line(report.markdown(results), "**Cold start")
+    assert "planner and sender sit around the second (2.2-3.0x)." in paragraph
 
 
 def test_the_explanation_gives_what_the_product_adds_above_its_floor(results: dict[str, Any]) -> None:
