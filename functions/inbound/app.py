@@ -5,6 +5,10 @@ The work is in ``dunning.inbound``; message bodies are never logged.
 
 from __future__ import annotations
 
+from dunning import startup
+
+startup.pause(__name__)  # no garbage collection until the service is built: dunning.startup
+
 from functools import lru_cache
 from typing import Any
 
@@ -29,7 +33,10 @@ def _inbound(settings: InboundSettings) -> InboundService:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    inbound = _inbound(InboundSettings.from_env())
+    try:
+        inbound = _inbound(InboundSettings.from_env())
+    finally:
+        startup.resume()
     logger.set_correlation_id(context.aws_request_id)
     recorder = MetricsRecorder()
     try:

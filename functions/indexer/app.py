@@ -5,6 +5,10 @@ Returns partial batch failures for records that cannot be read. The work is in `
 
 from __future__ import annotations
 
+from dunning import startup
+
+startup.pause(__name__)  # no garbage collection until the service is built: dunning.startup
+
 from functools import lru_cache
 from typing import Any
 
@@ -30,7 +34,10 @@ def _indexer(settings: IndexerSettings) -> Indexer:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    indexer = _indexer(IndexerSettings.from_env())
+    try:
+        indexer = _indexer(IndexerSettings.from_env())
+    finally:
+        startup.resume()
     logger.set_correlation_id(context.aws_request_id)
     recorder = MetricsRecorder()
     try:

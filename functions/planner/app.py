@@ -6,6 +6,10 @@ shard tasks from PlanQueue (partial batch failures). The work is in ``dunning.pl
 
 from __future__ import annotations
 
+from dunning import startup
+
+startup.pause(__name__)  # no garbage collection until the service is built: dunning.startup
+
 from functools import lru_cache
 from typing import Any
 
@@ -33,7 +37,10 @@ def _planner(settings: PlannerSettings) -> Planner:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    planner = _planner(PlannerSettings.from_env())
+    try:
+        planner = _planner(PlannerSettings.from_env())
+    finally:
+        startup.resume()
     recorder = MetricsRecorder()
     try:
         if not isinstance(event, dict) or "Records" in event:

@@ -6,6 +6,10 @@ Unreadable or foreign events are counted and skipped, never retried. The work is
 
 from __future__ import annotations
 
+from dunning import startup
+
+startup.pause(__name__)  # no garbage collection until the service is built: dunning.startup
+
 from functools import lru_cache
 from typing import Any
 
@@ -30,7 +34,10 @@ def _receipts(settings: ReceiptsSettings) -> ReceiptsService:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    receipts = _receipts(ReceiptsSettings.from_env())
+    try:
+        receipts = _receipts(ReceiptsSettings.from_env())
+    finally:
+        startup.resume()
     logger.set_correlation_id(context.aws_request_id)
     recorder = MetricsRecorder()
     try:

@@ -6,6 +6,10 @@ Scan across invocations. The work is in ``dunning.reconcile``.
 
 from __future__ import annotations
 
+from dunning import startup
+
+startup.pause(__name__)  # no garbage collection until the service is built: dunning.startup
+
 from functools import lru_cache
 from typing import Any
 
@@ -32,7 +36,10 @@ def _reconciler(settings: ReconcileSettings) -> Reconciler:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    reconciler = _reconciler(ReconcileSettings.from_env())
+    try:
+        reconciler = _reconciler(ReconcileSettings.from_env())
+    finally:
+        startup.resume()
     recorder = MetricsRecorder()
     try:
         try:

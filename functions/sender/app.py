@@ -6,6 +6,10 @@ The work is in ``dunning.sender``.
 
 from __future__ import annotations
 
+from dunning import startup
+
+startup.pause(__name__)  # no garbage collection until the service is built: dunning.startup
+
 from functools import lru_cache
 from typing import Any
 
@@ -30,7 +34,10 @@ def _sender(settings: SenderSettings) -> Sender:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    sender = _sender(SenderSettings.from_env())
+    try:
+        sender = _sender(SenderSettings.from_env())
+    finally:
+        startup.resume()
     logger.set_correlation_id(context.aws_request_id)
     recorder = MetricsRecorder()
     try:

@@ -277,6 +277,21 @@ def test_pruned_data_fails_loudly_when_used(host_layer: Path, runtime: Path) -> 
     assert done.stdout.split() == ["EOFError", "ModuleNotFoundError"]
 
 
+def test_the_rulebooks_load_on_the_layer_from_its_holiday_table(host_layer: Path, runtime: Path) -> None:
+    # The precomputed table (dunning/data/holidays.json) ships in the layer; loading the rulebooks and a
+    # lookup in one of its years never import the holidays package (~250 country modules).
+    code = (
+        "import sys\nfrom datetime import date\nfrom dunning.rules import holiday_name, load_rulebooks\n"
+        "load_rulebooks()\nprint(holiday_name('IE', None, ('public',), date(2026, 3, 17)))\n"
+        "print('holidays' in sys.modules)\n"
+    )
+    done = _in_layer(host_layer, runtime, ROOT, code)
+
+    assert (host_layer / "dunning" / "data" / "holidays.json").is_file()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["Saint Patrick's Day", "False"]
+
+
 def test_the_product_never_reads_the_dropped_phonenumbers_data() -> None:
     imported: set[str] = set()
     for path in (ROOT / "layers" / "dunning" / "dunning").rglob("*.py"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -13,6 +15,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dunning import profile
 from dunning.models import Borrower, Channel, Decision, DecisionKind, Loan
 from dunning.render import (
     DEFAULT_TEMPLATES_DIR,
@@ -547,3 +550,26 @@ def test_sns_push_message_is_json_with_safe_text_only_in_visible_fields() -> Non
 def test_sns_push_message_refuses_an_sms() -> None:
     with pytest.raises(ValueError):
         sns_push_message(render())
+
+
+def test_the_renderer_reads_the_lender_profile_of_dunning_profile() -> None:
+    assert load_profile() is profile.load_profile()
+    assert LenderProfile is profile.LenderProfile
+    assert CatalogError is profile.CatalogError
+
+
+_CONTACT_ONLY = """
+import sys
+from dunning.inbound import lender_contact
+import dunning.reconcile
+print(lender_contact().name)
+print(sorted(name for name in ("jinja2", "babel", "dunning.render") if name in sys.modules))
+"""
+
+
+def test_the_lender_contact_of_replies_and_confirmations_loads_no_jinja2_or_babel() -> None:
+    # The inbound and reconcile functions quote the lender in fixed texts: no renderer on their cold start.
+    done = subprocess.run([sys.executable, "-c", _CONTACT_ONLY], capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [load_profile().name, "[]"]

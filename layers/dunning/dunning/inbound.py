@@ -826,7 +826,7 @@ def close_dispute(adapters: Adapters, loan_id: str, *, at: datetime, verificatio
 
 def lender_contact() -> LenderContact:
     """The lender's name and help contacts from the lender profile (the same one messages use)."""
-    from dunning.render import load_profile
+    from dunning.profile import load_profile
 
     profile = load_profile()
     zh = profile.resolved("zh-CN")

@@ -28,18 +28,16 @@ from jinja2 import meta, nodes
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dunning.models import Borrower, Channel, Decision, DecisionKind, JurisdictionCode, Loan
+from dunning.profile import CatalogError, LenderProfile, load_profile
 from dunning.render import (
     DATA_DIR,
     LOCK_SCREEN_FIELDS,
     LOCK_SCREEN_VARIABLES,
     TEMPLATE_VARIABLES,
-    CatalogError,
-    LenderProfile,
     RenderedMessage,
     RenderError,
     RequiredContent,
     TemplateCatalog,
-    load_profile,
     load_templates,
     render_message,
     sns_push_message,

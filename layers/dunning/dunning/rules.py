@@ -25,10 +25,10 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, NamedTuple, TypeVar
 
-import holidays
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from dunning.calendars import check_known, holidays_in
 from dunning.models import Borrower, Channel, JurisdictionCode
 from dunning.yamlio import safe_load
 
@@ -167,20 +167,16 @@ class SundayRule(Cited):
 
 
 class HolidayCalendar(_Strict):
-    """A public-holiday calendar of the ``holidays`` package (country, subdivision, categories)."""
+    """A public-holiday calendar of the ``holidays`` package (country, subdivision, categories), one that
+    the precomputed table (``dunning.calendars``, ``data/holidays.json``) has."""
 
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
     subdiv: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,4}$")] | None = None
     categories: tuple[Annotated[str, Field(pattern=r"^[a-z_]+$")], ...] = ("public",)
 
     @model_validator(mode="after")
-    def _known_to_holidays(self) -> HolidayCalendar:
-        try:
-            holidays.country_holidays(self.country, subdiv=self.subdiv, categories=self.categories)
-        except NotImplementedError as exc:
-            raise ValueError(
-                f"the holidays package has no calendar {self.country}/{self.subdiv}: {exc}"
-            ) from exc
+    def _in_the_holiday_table(self) -> HolidayCalendar:
+        check_known(self.country, self.subdiv, self.categories)
         return self
 
 
@@ -420,17 +416,10 @@ def _join(refs: Any) -> str | None:
     return text or None
 
 
-@lru_cache(maxsize=512)
-def _holiday_table(
-    country: str, subdiv: str | None, categories: tuple[str, ...], year: int
-) -> dict[date, str]:
-    table = holidays.country_holidays(country, subdiv=subdiv, categories=categories, years=year)
-    return dict(table.items())
-
-
 def holiday_name(country: str, subdiv: str | None, categories: tuple[str, ...], day: date) -> str | None:
-    """The public holiday on ``day`` in that calendar, or None."""
-    return _holiday_table(country, subdiv, categories, day.year).get(day)
+    """The public holiday on ``day`` in that calendar, or None (``dunning.calendars``: the precomputed
+    table in its years, the ``holidays`` package outside them)."""
+    return holidays_in(country, subdiv, categories, day.year).get(day)
 
 
 def _window_set(code: str, book: _RulebookBody) -> WindowSet | None:

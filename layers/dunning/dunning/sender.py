@@ -55,7 +55,8 @@ from dunning.settings import SenderSettings
 if TYPE_CHECKING:
     # Types only: the engine, the rules and the renderer are imported when the sender is built.
     from dunning.adapters.pacing import SendPacer
-    from dunning.render import LenderProfile, RenderedMessage
+    from dunning.profile import LenderProfile
+    from dunning.render import RenderedMessage
     from dunning.rules import Policy, Rulebooks
     from dunning.strategy import Strategies
 
@@ -670,7 +671,8 @@ def build_sender(settings: SenderSettings) -> Sender:
     from dunning.budget import load_sending_policy
     from dunning.engine import decide
     from dunning.jurisdictions import policy_for
-    from dunning.render import RenderError, load_profile, render_message, sns_push_message
+    from dunning.profile import load_profile
+    from dunning.render import RenderError, render_message, sns_push_message
     from dunning.rules import load_rulebooks
     from dunning.strategy import load_strategies
 
