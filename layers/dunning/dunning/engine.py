@@ -44,6 +44,7 @@ from dunning.models import (
     DecisionKind,
     Loan,
     LoanStatus,
+    trusted,
 )
 from dunning.rules import Policy, Rulebooks
 from dunning.strategy import Strategies, Strategy
@@ -303,16 +304,21 @@ class _Outcome:
     ) -> Decision:
         if self.notes:
             reason = f"{reason}. Note: {'; '.join(self.notes)}"
-        return Decision(
-            kind=kind,
-            loan_id=self.loan.loan_id,
-            borrower_id=self.borrower.borrower_id,
-            at=self.at,
-            rule_id=rule_id,
-            reason=reason,
-            citation=citation,
-            jurisdictions=self.jurisdictions,
-            **extra,
+        # Every value is the engine's own, of its field's type (``at`` an aware UTC datetime): built
+        # as validation would build it, without validating (``dunning.models.trusted``).
+        return trusted(
+            Decision,
+            {
+                "kind": kind,
+                "loan_id": self.loan.loan_id,
+                "borrower_id": self.borrower.borrower_id,
+                "at": self.at,
+                "rule_id": rule_id,
+                "reason": reason,
+                "citation": citation,
+                "jurisdictions": self.jurisdictions,
+                **extra,
+            },
         )
 
     def stop(self, rule_id: str, reason: str, citation: str | None) -> Decision:
