@@ -45,9 +45,21 @@ def to_us(instant: datetime) -> int:
     return (instant - EPOCH) // _ONE_US
 
 
+# Recent instants: a tick decides every loan at the tick's instant, and the window openings and
+# follow-ups it gives are the same few instants for thousands of loans. Cleared whole when full.
+_FROM_US: dict[int, datetime] = {}
+_FROM_US_MAX: Final = 4096
+
+
 def from_us(us: int) -> datetime:
     """Microseconds since the epoch as an aware UTC datetime."""
-    return EPOCH + timedelta(microseconds=us)
+    found = _FROM_US.get(us)
+    if found is None:
+        found = EPOCH + timedelta(microseconds=us)
+        if len(_FROM_US) >= _FROM_US_MAX:
+            _FROM_US.clear()
+        _FROM_US[us] = found
+    return found
 
 
 def local(us: int, zone_name: str) -> datetime:
@@ -564,6 +576,7 @@ class WindowTable:
         self.windows = windows
         self.zones = zones
         self._days: dict[int, tuple[tuple[int, int], ...]] = {}
+        self._local_times: dict[tuple[int, int], str] = {}
 
     def local_window(self, zone_name: str, day: date) -> tuple[int, int] | None:
         """The allowed instants of one local date in one zone."""
@@ -625,14 +638,20 @@ class WindowTable:
         return None
 
     def local_times(self, us: int, limit: int = 3) -> str:
-        """``America/New_York 10:15, America/Los_Angeles 07:15`` for a reason text."""
-        instant = from_us(us)
-        parts = [
-            f"{z} {(w := instant.astimezone(zone(z))).hour:02d}:{w.minute:02d}" for z in self.zones[:limit]
-        ]
-        if len(self.zones) > limit:
-            parts.append(f"and {len(self.zones) - limit} more")
-        return ", ".join(parts)
+        """``America/New_York 10:15, America/Los_Angeles 07:15`` for a reason text (remembered for the
+        last instants asked: a tick's SENDs in the same zones are all decided at the tick's instant)."""
+        key = (us, limit)
+        found = self._local_times.get(key)
+        if found is None:
+            instant = from_us(us)
+            walls = [(z, instant.astimezone(zone(z))) for z in self.zones[:limit]]
+            parts = [f"{z} {w.hour:02d}:{w.minute:02d}" for z, w in walls]
+            if len(self.zones) > limit:
+                parts.append(f"and {len(self.zones) - limit} more")
+            if len(self._local_times) >= 16:
+                self._local_times.clear()
+            found = self._local_times[key] = ", ".join(parts)
+        return found
 
 
 @lru_cache(maxsize=4096)
