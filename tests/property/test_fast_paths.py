@@ -429,3 +429,23 @@ def test_the_planner_path_is_the_same_both_ways(seed: int) -> None:
     assert short == long
     assert any(isinstance(r, tuple) for r in short)
     assert any(isinstance(r, list) for r in short)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.one_of(
+        st.sampled_from(
+            ["+12125550142", "+447946000123", "+8613800138000", "+33612345678", "+1555", "+1-212-555-0142"]
+        ),
+        st.text(alphabet="+0123456789", min_size=1, max_size=16),
+    )
+)
+def test_remembered_phone_facts_are_the_text_they_would_be_made_into(raw: str) -> None:
+    from dunning.zones import clear_phone_cache, phone_facts, remember_phone_facts
+
+    clear_phone_cache()
+    made = phone_facts(raw)
+    clear_phone_cache()
+    remember_phone_facts(raw, made)
+    assert phone_facts(raw) == made
+    clear_phone_cache()

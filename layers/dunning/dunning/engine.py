@@ -368,7 +368,9 @@ class _Case:
         return None, False
 
     def _engine_block(self, rule_id: str, until: int | None, text: Callable[[], str]) -> _Block:
-        return _Block(rule_id, until, text, lambda: self.policy.citation(rule_id))
+        # The policy, not ``self``: a hold kept on ``self.holds`` would make a cycle for the collector.
+        policy = self.policy
+        return _Block(rule_id, until, text, lambda: policy.citation(rule_id))
 
     def _holds(self, loan: Loan, state: ContactState) -> list[_Block]:
         zones, flags = self.where.zones, loan.flags

@@ -225,7 +225,7 @@ def phone_info(raw: str) -> PhoneInfo:
 def clear_phone_cache() -> None:
     """Forget every parsed and remembered number (benchmarks and tests)."""
     _PHONES.clear()
-    phone_facts.cache_clear()
+    _FACTS.clear()
 
 
 def _parse_phone(raw: str) -> PhoneInfo:
@@ -265,21 +265,35 @@ def phone_facts_version() -> str:
     return f"1/{phonenumbers.__version__}/{table:08x}"
 
 
-@lru_cache(maxsize=1 << 12)
+# The text of each number's facts, as ``phone_facts`` made it or ``remember_phone_facts`` took it (the
+# planner writes the facts back on every cadence item it rewrites); cleared whole when full.
+_FACTS: dict[str, str] = {}
+
+
 def phone_facts(raw: str) -> str:
     """What ``phone_info(raw)`` says, as the text stored on the cadence item:
     ``version|valid|e164|zone,zone|region,region|problem`` (the problem, last, may hold anything)."""
-    info = phone_info(raw)
-    return "|".join(
-        (
-            phone_facts_version(),
-            "1" if info.valid else "0",
-            info.e164 or "",
-            ",".join(info.zones),
-            ",".join(info.regions),
-            info.problem or "",
+    found = _FACTS.get(raw)
+    if found is None:
+        info = phone_info(raw)
+        found = "|".join(
+            (
+                phone_facts_version(),
+                "1" if info.valid else "0",
+                info.e164 or "",
+                ",".join(info.zones),
+                ",".join(info.regions),
+                info.problem or "",
+            )
         )
-    )
+        _remember_text(raw, found)
+    return found
+
+
+def _remember_text(raw: str, facts: str) -> None:
+    if len(_FACTS) >= _PHONES_MAX:
+        _FACTS.clear()
+    _FACTS[raw] = facts
 
 
 def phone_info_from_facts(raw: str, facts: str) -> PhoneInfo | None:
@@ -315,6 +329,9 @@ def remember_phone_facts(raw: str, facts: str) -> bool:
     if len(_PHONES) >= _PHONES_MAX:
         _PHONES.clear()
     _PHONES[raw] = info
+    # Facts taken are exactly the text ``phone_facts`` would make from ``info`` (the same version, and
+    # the fields split as they were joined): kept, the planner's cadence writes do not join them again.
+    _remember_text(raw, facts)
     return True
 
 
