@@ -594,6 +594,7 @@ class WindowTable:
         self.zones = zones
         self._days: dict[int, tuple[tuple[int, int], ...]] = {}
         self._local_times: dict[tuple[int, int], str] = {}
+        self._blocking: dict[int, WindowBlock | None] = {}
 
     def local_window(self, zone_name: str, day: date) -> tuple[int, int] | None:
         """The allowed instants of one local date in one zone."""
@@ -634,7 +635,17 @@ class WindowTable:
         return None
 
     def blocking(self, us: int) -> WindowBlock | None:
-        """The first zone and rule that exclude an instant, or None if it is allowed everywhere."""
+        """The first zone and rule that exclude an instant, or None if it is allowed everywhere
+        (remembered for the last instants asked, as ``local_times``)."""
+        if us in self._blocking:
+            return self._blocking[us]
+        found = self._blocking_at(us)
+        if len(self._blocking) >= 16:
+            self._blocking.clear()
+        self._blocking[us] = found
+        return found
+
+    def _blocking_at(self, us: int) -> WindowBlock | None:
         for zone_name in self.zones:
             wall = local(us, zone_name)
             window = self.local_window(zone_name, wall.date())
