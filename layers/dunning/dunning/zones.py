@@ -307,15 +307,16 @@ def phone_info_from_facts(raw: str, facts: str) -> PhoneInfo | None:
         # A valid number's facts name its E.164 form: only the number it was stored for matches.
         if e164 != raw or problem:
             return None
-        return PhoneInfo(
-            True,
-            e164,
-            tuple(zones.split(",")) if zones else (),
-            regions=tuple(regions.split(",")) if regions else (),
-        )
+        return PhoneInfo(True, e164, _names(zones), regions=_names(regions))
     if valid != "0" or e164 or zones or regions or mask_phone(raw) not in problem:
         return None
     return PhoneInfo(False, problem=problem)
+
+
+@lru_cache(maxsize=1024)
+def _names(joined: str) -> tuple[str, ...]:
+    # Zones and regions as stored facts join them; the same few lists for most numbers.
+    return tuple(joined.split(",")) if joined else ()
 
 
 def remember_phone_facts(raw: str, facts: str) -> bool:
