@@ -80,6 +80,14 @@ def sms_blocked(phone: str | None, contact: Mapping[str, Any], consent: Mapping[
     return not consent_at or str(consent_at) <= str(blocked_at)
 
 
+_CHANNELS = {c.value: c for c in Channel}
+
+
+def _channel(text: str) -> Channel:
+    # ``Channel(text)`` without the enum call for the two values there are (an unknown one raises).
+    return _CHANNELS.get(text) or Channel(text)
+
+
 def contact_state(
     borrower_id: str,
     contact: Mapping[str, Any] | None,
@@ -96,7 +104,7 @@ def contact_state(
     for s in contact.get("sends", []):
         send: dict[str, Any] = {
             "at": parse_iso_utc(str(s["at"])),
-            "channel": Channel(str(s["channel"])),
+            "channel": _channel(str(s["channel"])),
             "loan_id": str(s["loan_id"]),
             "step": str(s["step"]),
         }
@@ -106,12 +114,12 @@ def contact_state(
         "borrower_id": borrower_id,
         "version": int(contact.get("version", 0)),
         "sends": tuple(sends),
-        "claims": frozenset(str(c) for c in contact.get("claims", set())),
+        "claims": frozenset(map(str, contact.get("claims", ()))),
         "paused_until": parse_iso_utc(str(paused)) if paused else None,
         "sms_opted_out": sms_blocked(phone, contact, consent),
-        "unusable": frozenset(str(p) for p in contact.get("unusable", set())),
+        "unusable": frozenset(map(str, contact.get("unusable", ()))),
         "disputed_loans": frozenset(
-            str(k).removeprefix(DISPUTE_PREFIX) for k in contact if str(k).startswith(DISPUTE_PREFIX)
+            k.removeprefix(DISPUTE_PREFIX) for k in map(str, contact) if k.startswith(DISPUTE_PREFIX)
         ),
     }
     return trusted(ContactState, values) if is_model_id(borrower_id) else ContactState(**values)
