@@ -491,13 +491,14 @@ class _Case:
                 None,
                 lambda: f"no instant in the next year is inside the hours of every candidate zone ({zones})",
             )
-        block = self.table.blocking(at)
+        table = self.table
+        block = table.blocking(at)
         assert block is not None
         ref = block.ref
         return _Block(
             ref.rule_id if ref else "window.quiet_hours",
             opens,
-            lambda: f"{block.describe()} (candidate zones: {zones})",
+            lambda: f"{table.blocking_text(at)} (candidate zones: {zones})",
             lambda: ref.cite() if ref else None,
         )
 

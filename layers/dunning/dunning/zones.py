@@ -596,6 +596,7 @@ class WindowTable:
         self._days: dict[int, tuple[tuple[int, int], ...]] = {}
         self._local_times: dict[tuple[int, int], str] = {}
         self._blocking: dict[int, WindowBlock | None] = {}
+        self._blocking_texts: dict[int, str] = {}
 
     def local_window(self, zone_name: str, day: date) -> tuple[int, int] | None:
         """The allowed instants of one local date in one zone."""
@@ -644,6 +645,18 @@ class WindowTable:
         if len(self._blocking) >= 16:
             self._blocking.clear()
         self._blocking[us] = found
+        return found
+
+    def blocking_text(self, us: int) -> str:
+        """What ``blocking(us).describe()`` says (remembered with it); the instant must be blocked."""
+        found = self._blocking_texts.get(us)
+        if found is None:
+            block = self.blocking(us)
+            if block is None:
+                raise ValueError("the instant is inside the windows: nothing blocks it")
+            if len(self._blocking_texts) >= 16:
+                self._blocking_texts.clear()
+            found = self._blocking_texts[us] = block.describe()
         return found
 
     def _blocking_at(self, us: int) -> WindowBlock | None:
