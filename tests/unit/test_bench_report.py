@@ -329,7 +329,7 @@ def test_a_planner_path_under_its_target_is_explained_with_its_profile() -> None
     text = "\n".join(report._explanation(_planner_path(9_652)))
 
     assert "**Planner CPU path (target 20,000 loans per CPU second; 9,652 measured" in text
-    assert "validated models (34 %" in text
+    assert "into models (34 %: a Loans or Borrowers item" in text
     assert "(the overlapped section: 630 loans/s" in text
 
 

@@ -44,6 +44,7 @@ from dunning.models import (
     DecisionKind,
     Loan,
     LoanStatus,
+    trusted,
 )
 from dunning.rules import Policy, Rulebooks
 from dunning.strategy import Strategies, Strategy
@@ -303,16 +304,21 @@ class _Outcome:
     ) -> Decision:
         if self.notes:
             reason = f"{reason}. Note: {'; '.join(self.notes)}"
-        return Decision(
-            kind=kind,
-            loan_id=self.loan.loan_id,
-            borrower_id=self.borrower.borrower_id,
-            at=self.at,
-            rule_id=rule_id,
-            reason=reason,
-            citation=citation,
-            jurisdictions=self.jurisdictions,
-            **extra,
+        # Every value is the engine's own, of its field's type (``at`` an aware UTC datetime): built
+        # as validation would build it, without validating (``dunning.models.trusted``).
+        return trusted(
+            Decision,
+            {
+                "kind": kind,
+                "loan_id": self.loan.loan_id,
+                "borrower_id": self.borrower.borrower_id,
+                "at": self.at,
+                "rule_id": rule_id,
+                "reason": reason,
+                "citation": citation,
+                "jurisdictions": self.jurisdictions,
+                **extra,
+            },
         )
 
     def stop(self, rule_id: str, reason: str, citation: str | None) -> Decision:
@@ -362,7 +368,9 @@ class _Case:
         return None, False
 
     def _engine_block(self, rule_id: str, until: int | None, text: Callable[[], str]) -> _Block:
-        return _Block(rule_id, until, text, lambda: self.policy.citation(rule_id))
+        # The policy, not ``self``: a hold kept on ``self.holds`` would make a cycle for the collector.
+        policy = self.policy
+        return _Block(rule_id, until, text, lambda: policy.citation(rule_id))
 
     def _holds(self, loan: Loan, state: ContactState) -> list[_Block]:
         zones, flags = self.where.zones, loan.flags
@@ -483,13 +491,14 @@ class _Case:
                 None,
                 lambda: f"no instant in the next year is inside the hours of every candidate zone ({zones})",
             )
-        block = self.table.blocking(at)
+        table = self.table
+        block = table.blocking(at)
         assert block is not None
         ref = block.ref
         return _Block(
             ref.rule_id if ref else "window.quiet_hours",
             opens,
-            lambda: f"{block.describe()} (candidate zones: {zones})",
+            lambda: f"{table.blocking_text(at)} (candidate zones: {zones})",
             lambda: ref.cite() if ref else None,
         )
 

@@ -7,11 +7,12 @@ have their own mapping in ``dunning.adapters.state``.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -26,6 +27,16 @@ from dunning.ids import ID_MAX_LENGTH, ID_PATTERN
 
 # Loan and borrower ids: limits and why in ``dunning.ids``.
 Id = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
+# The pattern as pydantic reads it: its ``$`` is the end of the text (in Python's re it would also let a
+# final newline through), hence fullmatch without the anchors.
+_ID_FULL = re.compile(ID_PATTERN.removeprefix("^").removesuffix("$"))
+
+
+def is_model_id(value: str) -> bool:
+    """Whether ``Id`` accepts ``value``, as validating it would say."""
+    return 0 < len(value) <= ID_MAX_LENGTH and _ID_FULL.fullmatch(value) is not None
+
+
 # "US", "US-MA", "US-NY-NYC", "CN", "CA-ON", ...: ISO 3166-1 alpha-2, then subdivisions.
 JurisdictionCode = Annotated[str, Field(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,4}){0,2}$")]
 
@@ -53,6 +64,46 @@ class LoanStatus(StrEnum):
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+M = TypeVar("M", bound=BaseModel)
+_new = object.__new__
+_set_dict = object.__setattr__
+# BaseModel's slots, set as pydantic's own ``model_construct`` and ``__copy__`` set them.
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
+_DEFAULTS: dict[type[BaseModel], dict[str, Any]] = {}
+
+
+def _defaults(model: type[BaseModel]) -> dict[str, Any]:
+    # Every field's default in declaration order (``PydanticUndefined`` for a required field): the
+    # default object itself, as validation leaves it (none of these models has a default factory).
+    if any(f.default_factory is not None for f in model.model_fields.values()):
+        raise TypeError(f"{model.__name__} has a default factory: not built by trusted()")
+    found = _DEFAULTS[model] = {name: f.default for name, f in model.model_fields.items()}
+    return found
+
+
+def trusted(model: type[M], values: dict[str, Any]) -> M:
+    """The instance of ``model`` that validating ``values`` gives, built without validating them.
+
+    Only for values that already are of their fields' types and within their constraints, with every
+    required field given: the engine's own results (a ``Decision``) and a state item's parsed values
+    (``dunning.adapters.contact``). Validation would return those values unchanged (an aware UTC
+    datetime, an enum member, a tuple of models), so the instance is the same, and so are the fields
+    set (``model_dump(exclude_unset=True)``); validating costs about twice as much, and the planner
+    builds several of these for every loan it decides. tests/property/test_fast_paths.py compares
+    both ways.
+    """
+    data = (_DEFAULTS.get(model) or _defaults(model)).copy()
+    data.update(values)
+    instance: M = _new(model)
+    _set_dict(instance, "__dict__", data)
+    _set_fields_set(instance, set(values))
+    _set_extra(instance, None)
+    _set_private(instance, None)
+    return instance
 
 
 class Dispute(Frozen):

@@ -399,8 +399,11 @@ class Policy:
     _citations: dict[str, str | None] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        for rule_id in {r.rule_id for r in self.engine_citations}:
-            self._citations[rule_id] = _join(r for r in self.engine_citations if r.rule_id == rule_id)
+        by_rule: dict[str, list[RuleRef]] = {}
+        for ref in self.engine_citations:
+            by_rule.setdefault(ref.rule_id, []).append(ref)
+        for rule_id, refs in by_rule.items():
+            self._citations[rule_id] = _join(refs)
 
     def consent_citation(self, channel: Channel) -> str | None:
         """Why ``channel`` needs prior consent here (joined citations), or None."""
@@ -460,6 +463,30 @@ def _caps(code: str, book: _RulebookBody) -> list[Cap]:
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """What one rulebook (or the lender policy) adds to every policy it is merged into, built once."""
+
+    caps: tuple[Cap, ...]
+    content: tuple[RuleRef, ...]
+    consent: tuple[RuleRef, ...]
+    opt_out: RuleRef | None
+    segments: RuleRef | None
+    citations: tuple[RuleRef, ...]
+
+
+def _compiled(code: str, book: _RulebookBody) -> _Compiled:
+    keywords, segments = book.opt_out_keywords, book.max_sms_segments
+    return _Compiled(
+        caps=tuple(_caps(code, book)),
+        content=tuple(_ref(code, f"content.{r.requires}", r) for r in book.content),
+        consent=tuple(_ref(code, f"consent.{r.channel.value}", r) for r in book.consent),
+        opt_out=_ref(code, "sms.opt_out_keywords", keywords) if keywords is not None else None,
+        segments=_ref(code, "sms.max_segments", segments) if segments is not None else None,
+        citations=tuple(_ref(code, rid, cited) for rid, cited in book.citations.items()),
+    )
+
+
 def _segments(code: str) -> list[str]:
     return code.split("-")
 
@@ -501,6 +528,8 @@ class Rulebooks:
         self._window_sets = {
             code: _window_set(code, book) for code, book in [*self._books.items(), (LENDER, lender)]
         }
+        self._parts = {code: _compiled(code, book) for code, book in [*self._books.items(), (LENDER, lender)]}
+        self._heads = {code: _segments(code) for code in self._books}
 
     @property
     def codes(self) -> tuple[str, ...]:
@@ -519,9 +548,9 @@ class Rulebooks:
         self, jurisdiction: str, address: str | None, phone: tuple[str, ...] = ()
     ) -> tuple[str, ...]:
         """Codes of the rulebooks that apply, broadest first (lender policy not included)."""
-        targets = (jurisdiction, address, *phone)
-        codes = [c for c in self._books if any(_is_prefix(c, t) for t in targets)]
-        return tuple(sorted(codes, key=lambda c: (len(_segments(c)), c)))
+        targets = [_segments(t) for t in (jurisdiction, address, *phone) if t]
+        codes = [c for c, head in self._heads.items() if any(t[: len(head)] == head for t in targets)]
+        return tuple(sorted(codes, key=lambda c: (len(self._heads[c]), c)))
 
     def policy(self, jurisdiction: str, address: str | None, phone: tuple[str, ...] = ()) -> Policy:
         """The merged policy for a loan jurisdiction, an address code and the phone regions applied.
@@ -541,9 +570,10 @@ class Rulebooks:
         books.append((LENDER, self.lender))
         country = _segments(jurisdiction)[0]
         windows = tuple(w for code, _ in books if (w := self._window_sets[code]) is not None)
-        caps = tuple(cap for code, book in books for cap in _caps(code, book))
-        content_rules = tuple(_ref(c, f"content.{r.requires}", r) for c, b in books for r in b.content)
-        consent_rules = tuple(_ref(c, f"consent.{r.channel.value}", r) for c, b in books for r in b.consent)
+        parts = [self._parts[code] for code, _ in books]
+        caps = tuple(cap for p in parts for cap in p.caps)
+        content_rules = tuple(r for p in parts for r in p.content)
+        consent_rules = tuple(r for p in parts for r in p.consent)
         keyword_books = [(c, b.opt_out_keywords) for c, b in books if b.opt_out_keywords is not None]
         segment_books = [(c, b.max_sms_segments) for c, b in books if b.max_sms_segments is not None]
         return Policy(
@@ -561,11 +591,9 @@ class Rulebooks:
             ),
             consent_rules=consent_rules,
             content_rules=content_rules,
-            opt_out_rules=tuple(_ref(c, "sms.opt_out_keywords", r) for c, r in keyword_books),
-            segment_rules=tuple(_ref(c, "sms.max_segments", r) for c, r in segment_books),
-            engine_citations=tuple(
-                _ref(c, rid, cited) for c, b in books for rid, cited in b.citations.items()
-            ),
+            opt_out_rules=tuple(p.opt_out for p in parts if p.opt_out is not None),
+            segment_rules=tuple(p.segments for p in parts if p.segments is not None),
+            engine_citations=tuple(r for p in parts for r in p.citations),
         )
 
 

@@ -12,7 +12,7 @@ longer jurisdiction beats a shorter one, and the one strategy with no criteria i
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Final
@@ -84,10 +84,18 @@ class Strategy:
     jurisdictions: tuple[str, ...]
     # Every channel this strategy may use (steps and fallbacks).
     channels: frozenset[Channel]
+    # ``fallback`` as a dict, for the engine's every decision.
+    _fallbacks: dict[Channel, Channel] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        fallbacks: dict[Channel, Channel] = {}
+        for source, target in self.fallback:
+            fallbacks.setdefault(source, target)
+        object.__setattr__(self, "_fallbacks", fallbacks)
 
     def fallback_for(self, channel: Channel) -> Channel | None:
         """The channel allowed to stand in for ``channel``, if any."""
-        return next((target for source, target in self.fallback if source == channel), None)
+        return self._fallbacks.get(channel)
 
     def specificity(self, loan: Loan) -> tuple[bool, int] | None:
         """How closely this strategy matches a loan (higher is closer), None if it does not match."""

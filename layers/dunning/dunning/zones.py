@@ -45,9 +45,21 @@ def to_us(instant: datetime) -> int:
     return (instant - EPOCH) // _ONE_US
 
 
+# Recent instants: a tick decides every loan at the tick's instant, and the window openings and
+# follow-ups it gives are the same few instants for thousands of loans. Cleared whole when full.
+_FROM_US: dict[int, datetime] = {}
+_FROM_US_MAX: Final = 4096
+
+
 def from_us(us: int) -> datetime:
     """Microseconds since the epoch as an aware UTC datetime."""
-    return EPOCH + timedelta(microseconds=us)
+    found = _FROM_US.get(us)
+    if found is None:
+        found = EPOCH + timedelta(microseconds=us)
+        if len(_FROM_US) >= _FROM_US_MAX:
+            _FROM_US.clear()
+        _FROM_US[us] = found
+    return found
 
 
 def local(us: int, zone_name: str) -> datetime:
@@ -213,7 +225,7 @@ def phone_info(raw: str) -> PhoneInfo:
 def clear_phone_cache() -> None:
     """Forget every parsed and remembered number (benchmarks and tests)."""
     _PHONES.clear()
-    phone_facts.cache_clear()
+    _FACTS.clear()
 
 
 def _parse_phone(raw: str) -> PhoneInfo:
@@ -253,21 +265,35 @@ def phone_facts_version() -> str:
     return f"1/{phonenumbers.__version__}/{table:08x}"
 
 
-@lru_cache(maxsize=1 << 12)
+# The text of each number's facts, as ``phone_facts`` made it or ``remember_phone_facts`` took it (the
+# planner writes the facts back on every cadence item it rewrites); cleared whole when full.
+_FACTS: dict[str, str] = {}
+
+
 def phone_facts(raw: str) -> str:
     """What ``phone_info(raw)`` says, as the text stored on the cadence item:
     ``version|valid|e164|zone,zone|region,region|problem`` (the problem, last, may hold anything)."""
-    info = phone_info(raw)
-    return "|".join(
-        (
-            phone_facts_version(),
-            "1" if info.valid else "0",
-            info.e164 or "",
-            ",".join(info.zones),
-            ",".join(info.regions),
-            info.problem or "",
+    found = _FACTS.get(raw)
+    if found is None:
+        info = phone_info(raw)
+        found = "|".join(
+            (
+                phone_facts_version(),
+                "1" if info.valid else "0",
+                info.e164 or "",
+                ",".join(info.zones),
+                ",".join(info.regions),
+                info.problem or "",
+            )
         )
-    )
+        _remember_text(raw, found)
+    return found
+
+
+def _remember_text(raw: str, facts: str) -> None:
+    if len(_FACTS) >= _PHONES_MAX:
+        _FACTS.clear()
+    _FACTS[raw] = facts
 
 
 def phone_info_from_facts(raw: str, facts: str) -> PhoneInfo | None:
@@ -281,15 +307,16 @@ def phone_info_from_facts(raw: str, facts: str) -> PhoneInfo | None:
         # A valid number's facts name its E.164 form: only the number it was stored for matches.
         if e164 != raw or problem:
             return None
-        return PhoneInfo(
-            True,
-            e164,
-            tuple(zones.split(",")) if zones else (),
-            regions=tuple(regions.split(",")) if regions else (),
-        )
+        return PhoneInfo(True, e164, _names(zones), regions=_names(regions))
     if valid != "0" or e164 or zones or regions or mask_phone(raw) not in problem:
         return None
     return PhoneInfo(False, problem=problem)
+
+
+@lru_cache(maxsize=1024)
+def _names(joined: str) -> tuple[str, ...]:
+    # Zones and regions as stored facts join them; the same few lists for most numbers.
+    return tuple(joined.split(",")) if joined else ()
 
 
 def remember_phone_facts(raw: str, facts: str) -> bool:
@@ -303,6 +330,9 @@ def remember_phone_facts(raw: str, facts: str) -> bool:
     if len(_PHONES) >= _PHONES_MAX:
         _PHONES.clear()
     _PHONES[raw] = info
+    # Facts taken are exactly the text ``phone_facts`` would make from ``info`` (the same version, and
+    # the fields split as they were joined): kept, the planner's cadence writes do not join them again.
+    _remember_text(raw, facts)
     return True
 
 
@@ -564,6 +594,9 @@ class WindowTable:
         self.windows = windows
         self.zones = zones
         self._days: dict[int, tuple[tuple[int, int], ...]] = {}
+        self._local_times: dict[tuple[int, int], str] = {}
+        self._blocking: dict[int, WindowBlock | None] = {}
+        self._blocking_texts: dict[int, str] = {}
 
     def local_window(self, zone_name: str, day: date) -> tuple[int, int] | None:
         """The allowed instants of one local date in one zone."""
@@ -604,7 +637,29 @@ class WindowTable:
         return None
 
     def blocking(self, us: int) -> WindowBlock | None:
-        """The first zone and rule that exclude an instant, or None if it is allowed everywhere."""
+        """The first zone and rule that exclude an instant, or None if it is allowed everywhere
+        (remembered for the last instants asked, as ``local_times``)."""
+        if us in self._blocking:
+            return self._blocking[us]
+        found = self._blocking_at(us)
+        if len(self._blocking) >= 16:
+            self._blocking.clear()
+        self._blocking[us] = found
+        return found
+
+    def blocking_text(self, us: int) -> str:
+        """What ``blocking(us).describe()`` says (remembered with it); the instant must be blocked."""
+        found = self._blocking_texts.get(us)
+        if found is None:
+            block = self.blocking(us)
+            if block is None:
+                raise ValueError("the instant is inside the windows: nothing blocks it")
+            if len(self._blocking_texts) >= 16:
+                self._blocking_texts.clear()
+            found = self._blocking_texts[us] = block.describe()
+        return found
+
+    def _blocking_at(self, us: int) -> WindowBlock | None:
         for zone_name in self.zones:
             wall = local(us, zone_name)
             window = self.local_window(zone_name, wall.date())
@@ -625,14 +680,20 @@ class WindowTable:
         return None
 
     def local_times(self, us: int, limit: int = 3) -> str:
-        """``America/New_York 10:15, America/Los_Angeles 07:15`` for a reason text."""
-        instant = from_us(us)
-        parts = [
-            f"{z} {(w := instant.astimezone(zone(z))).hour:02d}:{w.minute:02d}" for z in self.zones[:limit]
-        ]
-        if len(self.zones) > limit:
-            parts.append(f"and {len(self.zones) - limit} more")
-        return ", ".join(parts)
+        """``America/New_York 10:15, America/Los_Angeles 07:15`` for a reason text (remembered for the
+        last instants asked: a tick's SENDs in the same zones are all decided at the tick's instant)."""
+        key = (us, limit)
+        found = self._local_times.get(key)
+        if found is None:
+            instant = from_us(us)
+            walls = [(z, instant.astimezone(zone(z))) for z in self.zones[:limit]]
+            parts = [f"{z} {w.hour:02d}:{w.minute:02d}" for z, w in walls]
+            if len(self.zones) > limit:
+                parts.append(f"and {len(self.zones) - limit} more")
+            if len(self._local_times) >= 16:
+                self._local_times.clear()
+            found = self._local_times[key] = ", ".join(parts)
+        return found
 
 
 @lru_cache(maxsize=4096)

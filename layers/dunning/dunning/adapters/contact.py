@@ -30,7 +30,7 @@ from dunning.adapters.state_keys import (
     sms_block_attribute,
 )
 from dunning.items import iso_utc, parse_iso_utc
-from dunning.models import Channel, ContactState, SendRecord
+from dunning.models import Channel, ContactState, SendRecord, is_model_id, trusted
 
 # Optimistic-lock retries: each retry re-reads, so more than a handful means a hot borrower and the
 # SQS retry (later, with fresh state) is the better answer.
@@ -80,36 +80,49 @@ def sms_blocked(phone: str | None, contact: Mapping[str, Any], consent: Mapping[
     return not consent_at or str(consent_at) <= str(blocked_at)
 
 
+_CHANNELS = {c.value: c for c in Channel}
+
+
+def _channel(text: str) -> Channel:
+    # ``Channel(text)`` without the enum call for the two values there are (an unknown one raises).
+    return _CHANNELS.get(text) or Channel(text)
+
+
 def contact_state(
     borrower_id: str,
     contact: Mapping[str, Any] | None,
     consent: Mapping[str, Any] | None,
     phone: str | None = None,
 ) -> ContactState:
-    """The engine's view of a borrower: their contact item and the consent item of their phone."""
+    """The engine's view of a borrower: their contact item and the consent item of their phone.
+
+    The values are parsed here (timestamps, channels, sets of strings), so the models are built
+    without validating them again (``dunning.models.trusted``), except around an id outside the id
+    alphabet, which the models refuse as before."""
     contact = contact or {}
-    sends = tuple(
-        SendRecord(
-            at=parse_iso_utc(str(s["at"])),
-            channel=Channel(str(s["channel"])),
-            loan_id=str(s["loan_id"]),
-            step=str(s["step"]),
-        )
-        for s in contact.get("sends", [])
-    )
+    sends = []
+    for s in contact.get("sends", []):
+        send: dict[str, Any] = {
+            "at": parse_iso_utc(str(s["at"])),
+            "channel": _channel(str(s["channel"])),
+            "loan_id": str(s["loan_id"]),
+            "step": str(s["step"]),
+        }
+        sends.append(trusted(SendRecord, send) if is_model_id(send["loan_id"]) else SendRecord(**send))
     paused = contact.get("paused_until")
-    return ContactState(
-        borrower_id=borrower_id,
-        version=int(contact.get("version", 0)),
-        sends=sends,
-        claims=frozenset(str(c) for c in contact.get("claims", set())),
-        paused_until=parse_iso_utc(str(paused)) if paused else None,
-        sms_opted_out=sms_blocked(phone, contact, consent),
-        unusable=frozenset(str(p) for p in contact.get("unusable", set())),
-        disputed_loans=frozenset(
-            str(k).removeprefix(DISPUTE_PREFIX) for k in contact if str(k).startswith(DISPUTE_PREFIX)
+    values: dict[str, Any] = {
+        "borrower_id": borrower_id,
+        "version": int(contact.get("version", 0)),
+        "sends": tuple(sends),
+        "claims": frozenset(map(str, contact.get("claims", ()))),
+        "paused_until": parse_iso_utc(str(paused)) if paused else None,
+        "sms_opted_out": sms_blocked(phone, contact, consent),
+        "unusable": frozenset(map(str, contact.get("unusable", ()))),
+        "disputed_loans": frozenset(
+            k.removeprefix(DISPUTE_PREFIX) for k in map(str, contact) if k.startswith(DISPUTE_PREFIX)
         ),
-    )
+    }
+    return trusted(ContactState, values) if is_model_id(borrower_id) else ContactState(**values)
 
 
 def _sends_value(sends: Iterable[SendRecord]) -> list[dict[str, str]]:

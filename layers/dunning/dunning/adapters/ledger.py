@@ -77,6 +77,10 @@ def outcome_key(loan_id: str, step: str) -> Key:
     return {"pk": f"JOB#{loan_id}#{step}", "sk": "OUTCOME"}
 
 
+# Recent instants' TTLs: a tick writes every ledger item of its decisions at the tick's instant.
+_EXPIRES: dict[tuple[datetime, int], int] = {}
+
+
 def _clean(item: Mapping[str, Any]) -> Item:
     # DynamoDB rejects empty sets and there is no point storing None or "" attributes.
     return {k: v for k, v in item.items() if v is not None and v != ""}
@@ -89,7 +93,14 @@ class Ledger:
     retention_days: int
 
     def expires_at(self, at: datetime) -> int:
-        return int((at + timedelta(days=self.retention_days)).timestamp())
+        key = (at, self.retention_days)
+        found = _EXPIRES.get(key)
+        if found is None:
+            found = int((at + timedelta(days=self.retention_days)).timestamp())
+            if len(_EXPIRES) >= 1024:
+                _EXPIRES.clear()
+            _EXPIRES[key] = found
+        return found
 
     def _put(self, item: Mapping[str, Any], at: datetime) -> WriteOp:
         full = _clean({**item, "at": iso_utc(at), "expires_at": self.expires_at(at)})
