@@ -28,7 +28,7 @@ from dunning.adapters.messaging import FailureKind, PublishError, SmsOptions
 from dunning.adapters.state_keys import dispute_attribute, sms_block_attribute
 from dunning.items import iso_utc, iso_utc_precise
 from dunning.models import ContactState
-from dunning.receipt_matching import announcement, receipt_line, withdrawal
+from dunning.receipt_matching import RECEIPT_WINDOW, announcement, receipt_line, withdrawal
 
 
 @dataclass
@@ -218,6 +218,7 @@ class FakeStateStore:
             confirmations[inbound_id] = {**confirmation, "status": CONFIRMATION_OWED, "owed_at": stamp}
             self.owed[(phone, inbound_id)] = {"phone": phone, "inbound_id": inbound_id, "owed_at": stamp}
         self.consents[phone] = {
+            **current,  # an update of the item, as the store's: the confirmation turn stays
             "sms_opted_out": opted_out,
             "changed_at": stamp,
             "source": source,
@@ -241,8 +242,20 @@ class FakeStateStore:
         return dict(entry) if entry is not None else None
 
     def claim_confirmation(self, phone: str, inbound_id: str, at: datetime) -> Item | None:
+        consent = self.consents.get(phone, {})
+        holder, until = consent.get("confirming_by"), consent.get("confirming_until")
+        if holder not in (None, inbound_id) and str(until) >= iso_utc_precise(at):
+            return None  # another confirmation of the number holds its turn
         claimed = {"claimed_at": iso_utc_precise(at)}
-        return self._move(phone, inbound_id, CONFIRMATION_OWED, CONFIRMATION_CLAIMED, at, claimed)
+        entry = self._move(phone, inbound_id, CONFIRMATION_OWED, CONFIRMATION_CLAIMED, at, claimed)
+        if entry is not None:
+            consent.update(confirming_by=inbound_id, confirming_until=iso_utc_precise(at + RECEIPT_WINDOW))
+        return entry
+
+    def _give_turn_back(self, phone: str) -> None:
+        consent = self.consents.get(phone, {})
+        consent.pop("confirming_by", None)
+        consent.pop("confirming_until", None)
 
     def confirmations_of(self, phone: str) -> dict[str, Item]:
         return {k: dict(v) for k, v in (self.consents.get(phone, {}).get("confirmations") or {}).items()}
@@ -301,10 +314,19 @@ class FakeStateStore:
             entry["receipts_at"] = [*entry.get("receipts_at", []), receipt_line(message_id, stamp)]
 
     def settle_confirmation(
-        self, phone: str, inbound_id: str, status: str, at: datetime, *, message_id: str = "", code: str = ""
+        self,
+        phone: str,
+        inbound_id: str,
+        status: str,
+        at: datetime,
+        *,
+        message_id: str = "",
+        code: str = "",
+        give_turn_back: bool = False,
     ) -> None:
         extra = {k: v for k, v in (("message_id", message_id), ("code", code)) if v}
-        self._move(phone, inbound_id, CONFIRMATION_CLAIMED, status, at, extra)
+        if self._move(phone, inbound_id, CONFIRMATION_CLAIMED, status, at, extra) and give_turn_back:
+            self._give_turn_back(phone)
         if status not in (CONFIRMATION_OWED, CONFIRMATION_AMBIGUOUS):
             self.owed.pop((phone, inbound_id), None)
 

@@ -21,10 +21,16 @@ from dunning.adapters.consent import (
     CONFIRMATION_FAILED,
     CONFIRMATION_SENT,
 )
+from dunning.adapters.messaging import FailureKind
+from dunning.inbound import Confirmer, LenderContact
+from dunning.items import parse_iso_utc
+from dunning.observability import MetricsRecorder
+from dunning.receipt_matching import PUBLISH_DEADLINE, RECEIPT_WINDOW
 from dunning.receipts import settle_confirmation_by_receipt
-from tests.fakes import FakeStateStore
+from tests.fakes import FakeMessaging, FakeStateStore
 
 PHONE = "+12025550142"
+HOUR = timedelta(hours=1)
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 
 # What became of one reply's Publish: its id known, SNS took it but the id was lost (a lost response or
@@ -53,21 +59,18 @@ def _ms(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
-def _run(attempts: list[Attempt]) -> tuple[FakeStateStore, list[Published]]:
-    """Each attempt as the inbound service makes it: a confirmation is owed, claimed, announced on the
-    others in doubt, published, then settled and told apart by id; a HELP answer is announced, published
-    and told apart. Returns the registry and what SNS accepted."""
+def _run(attempts: list[Attempt], *, turns: bool = True) -> tuple[FakeStateStore, list[Published]]:
+    """Each attempt as the inbound service makes it: a confirmation is owed, claimed (when its number's
+    confirmation turn is free: a blocked one is claimed again once the turn runs out, as Lambda's retry
+    does), announced on the others in doubt, published, then settled and told apart by id; a HELP answer
+    is announced, published and told apart. ``turns=False``: entries as an older version wrote them,
+    with no turn. Returns the registry and what SNS accepted."""
     state = FakeStateStore()
     published: list[Published] = []
-    starts: list[datetime] = []
-    for n, attempt in enumerate(attempts):
-        starts.append((starts[-1] if starts else T0) + timedelta(milliseconds=attempt.gap_ms, microseconds=n))
     changes = 0
+    at = T0
     for n, attempt in enumerate(attempts):
-        at = starts[n]
-        # One reply after another: each Publish is over before the next reply is handled.
-        ends = starts[n + 1] if n + 1 < len(starts) else at + timedelta(hours=1)
-        stamp = _ms(min(at + timedelta(milliseconds=attempt.publish_ms), ends - timedelta(milliseconds=1)))
+        at += timedelta(milliseconds=attempt.gap_ms, microseconds=n)
         key = f"in-{n}"
         if attempt.confirmation:
             # Consent is ordered to the second: each change a second apart, before any claim.
@@ -81,8 +84,15 @@ def _run(attempts: list[Attempt]) -> tuple[FakeStateStore, list[Published]]:
                 borrower_ids=["B-1"],
                 confirmation={"intent": "stop"},
             )
-            assert state.claim_confirmation(PHONE, key, at) is not None
+            if state.claim_confirmation(PHONE, key, at) is None:
+                at = parse_iso_utc(state.consents[PHONE]["confirming_until"]) + timedelta(milliseconds=1)
+                assert state.claim_confirmation(PHONE, key, at) is not None
+            if not turns:
+                state.consents[PHONE].pop("confirming_by")
             changes += 1
+        # One reply after another: each Publish is over before the next reply is handled.
+        ends = at + timedelta(milliseconds=attempts[n + 1].gap_ms) if n + 1 < len(attempts) else at + HOUR
+        stamp = _ms(min(at + timedelta(milliseconds=attempt.publish_ms), ends - timedelta(milliseconds=1)))
         announced = state.note_other_reply(PHONE, key, at)
         message_id = f"msg-{n}"
         if attempt.outcome in (KNOWN, LOST):
@@ -121,11 +131,11 @@ def _deliver(state: FakeStateStore, receipts: list[Published]) -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(attempts=attempts, data=st.data())
+@given(attempts=attempts, turns=st.booleans(), data=st.data())
 def test_a_confirmation_settled_by_receipts_reached_sns_and_has_its_own_id(
-    attempts: list[Attempt], data: st.DataObject
+    attempts: list[Attempt], turns: bool, data: st.DataObject
 ) -> None:
-    state, published = _run(attempts)
+    state, published = _run(attempts, turns=turns)
     order = data.draw(st.permutations(published), label="receipts")
     again = data.draw(st.lists(st.sampled_from(published), max_size=3), label="again") if published else []
     _deliver(state, [*order, *again])
@@ -160,25 +170,33 @@ def test_confirmations_that_all_published_are_all_settled_whatever_the_receipts_
     assert sorted(map(str, taken.values())) == sorted(truth.values())
 
 
-def _two_in_doubt_then(receipts: list[str]) -> dict[str, str]:
+def _two_in_doubt_then(receipts: list[str], *, turns: bool) -> dict[str, str]:
     """A START confirmation whose response was lost, then a STOP confirmation a second later whose
     invocation died after its Publish; the receipts in the order given."""
     runs = [Attempt(True, 1, LOST, 300), Attempt(True, 1_000, LOST, 300)]
-    state, published = _run(runs)
+    state, published = _run(runs, turns=turns)
     by_id = {p.message_id: p for p in published}
     _deliver(state, [by_id[i] for i in receipts])
-    return {
-        k: f"{e['status']} {e.get('message_id', '')}".strip()
-        for k, e in state.confirmations_of(PHONE).items()
-    }
+    entries = state.confirmations_of(PHONE)
+    return {k: f"{e['status']} {e.get('message_id', '')}".strip() for k, e in entries.items()}
 
 
 def test_the_later_confirmations_receipt_is_not_taken_for_the_earlier_ones() -> None:
-    # The STOP's receipt fits both windows: alone, it proves neither (greedy settlement gave it to the
-    # START's entry, and the STOP's confirmation was sent again after the horizon).
-    assert _two_in_doubt_then(["msg-1"]) == {"in-0": "AMBIGUOUS", "in-1": "AMBIGUOUS"}
-    assert _two_in_doubt_then(["msg-1", "msg-0"]) == {"in-0": "SENT msg-0", "in-1": "SENT msg-1"}
-    assert _two_in_doubt_then(["msg-0", "msg-1"]) == {"in-0": "SENT msg-0", "in-1": "SENT msg-1"}
+    # Without turns (entries of an older version) both windows hold the STOP's receipt: alone, it proves
+    # neither (greedy settlement gave it to the START's entry, and the STOP's confirmation was sent again
+    # after the horizon); with the START's, both are proven.
+    assert _two_in_doubt_then(["msg-1"], turns=False) == {"in-0": "AMBIGUOUS", "in-1": "AMBIGUOUS"}
+    assert _two_in_doubt_then(["msg-1", "msg-0"], turns=False) == {
+        "in-0": "SENT msg-0",
+        "in-1": "SENT msg-1",
+    }
+    assert _two_in_doubt_then(["msg-0", "msg-1"], turns=False) == {
+        "in-0": "SENT msg-0",
+        "in-1": "SENT msg-1",
+    }
+    # With turns the STOP's confirmation waits for the START's window to run out: its receipt fits its
+    # own window only, and proves it alone.
+    assert _two_in_doubt_then(["msg-1"], turns=True) == {"in-0": "AMBIGUOUS", "in-1": "SENT msg-1"}
 
 
 def test_a_help_answered_twice_is_two_replies_that_may_explain_receipts() -> None:
@@ -213,3 +231,76 @@ def test_an_entry_kept_by_an_older_version_counts_its_unknown_replies_and_receip
     entry["other_reply_unknown"] = 1
     entry["receipts_seen"] = ["old-1"]
     assert settle_confirmation_by_receipt(state, PHONE, "new-1", stamp, stamp) == ["in-0"]
+
+
+# ---- the number's confirmation turn and the publish deadline, through the Confirmer ------------------
+
+
+class Clock:
+    """A clock the test moves; every reading is a microsecond later than the one before."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        self.at += timedelta(microseconds=1)
+        return self.at
+
+
+def _confirmer(state: FakeStateStore, messaging: FakeMessaging, clock: Clock) -> Confirmer:
+    lender = LenderContact(
+        name="Example Lending", help_phone="+1 202 555 0100", help_url="https://example.com"
+    )
+    return Confirmer(state, messaging, lender, "+18885550100", clock)
+
+
+def _owe(state: FakeStateStore, inbound_id: str, opted_out: bool, at: datetime) -> None:
+    state.record_consent(
+        PHONE,
+        opted_out=opted_out,
+        at=at,
+        source="sms",
+        reason="stop" if opted_out else "start",
+        inbound_id=inbound_id,
+        borrower_ids=["B-1"],
+        confirmation={"intent": "STOP" if opted_out else "START"},
+    )
+
+
+def test_a_confirmation_waits_while_another_of_its_number_is_in_doubt_within_its_window() -> None:
+    state, messaging, clock = FakeStateStore(), FakeMessaging(), Clock(T0)
+    confirmer = _confirmer(state, messaging, clock)
+    _owe(state, "start", False, T0 - timedelta(seconds=2))
+    messaging.refuse(FailureKind.UNKNOWN)  # the START confirmation's response is lost
+    assert confirmer.complete(PHONE, "start", MetricsRecorder()) == CONFIRMATION_AMBIGUOUS
+    _owe(state, "stop", True, T0 - timedelta(seconds=1))
+    # The START's confirmation holds the number's turn: the STOP's waits (Lambda's retry comes later).
+    assert confirmer.complete(PHONE, "stop", MetricsRecorder()) == "OWED"
+    assert messaging.sent == []
+    clock.at = T0 + RECEIPT_WINDOW + timedelta(seconds=1)
+    assert confirmer.complete(PHONE, "stop", MetricsRecorder()) == CONFIRMATION_SENT
+    assert len(messaging.sent) == 1
+
+
+def test_a_confirmation_whose_outcome_is_known_gives_the_turn_back_at_once() -> None:
+    state, messaging, clock = FakeStateStore(), FakeMessaging(), Clock(T0)
+    confirmer = _confirmer(state, messaging, clock)
+    _owe(state, "start", False, T0 - timedelta(seconds=2))
+    assert confirmer.complete(PHONE, "start", MetricsRecorder()) == CONFIRMATION_SENT
+    _owe(state, "stop", True, T0 - timedelta(seconds=1))
+    assert confirmer.complete(PHONE, "stop", MetricsRecorder()) == CONFIRMATION_SENT
+    assert len(messaging.sent) == 2
+
+
+def test_a_confirmation_not_published_within_the_deadline_of_its_claim_is_owed_again() -> None:
+    state, messaging = FakeStateStore(), FakeMessaging()
+    readings = iter([T0, T0 + PUBLISH_DEADLINE + timedelta(seconds=1)])
+    later = T0 + timedelta(minutes=5)
+    confirmer = _confirmer(state, messaging, Clock(later))
+    confirmer.clock = lambda: next(readings, later)
+    _owe(state, "stop", True, T0 - timedelta(seconds=1))
+    # Slow writes between the claim and the Publish: its receipt could miss its window, so no Publish.
+    assert confirmer.complete(PHONE, "stop", MetricsRecorder()) == "OWED"
+    assert messaging.sent == []
+    assert state.confirmation(PHONE, "stop")["code"] == "late"  # type: ignore[index]
+    assert confirmer.complete(PHONE, "stop", MetricsRecorder()) == CONFIRMATION_SENT

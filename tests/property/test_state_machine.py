@@ -662,6 +662,26 @@ def test_found_two_confirmations_in_doubt_on_one_number_are_each_settled_by_thei
     assert broken == {}
 
 
+def test_found_a_receipt_that_fits_two_confirmations_never_has_to_be_guessed(world: World) -> None:
+    """Found by make soak: a START (the number's first consent) whose invocation dies at any of its calls
+    (after claiming its confirmation, before or after its Publish, among them), then a STOP whose
+    confirmation's Publish response is lost. Had both been claimed within one receipt window, the STOP's
+    receipt would fit both and prove neither, and the STOP confirmation would go out again after the
+    horizon. A confirmation now waits for its number's turn: the STOP's is sent once the START's window
+    has run out (Lambda's retry or the sweep), so every receipt fits one confirmation only."""
+    broken = {}
+    for at_call in range(0, 12):
+
+        def schedule(m: DunningMachine, n: int = at_call) -> None:
+            m.reply(CY_PHONE, "START", 0, Fault("InboundFunction", "crash", n), False)
+            m.reply(CY_PHONE, "STOP", 0, None, True)
+
+        failures = _replay(world, schedule)
+        if failures:
+            broken[at_call] = failures
+    assert broken == {}
+
+
 @pytest.mark.skipif(SOAK_EXAMPLES == 0, reason="make soak (SOAK_EXAMPLES=N) only")
 def test_soak_every_invariant_holds_in_many_schedules(world: World) -> None:
     """``make soak``: SOAK_EXAMPLES random schedules; prints what it explored and how many checks it made."""

@@ -75,6 +75,7 @@ from dunning.ports import (
     LenderReader,
     SmsSender,
 )
+from dunning.receipt_matching import PUBLISH_DEADLINE, RECEIPT_WINDOW, TURN_MARGIN
 from dunning.settings import InboundSettings
 
 logger = PackageLogger(__name__)
@@ -725,11 +726,17 @@ class Confirmer:
         text = reply_text(intent, self.profile, chinese=bool(entry.get("chinese")))
         origin = str(entry.get("origin") or self.origination_identity)
         if text is None:  # pragma: no cover - STOP and START always have a text
-            self.state.settle_confirmation(phone, inbound_id, CONFIRMATION_FAILED, now, code="no text")
+            self._settle(phone, inbound_id, now, CONFIRMATION_FAILED, code="no text")
             return CONFIRMATION_FAILED
         # To the other confirmations in doubt on the number this one is another reply: announced before
         # its Publish and told apart by id after it (as `_reply` does for HELP answers).
         announced = self.state.note_other_reply(phone, inbound_id, now)
+        if self.clock() - now > PUBLISH_DEADLINE:
+            # Slow writes since the claim: published now, its receipt could fall outside the window
+            # that proves it, so it is not published; owed again, Lambda's retry or the sweep sends it.
+            self.state.note_other_reply(phone, inbound_id, now, "", announced)
+            self._settle(phone, inbound_id, now, CONFIRMATION_OWED, code="late")
+            return CONFIRMATION_OWED
         try:
             message_id = self.messaging.send_sms(phone, text, SmsOptions(origination_identity=origin))
         except PublishError as exc:
@@ -739,18 +746,39 @@ class Confirmer:
             }.get(exc.kind, CONFIRMATION_FAILED)
             if exc.kind != FailureKind.UNKNOWN and announced:
                 self.state.note_other_reply(phone, inbound_id, now, "", announced)  # SNS did not take it
-            self.state.settle_confirmation(phone, inbound_id, status, self.clock(), code=exc.code)
+            self._settle(phone, inbound_id, now, status, code=exc.code)
             logger.error(
                 "confirmation not sent", extra={"intent": intent.value, "code": exc.code, "now": status}
             )
             metrics.count("ReplyFailed")
             return status
-        self.state.settle_confirmation(
-            phone, inbound_id, CONFIRMATION_SENT, self.clock(), message_id=message_id
-        )
+        self._settle(phone, inbound_id, now, CONFIRMATION_SENT, message_id=message_id)
         self.state.note_other_reply(phone, inbound_id, now, message_id, announced)
         metrics.count("Replies", intent=intent.value)
         return CONFIRMATION_SENT
+
+    def _settle(
+        self,
+        phone: str,
+        inbound_id: str,
+        claimed: datetime,
+        status: str,
+        *,
+        message_id: str = "",
+        code: str = "",
+    ) -> None:
+        """Record the outcome of this claim. Unless it is unknown, the number's confirmation turn is given
+        back in the same write, if that is well within the turn (nobody else can hold it yet)."""
+        at = self.clock()
+        self.state.settle_confirmation(
+            phone,
+            inbound_id,
+            status,
+            at,
+            message_id=message_id,
+            code=code,
+            give_turn_back=status != CONFIRMATION_AMBIGUOUS and at - claimed < RECEIPT_WINDOW - TURN_MARGIN,
+        )
 
     def sweep(self, now: datetime, metrics: MetricsRecorder) -> dict[str, int]:
         """Complete every confirmation still owed; a claim older than CLAIM_TIMEOUT becomes AMBIGUOUS."""

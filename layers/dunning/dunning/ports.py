@@ -122,7 +122,15 @@ class ConsentRegistry(Protocol):
     def claim_confirmation(self, phone: str, inbound_id: str, at: datetime) -> Item | None: ...
 
     def settle_confirmation(
-        self, phone: str, inbound_id: str, status: str, at: datetime, *, message_id: str = "", code: str = ""
+        self,
+        phone: str,
+        inbound_id: str,
+        status: str,
+        at: datetime,
+        *,
+        message_id: str = "",
+        code: str = "",
+        give_turn_back: bool = False,
     ) -> None: ...
 
     def confirmations_of(self, phone: str) -> dict[str, Item]: ...

@@ -29,9 +29,15 @@ from typing import Any
 
 from dunning.items import iso_utc_precise, parse_iso_utc
 
-# How long after its claim (or announcement) a reply's Publish can be stamped: one SNS call (5 s
-# connect, 15 s read, no retries) plus clock skew between Lambda and SNS.
-RECEIPT_WINDOW = timedelta(minutes=5)
+# How long after its claim (or announcement) a reply's Publish can be stamped: a confirmation is published
+# within PUBLISH_DEADLINE of its claim or not at all, then one SNS call (5 s connect, 15 s read, no
+# retries), plus clock skew between Lambda and SNS. It is also how long a confirmation in doubt holds its
+# number's confirmation turn (ConsentStore.claim_confirmation): Lambda's second retry of a reply whose
+# confirmation had to wait for it comes 3 minutes after the first attempt, when the turn has run out.
+RECEIPT_WINDOW = timedelta(minutes=2)
+PUBLISH_DEADLINE = timedelta(seconds=30)
+# A claim holder gives the turn back only this long before it runs out (Lambdas' clocks differ a little).
+TURN_MARGIN = timedelta(seconds=30)
 # An announcement is written just before its Publish, on the announcer's clock: a little slack before it
 # only makes the announced reply a candidate for more receipts (a proof needs more, never less).
 ANNOUNCE_SLACK = timedelta(seconds=1)

@@ -42,7 +42,7 @@ from dunning.adapters.state_keys import (
 )
 from dunning.items import iso_utc, iso_utc_precise
 from dunning.observability import mask_phone
-from dunning.receipt_matching import announcement, receipt_line, withdrawal
+from dunning.receipt_matching import RECEIPT_WINDOW, announcement, receipt_line, withdrawal
 
 CONFIRMATION_OWED = "OWED"
 CONFIRMATION_CLAIMED = "CLAIMED"
@@ -81,42 +81,13 @@ class ConsentChange:
 
 
 @dataclass
-class ConfirmationRecords:
-    """The confirmations owed for consent changes, kept on the number's consent item: exactly one per
-    effective opt-out (owed → claimed → sent, failed or ambiguous, settled by a receipt or re-sent)."""
+class ConfirmationEvidence:
+    """What the receipts function weighs for the confirmations in doubt on a number
+    (dunning.receipt_matching): the other replies announced and told apart on them, and the receipts of
+    unknown id stamped in their windows."""
 
     dynamo: Dynamo
     table: str
-
-    def owed_confirmations(self) -> list[Item]:
-        """The pointers of confirmations not settled yet (owed, or claimed by a sender that may have died)."""
-        found: list[Item] = []
-        for items, _ in self.dynamo.query_pages(
-            TableName=self.table,
-            KeyConditionExpression="pk = :p",
-            ExpressionAttributeValues={":p": CONFIRMATION_OWED_PK},
-        ):
-            found.extend(items)
-        return found
-
-    def confirmation(self, phone: str, inbound_id: str) -> Item | None:
-        """The confirmation entry of one reply on the consent item (None if none was owed)."""
-        consent = self.dynamo.get(self.table, consent_key(phone)) or {}
-        entry = (consent.get("confirmations") or {}).get(inbound_id)
-        return dict(entry) if entry is not None else None
-
-    def claim_confirmation(self, phone: str, inbound_id: str, at: datetime) -> Item | None:
-        """Move an owed confirmation to CLAIMED (one caller wins); returns its entry, or None. The claim
-        time is kept as ``claimed_at``, to the microsecond: a delivery receipt stamped at or after it can
-        prove the Publish, one stamped before it (another reply published a moment earlier) cannot."""
-        return self._move_confirmation(
-            phone,
-            inbound_id,
-            CONFIRMATION_OWED,
-            CONFIRMATION_CLAIMED,
-            at,
-            {"claimed_at": iso_utc_precise(at)},
-        )
 
     def confirmations_of(self, phone: str) -> dict[str, Item]:
         """Every confirmation entry on a number's consent item, by inbound id (one GetItem)."""
@@ -163,13 +134,16 @@ class ConfirmationRecords:
             )
             if not (message_id or lines):
                 continue
-            names = {"#c": "confirmations", "#i": inbound_id, "#s": "status"}
+            # The revision moves too: a consent change that read the item before this write rewrites
+            # the confirmations it read, so it must fail and read again rather than drop this line.
+            names = {"#c": "confirmations", "#i": inbound_id, "#s": "status", "#r": "revision"}
             values: dict[str, Any] = {
                 ":c": CONFIRMATION_CLAIMED,
                 ":a": CONFIRMATION_AMBIGUOUS,
                 ":none": [],
+                ":one": 1,
             }
-            parts: list[str] = []
+            parts: list[str] = ["#r = #r + :one"]
             if message_id:
                 parts.append("#c.#i.#o = list_append(if_not_exists(#c.#i.#o, :none), :id)")
                 names["#o"] = "other_replies"
@@ -203,10 +177,17 @@ class ConfirmationRecords:
             self.dynamo.update(
                 self.table,
                 consent_key(phone),
-                update="SET #c.#i.#o = list_append(if_not_exists(#c.#i.#o, :none), :line)",
-                names={"#c": "confirmations", "#i": inbound_id, "#s": "status", "#o": "receipts_at"},
+                update="SET #c.#i.#o = list_append(if_not_exists(#c.#i.#o, :none), :line), #r = #r + :one",
+                names={
+                    "#c": "confirmations",
+                    "#i": inbound_id,
+                    "#s": "status",
+                    "#o": "receipts_at",
+                    "#r": "revision",
+                },
                 values={
                     ":none": [],
+                    ":one": 1,
                     ":line": [receipt_line(message_id, stamp)],
                     ":c": CONFIRMATION_CLAIMED,
                     ":a": CONFIRMATION_AMBIGUOUS,
@@ -216,6 +197,79 @@ class ConfirmationRecords:
         except ClientError as exc:
             if not is_conditional_failure(exc):
                 raise
+
+
+@dataclass
+class ConfirmationRecords(ConfirmationEvidence):
+    """The confirmations owed for consent changes, kept on the number's consent item: exactly one per
+    effective opt-out (owed → claimed → sent, failed or ambiguous, settled by a receipt or re-sent)."""
+
+    def owed_confirmations(self) -> list[Item]:
+        """The pointers of confirmations not settled yet (owed, or claimed by a sender that may have died)."""
+        found: list[Item] = []
+        for items, _ in self.dynamo.query_pages(
+            TableName=self.table,
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": CONFIRMATION_OWED_PK},
+        ):
+            found.extend(items)
+        return found
+
+    def confirmation(self, phone: str, inbound_id: str) -> Item | None:
+        """The confirmation entry of one reply on the consent item (None if none was owed)."""
+        consent = self.dynamo.get(self.table, consent_key(phone)) or {}
+        entry = (consent.get("confirmations") or {}).get(inbound_id)
+        return dict(entry) if entry is not None else None
+
+    def claim_confirmation(self, phone: str, inbound_id: str, at: datetime) -> Item | None:
+        """Move an owed confirmation to CLAIMED (one caller wins); returns its entry, or None. The claim
+        time is kept as ``claimed_at``, to the microsecond: a delivery receipt stamped at or after it can
+        prove the Publish, one stamped before it (another reply published a moment earlier) cannot.
+
+        In the same write the claim takes the number's confirmation turn (``confirming_by``,
+        ``confirming_until``: :data:`dunning.receipt_matching.RECEIPT_WINDOW` after the claim), and it
+        fails while another confirmation of the number holds it: two confirmations in doubt on one number
+        never have overlapping receipt windows, so a receipt can only ever be one of them. The holder
+        gives the turn back once its outcome is known (:meth:`settle_confirmation`); one whose outcome is
+        unknown keeps it until it runs out. None then too: the entry is still OWED."""
+        names = {
+            "#c": "confirmations",
+            "#i": inbound_id,
+            "#s": "status",
+            "#r": "revision",
+            "#t": "updated_at",
+            "#a": "claimed_at",
+            "#cu": "confirming_until",
+            "#cb": "confirming_by",
+        }
+        values: dict[str, Any] = {
+            ":from": CONFIRMATION_OWED,
+            ":to": CONFIRMATION_CLAIMED,
+            ":at": iso_utc(at),
+            ":claimed": iso_utc_precise(at),
+            ":now": iso_utc_precise(at),
+            ":until": iso_utc_precise(at + RECEIPT_WINDOW),
+            ":me": inbound_id,
+            ":one": 1,
+        }
+        try:
+            item = self.dynamo.update(
+                self.table,
+                consent_key(phone),
+                update=(
+                    "SET #c.#i.#s = :to, #c.#i.#t = :at, #c.#i.#a = :claimed, #r = #r + :one, "
+                    "#cu = :until, #cb = :me"
+                ),
+                names=names,
+                values=values,
+                condition=("#c.#i.#s = :from AND (attribute_not_exists(#cu) OR #cu < :now OR #cb = :me)"),
+                return_new=True,
+            )
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                return None
+            raise
+        return dict(((item or {}).get("confirmations") or {}).get(inbound_id) or {})
 
     def resolve_confirmation(
         self,
@@ -235,12 +289,22 @@ class ConfirmationRecords:
         return self._move_confirmation(phone, inbound_id, expected, status, at, extra) is not None
 
     def settle_confirmation(
-        self, phone: str, inbound_id: str, status: str, at: datetime, *, message_id: str = "", code: str = ""
+        self,
+        phone: str,
+        inbound_id: str,
+        status: str,
+        at: datetime,
+        *,
+        message_id: str = "",
+        code: str = "",
+        give_turn_back: bool = False,
     ) -> None:
         """Record what became of a claimed confirmation: SENT, FAILED, AMBIGUOUS, or OWED again (not
-        accepted, try later). The pointer goes once it is settled for good."""
+        accepted, try later). The pointer goes once it is settled for good. ``give_turn_back``: in the
+        same write the number's confirmation turn is freed (the claim holder says so when the outcome is
+        known well within the turn, so that no other confirmation can hold it yet)."""
         extra = {"message_id": message_id, "code": code}
-        self._move_confirmation(phone, inbound_id, CONFIRMATION_CLAIMED, status, at, extra)
+        self._move_confirmation(phone, inbound_id, CONFIRMATION_CLAIMED, status, at, extra, give_turn_back)
         if status not in (CONFIRMATION_OWED, CONFIRMATION_AMBIGUOUS):
             self.dynamo.batch_write([WriteOp.delete(self.table, confirmation_pointer_key(phone, inbound_id))])
 
@@ -252,6 +316,7 @@ class ConfirmationRecords:
         status: str,
         at: datetime,
         extra: Mapping[str, str] | None = None,
+        give_turn_back: bool = False,
     ) -> Item | None:
         names = {
             "#c": "confirmations",
@@ -267,6 +332,9 @@ class ConfirmationRecords:
                 names[f"#x{n}"] = name
                 values[f":x{n}"] = value
                 update += f", #c.#i.#x{n} = :x{n}"
+        if give_turn_back:
+            update += " REMOVE #cu, #cb"
+            names.update({"#cu": "confirming_until", "#cb": "confirming_by"})
         try:
             item = self.dynamo.update(
                 self.table,
