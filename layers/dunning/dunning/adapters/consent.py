@@ -232,44 +232,15 @@ class ConfirmationRecords(ConfirmationEvidence):
         never have overlapping receipt windows, so a receipt can only ever be one of them. The holder
         gives the turn back once its outcome is known (:meth:`settle_confirmation`); one whose outcome is
         unknown keeps it until it runs out. None then too: the entry is still OWED."""
-        names = {
-            "#c": "confirmations",
-            "#i": inbound_id,
-            "#s": "status",
-            "#r": "revision",
-            "#t": "updated_at",
-            "#a": "claimed_at",
-            "#cu": "confirming_until",
-            "#cb": "confirming_by",
-        }
-        values: dict[str, Any] = {
-            ":from": CONFIRMATION_OWED,
-            ":to": CONFIRMATION_CLAIMED,
-            ":at": iso_utc(at),
-            ":claimed": iso_utc_precise(at),
-            ":now": iso_utc_precise(at),
-            ":until": iso_utc_precise(at + RECEIPT_WINDOW),
-            ":me": inbound_id,
-            ":one": 1,
-        }
-        try:
-            item = self.dynamo.update(
-                self.table,
-                consent_key(phone),
-                update=(
-                    "SET #c.#i.#s = :to, #c.#i.#t = :at, #c.#i.#a = :claimed, #r = #r + :one, "
-                    "#cu = :until, #cb = :me"
-                ),
-                names=names,
-                values=values,
-                condition=("#c.#i.#s = :from AND (attribute_not_exists(#cu) OR #cu < :now OR #cb = :me)"),
-                return_new=True,
-            )
-        except ClientError as exc:
-            if is_conditional_failure(exc):
-                return None
-            raise
-        return dict(((item or {}).get("confirmations") or {}).get(inbound_id) or {})
+        return self._move_confirmation(
+            phone,
+            inbound_id,
+            CONFIRMATION_OWED,
+            CONFIRMATION_CLAIMED,
+            at,
+            {"claimed_at": iso_utc_precise(at)},
+            turn="take",
+        )
 
     def resolve_confirmation(
         self,
@@ -304,7 +275,8 @@ class ConfirmationRecords(ConfirmationEvidence):
         same write the number's confirmation turn is freed (the claim holder says so when the outcome is
         known well within the turn, so that no other confirmation can hold it yet)."""
         extra = {"message_id": message_id, "code": code}
-        self._move_confirmation(phone, inbound_id, CONFIRMATION_CLAIMED, status, at, extra, give_turn_back)
+        turn = "give" if give_turn_back else ""
+        self._move_confirmation(phone, inbound_id, CONFIRMATION_CLAIMED, status, at, extra, turn=turn)
         if status not in (CONFIRMATION_OWED, CONFIRMATION_AMBIGUOUS):
             self.dynamo.batch_write([WriteOp.delete(self.table, confirmation_pointer_key(phone, inbound_id))])
 
@@ -316,8 +288,11 @@ class ConfirmationRecords(ConfirmationEvidence):
         status: str,
         at: datetime,
         extra: Mapping[str, str] | None = None,
-        give_turn_back: bool = False,
+        *,
+        turn: str = "",
     ) -> Item | None:
+        """One conditional UpdateItem moving an entry from ``expected`` to ``status``; ``turn``: "take"
+        the number's confirmation turn in it (only if nobody else holds it), or "give" it back."""
         names = {
             "#c": "confirmations",
             "#i": inbound_id,
@@ -332,9 +307,21 @@ class ConfirmationRecords(ConfirmationEvidence):
                 names[f"#x{n}"] = name
                 values[f":x{n}"] = value
                 update += f", #c.#i.#x{n} = :x{n}"
-        if give_turn_back:
-            update += " REMOVE #cu, #cb"
+        condition = "#c.#i.#s = :from"
+        if turn:
             names.update({"#cu": "confirming_until", "#cb": "confirming_by"})
+        if turn == "take":
+            update += ", #cu = :until, #cb = :me"
+            condition += " AND (attribute_not_exists(#cu) OR #cu < :now OR #cb = :me)"
+            values.update(
+                {
+                    ":until": iso_utc_precise(at + RECEIPT_WINDOW),
+                    ":now": iso_utc_precise(at),
+                    ":me": inbound_id,
+                }
+            )
+        elif turn == "give":
+            update += " REMOVE #cu, #cb"
         try:
             item = self.dynamo.update(
                 self.table,
@@ -342,7 +329,7 @@ class ConfirmationRecords(ConfirmationEvidence):
                 update=update,
                 names=names,
                 values=values,
-                condition="#c.#i.#s = :from",
+                condition=condition,
                 return_new=True,
             )
         except ClientError as exc:
