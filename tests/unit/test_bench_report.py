@@ -337,3 +337,50 @@ def test_a_planner_path_that_meets_its_target_needs_no_explanation() -> None:
     text = "\n".join(report._explanation(_planner_path(20_000)))
 
     assert "Planner CPU path" not in text
+
+
+def _own_floor(f: dict[str, Any], cpu_ratio: float, cpu_ms: float, libraries: list[str]) -> None:
+    f["floor"] = _floor(cpu_ratio) | {"cpu_ms": cpu_ms, "distributions": libraries, "modules": 90}
+    f["adds_cpu_ms"] = round(f["ready_cpu_ms"] - cpu_ms, 1)
+    f["adds_cpu_ratio"] = round(f["ready_cpu_ratio"] - cpu_ratio, 2)
+
+
+@pytest.fixture
+def own_floors(results: dict[str, Any]) -> dict[str, Any]:
+    """Results of a run that measured a floor for each function (bench/coldstart.py build_floors)."""
+    functions = results["coldstart"]["functions"]
+    del results["coldstart"]["floors"]
+    _own_floor(functions["indexer"], 1.34, 145.9, ["aws-lambda-powertools", "pydantic"])
+    _own_floor(functions["planner"], 1.45, 157.9, ["aws-lambda-powertools", "phonenumbers", "pydantic"])
+    _own_floor(functions["sender"], 1.63, 177.5, ["aws-lambda-powertools", "jinja2", "pydantic"])
+    return results
+
+
+def test_each_function_has_a_row_against_its_own_floor(own_floors: dict[str, Any]) -> None:
+    row = _line(report.markdown(own_floors), "| planner | 2.71 |")
+    assert (
+        row
+        == "| planner | 2.71 | **1.45** | 157.9 | 12.1 | 1.26 | aws-lambda-powertools, phonenumbers, pydantic (90) |"
+    )
+
+
+def test_without_floors_of_their_own_there_is_no_floor_table(results: dict[str, Any]) -> None:
+    assert "| the floor's libraries (modules) |" not in report.markdown(results)
+
+
+def test_the_explanation_splits_each_function_into_its_floor_and_the_product(
+    own_floors: dict[str, Any],
+) -> None:
+    paragraph = _line(report.markdown(own_floors), "**Cold start")
+    assert "planner 2.71x = floor 1.45x + the product's 1.26x (12.1 ms)" in paragraph
+
+
+def test_a_floor_above_the_target_is_the_named_bound(own_floors: dict[str, Any]) -> None:
+    paragraph = _line(report.markdown(own_floors), "**Cold start")
+    assert "For sender the floor alone is above 1.5x" in paragraph
+
+
+def test_a_floor_under_the_target_says_how_much_the_product_may_take(own_floors: dict[str, Any]) -> None:
+    # (1.5 - 1.45) x 108.9 ms of the bare handler
+    paragraph = _line(report.markdown(own_floors), "**Cold start")
+    assert "planner 5.4 ms of CPU for the product, which takes 12.1 ms" in paragraph
