@@ -19,9 +19,11 @@ Each function has a *floor* of its own, sampled in the same rounds: a handler th
 third-party module the function's ready path left in ``sys.modules`` (one more, unmeasured, sample of the
 function; the standard library and the runtime's boto3 and its dependencies are the bare handler's, and
 the ``dunning`` package and ``app`` are the product), sets those libraries up as the product does
-(``FLOOR_SETUP``) and pauses garbage collection as ``dunning.startup`` does. ``floor`` is its ready
-time, ``adds_cpu_ms`` / ``adds_cpu_ratio`` what the product adds on top (the function's ready less the
-floor's): the measured bound of each function's cold start.
+(``FLOOR_SETUP``), pauses garbage collection as ``dunning.startup`` does and, after the pause, makes
+the AWS clients the function had made by then (boto3 is the runtime's, but a client of DynamoDB is
+what a function that must read a table cannot do without: the reconcile sweep's first request).
+``floor`` is its ready time, ``adds_cpu_ms`` / ``adds_cpu_ratio`` what the product adds on top (the
+function's ready less the floor's): the measured bound of each function's cold start.
 
 Bytecode: samples never write it (``PYTHONDONTWRITEBYTECODE``, as Lambda cannot write into ``/opt``);
 the layer's comes from its build, the function code's is compiled once here. ``sender_without_bytecode``
@@ -211,10 +213,11 @@ def floor_modules(
     return dict(sorted(found.items()))
 
 
-def floor_source(function: str, modules: dict[str, list[str]]) -> str:
+def floor_source(function: str, modules: dict[str, list[str]], clients: list[str] | None = None) -> str:
     """The floor handler of ``function``: garbage collection paused as ``dunning.startup`` pauses it, boto3,
     every module of ``modules``, the setup of ``FLOOR_SETUP`` for the distributions among them; the first
-    invocation does the handler part of the setup, resumes collection and returns."""
+    invocation does the handler part of the setup, resumes collection, makes the AWS ``clients`` (after
+    the pause, as the functions make theirs when they first need one) and returns."""
     at_import = [FLOOR_SETUP[d][0] for d in modules if d in FLOOR_SETUP and FLOOR_SETUP[d][0]]
     in_handler = [FLOOR_SETUP[d][1] for d in modules if d in FLOOR_SETUP and FLOOR_SETUP[d][1]]
     names = [name for found in modules.values() for name in found]
@@ -227,11 +230,13 @@ def floor_source(function: str, modules: dict[str, list[str]]) -> str:
     return (
         f'"""Floor of {function}: its libraries ({", ".join(modules) or "none"}), set up; no product."""\n\n'
         "import gc\n\ngc.disable()  # as dunning.startup.pause\n\n"
-        "import importlib\nimport os\n\nimport boto3  # noqa: F401\n\n"
+        "import importlib\nimport os\n\nimport boto3\n\n"
         f"for _name in {names!r}:\n    importlib.import_module(_name)\n\n"
         + "\n".join(at_import)
         + f"\n\n\n{decorators}def handler(event, context):\n    try:\n{body}"
-        "    finally:\n        gc.freeze()  # as dunning.startup.resume\n        gc.enable()\n    return {}\n"
+        "    finally:\n        gc.freeze()  # as dunning.startup.resume\n        gc.enable()\n"
+        + "".join(f"    boto3.client({service!r})\n" for service in clients or ())
+        + "    return {}\n"
     )
 
 
@@ -332,10 +337,27 @@ def _sample(
     return float(wall) * 1000, float(cpu) * 1000
 
 
-def loaded_modules(task_root: Path, tree: dict[str, Any], endpoint: str, event: dict[str, Any]) -> list[str]:
-    """``list(sys.modules)`` after a function's ready (unsampled trace), from a fresh interpreter."""
-    code = _READY.format(event=json.dumps(event), header=_TRACE_HEADER.format(sampled=0))
-    code += "\nimport sys\nprint(json.dumps(list(sys.modules)))\n"
+# Printed after a function's ready: what it loaded, and the AWS clients it made (each costs the runtime's
+# botocore its service model: ~45 ms of CPU for DynamoDB's). The clients are frozen by then
+# (dunning.startup.resume); gc.get_objects() sees them once unfrozen.
+_FOOTPRINT = """
+import gc, sys
+loaded = list(sys.modules)
+clients = []
+if "botocore.client" in sys.modules:
+    gc.unfreeze()
+    base = sys.modules["botocore.client"].BaseClient
+    clients = sorted({o.meta.service_model.service_name for o in gc.get_objects() if isinstance(o, base)})
+print(json.dumps({"modules": loaded, "clients": clients}))
+"""
+
+
+def ready_footprint(
+    task_root: Path, tree: dict[str, Any], endpoint: str, event: dict[str, Any]
+) -> dict[str, list[str]]:
+    """``modules`` (``list(sys.modules)``) and the AWS ``clients`` (service names) that a function has
+    after its ready (unsampled trace), from a fresh interpreter."""
+    code = _READY.format(event=json.dumps(event), header=_TRACE_HEADER.format(sampled=0)) + _FOOTPRINT
     done = subprocess.run(
         _command(task_root, tree, code),
         env=_environment(task_root, endpoint),
@@ -346,23 +368,23 @@ def loaded_modules(task_root: Path, tree: dict[str, Any], endpoint: str, event: 
     )
     if done.returncode != 0:
         raise RuntimeError(f"{task_root}: {done.stderr.strip().splitlines()[-3:]}")
-    loaded: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
-    return loaded
+    found: dict[str, list[str]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
 
 
-def build_floors(
-    tree: dict[str, Any], functions: list[str], endpoint: str
-) -> dict[str, dict[str, list[str]]]:
-    """Each function's floor handler, derived from the modules its ready path loads (``floor_modules``),
-    written next to the bare handler; returns the floors' modules by function and distribution."""
+def build_floors(tree: dict[str, Any], functions: list[str], endpoint: str) -> dict[str, dict[str, Any]]:
+    """Each function's floor handler, derived from its ready path's footprint (``floor_modules`` of the
+    modules it loaded, and the AWS clients it made), written next to the bare handler; returns each
+    floor's ``modules`` by distribution and its ``clients``."""
     owners = distribution_owners([tree["layer"]])
-    floors: dict[str, dict[str, list[str]]] = {}
+    floors: dict[str, dict[str, Any]] = {}
     for name in functions:
-        loaded = loaded_modules(tree["functions"] / name, tree, endpoint, EVENTS.get(name, {"Records": []}))
-        floors[name] = floor_modules(loaded, owners)
+        found = ready_footprint(tree["functions"] / name, tree, endpoint, EVENTS.get(name, {"Records": []}))
+        modules, clients = floor_modules(found["modules"], owners), found["clients"]
+        floors[name] = {"modules": modules, "clients": clients}
         folder = ROOT / "handlers" / f"floor-{name}"
         folder.mkdir(parents=True)
-        (folder / "app.py").write_text(floor_source(name, floors[name]), encoding="utf-8")
+        (folder / "app.py").write_text(floor_source(name, modules, clients), encoding="utf-8")
         compileall.compile_dir(folder, quiet=1)
         tree["handlers"][f"floor: {name}"] = folder
     return floors
@@ -520,8 +542,9 @@ def run(samples: int = 7, before: Path | None = None) -> dict[str, Any]:
         floor = _stats(walls[f"floor: {name}"], cpus[f"floor: {name}"], bare_wall, bare_cpu)
         # What the product adds: the function's ready less its floor's, medians of the same rounds.
         f["floor"] = floor | {
-            "distributions": list(floors[name]),
-            "modules": sum(len(m) for m in floors[name].values()),
+            "distributions": list(floors[name]["modules"]),
+            "modules": sum(len(m) for m in floors[name]["modules"].values()),
+            "clients": floors[name]["clients"],
         }
         f["adds_cpu_ms"] = round(f["ready_cpu_ms"] - floor["cpu_ms"], 1)
         f["adds_cpu_ratio"] = round(f["ready_cpu_ratio"] - floor["cpu_ratio"], 2)

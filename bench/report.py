@@ -518,7 +518,9 @@ FLOOR_SETUP_TEXT = (
     "own (`inject_lambda_context`, `log_metrics`), one pydantic model defined and one validation, one "
     "YAML document through libyaml's safe loader, one template compiled in a sandboxed Jinja2 "
     "environment; the other libraries (phonenumbers, Babel, the libraries' own dependencies) are only "
-    "imported"
+    "imported. After the pause it makes the AWS clients the function had made by the end of its ready "
+    "(boto3 is the runtime's, but a DynamoDB client is what a function that reads a table on its first "
+    "invocation cannot do without)"
 )
 
 
@@ -541,15 +543,16 @@ def _floor_table(cold: dict[str, Any]) -> list[str]:
         "less its floor's: its own modules, models, data and clients.",
         "",
         "| function | ready x bare, CPU | its floor x bare, CPU | floor CPU ms | the product adds, CPU ms "
-        "| the product adds, x bare | the floor's libraries (modules) |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| the product adds, x bare | the floor's libraries (modules) | its AWS clients |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for name, f in rows:
         floor = f["floor"]
         lines.append(
             f"| {name} | {f['ready_cpu_ratio']} | **{floor['cpu_ratio']}** | {floor['cpu_ms']} | "
             f"{f['adds_cpu_ms']} | {f['adds_cpu_ratio']} | "
-            f"{', '.join(floor['distributions'])} ({floor['modules']}) |"
+            f"{', '.join(floor['distributions'])} ({floor['modules']}) | "
+            f"{', '.join(floor.get('clients', [])) or 'none'} |"
         )
     return [*lines, ""]
 
@@ -931,8 +934,9 @@ def _per_function_bound(cold: dict[str, Any]) -> str:
     floors = [f["floor"]["cpu_ratio"] for _, f in rows]
     text = (
         "Each function has a measured floor (the table after the cold-start table): a handler that loads "
-        "exactly the libraries the function's ready path loads, sets them up as the product does and "
-        f"pauses garbage collection as the functions do. The floors are {min(floors)}-{max(floors)}x the "
+        "exactly the libraries the function's ready path loads, sets them up as the product does, "
+        "pauses garbage collection as the functions do and makes the AWS clients the function made. The "
+        f"floors are {min(floors)}-{max(floors)}x the "
         "bare handler: "
         + "; ".join(
             f"{n} {f['ready_cpu_ratio']}x = floor {f['floor']['cpu_ratio']}x + the product's "
@@ -959,7 +963,7 @@ def _per_function_bound(cold: dict[str, Any]) -> str:
                 for n, f in room
             )
             + " (its modules and pydantic models at import, and on the first invocation its settings, "
-            "boto3 clients, rulebooks and templates)."
+            "service, rulebooks, templates and first requests)."
         )
     if met:
         text += f" {_names(met)} meet{'s' if len(met) == 1 else ''} the target."

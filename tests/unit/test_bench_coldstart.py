@@ -88,6 +88,28 @@ def test_the_runtime_is_whatever_the_caller_says_it_is(owners: dict[str, str]) -
     ]
 
 
+def test_the_aws_clients_a_function_made_are_found_though_frozen() -> None:
+    # As a function leaves them: made while collection was paused, then frozen (dunning.startup.resume).
+    made = (
+        "import gc, json, boto3\ngc.disable()\n"
+        'client = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="testing", '
+        'aws_secret_access_key="testing")\ngc.freeze()\ngc.enable()\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", made + coldstart._FOOTPRINT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert json.loads(done.stdout.strip().splitlines()[-1])["clients"] == ["dynamodb"]
+
+
+def test_a_floor_makes_the_clients_after_collection_resumes() -> None:
+    source = coldstart.floor_source("reconcile", {"pyyaml": ["yaml"]}, ["dynamodb"])
+    assert source.index("gc.enable()") < source.index("boto3.client('dynamodb')")
+
+
 def test_a_floor_sets_up_only_the_libraries_it_loads() -> None:
     source = coldstart.floor_source("indexer", {"pyyaml": ["yaml"]})
     assert "CSafeLoader" in source

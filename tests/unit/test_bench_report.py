@@ -340,7 +340,12 @@ def test_a_planner_path_that_meets_its_target_needs_no_explanation() -> None:
 
 
 def _own_floor(f: dict[str, Any], cpu_ratio: float, cpu_ms: float, libraries: list[str]) -> None:
-    f["floor"] = _floor(cpu_ratio) | {"cpu_ms": cpu_ms, "distributions": libraries, "modules": 90}
+    f["floor"] = _floor(cpu_ratio) | {
+        "cpu_ms": cpu_ms,
+        "distributions": libraries,
+        "modules": 90,
+        "clients": [],
+    }
     f["adds_cpu_ms"] = round(f["ready_cpu_ms"] - cpu_ms, 1)
     f["adds_cpu_ratio"] = round(f["ready_cpu_ratio"] - cpu_ratio, 2)
 
@@ -358,10 +363,16 @@ def own_floors(results: dict[str, Any]) -> dict[str, Any]:
 
 def test_each_function_has_a_row_against_its_own_floor(own_floors: dict[str, Any]) -> None:
     row = _line(report.markdown(own_floors), "| planner | 2.71 |")
-    assert (
-        row
-        == "| planner | 2.71 | **1.45** | 157.9 | 12.1 | 1.26 | aws-lambda-powertools, phonenumbers, pydantic (90) |"
+    assert row == (
+        "| planner | 2.71 | **1.45** | 157.9 | 12.1 | 1.26 | "
+        "aws-lambda-powertools, phonenumbers, pydantic (90) | none |"
     )
+
+
+def test_a_floor_names_the_aws_clients_it_makes(own_floors: dict[str, Any]) -> None:
+    own_floors["coldstart"]["functions"]["indexer"]["floor"]["clients"] = ["dynamodb", "sns"]
+    row = _line(report.markdown(own_floors), "| indexer | 1.59 |")
+    assert row.endswith("| dynamodb, sns |")
 
 
 def test_without_floors_of_their_own_there_is_no_floor_table(results: dict[str, Any]) -> None:
