@@ -23,7 +23,9 @@ the ``dunning`` package and ``app`` are the product), sets those libraries up as
 the AWS clients the function had made by then (boto3 is the runtime's, but a client of DynamoDB is
 what a function that must read a table cannot do without: the reconcile sweep's first request).
 ``floor`` is its ready time, ``adds_cpu_ms`` / ``adds_cpu_ratio`` what the product adds on top (the
-function's ready less the floor's): the measured bound of each function's cold start.
+function's ready less the floor's): the measured bound of each function's cold start. ``rulebooks`` is
+the CPU of importing ``dunning.rules`` and of ``load_rulebooks()`` in a fresh interpreter on the layer,
+in the same rounds: all that loading the rulebooks costs the planner's and the sender's ready.
 
 Bytecode: samples never write it (``PYTHONDONTWRITEBYTECODE``, as Lambda cannot write into ``/opt``);
 the layer's comes from its build, the function code's is compiled once here. ``sender_without_bytecode``
@@ -390,6 +392,45 @@ def build_floors(tree: dict[str, Any], functions: list[str], endpoint: str) -> d
     return floors
 
 
+# The rulebooks' whole cost on the planner's and the sender's first invocation, in a fresh interpreter:
+# importing dunning.rules (its pydantic models' schemas are built as they are defined) and
+# load_rulebooks() (the YAML read and validated). What they import besides, and pydantic's first-model
+# costs, are loaded first: they are not the rulebooks'.
+_RULEBOOKS = """
+import gc, time
+gc.disable()
+import pydantic, yaml, dunning.models, dunning.calendars, dunning.yamlio
+
+
+class _First(pydantic.BaseModel):
+    a: int
+
+
+t = time.process_time()
+import dunning.rules
+t1 = time.process_time()
+dunning.rules.load_rulebooks()
+t2 = time.process_time()
+print((t1 - t) * 1000, (t2 - t1) * 1000)
+"""
+
+
+def _rulebooks_sample(tree: dict[str, Any], endpoint: str) -> tuple[float, float]:
+    """CPU milliseconds of ``import dunning.rules`` and of ``load_rulebooks()``, on the layer."""
+    task_root = tree["handlers"]["bare"]
+    done = subprocess.run(
+        _command(task_root, tree, _RULEBOOKS),
+        env=_environment(task_root, endpoint),
+        cwd=str(task_root),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    imported, loaded = done.stdout.strip().splitlines()[-1].split()
+    return float(imported), float(loaded)
+
+
 def _import_sample(task_root: Path, tree: dict[str, Any], endpoint: str, module: str) -> float:
     code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
     done = subprocess.run(
@@ -477,6 +518,7 @@ def run(samples: int = 7, before: Path | None = None) -> dict[str, Any]:
     functions = sorted(d.name for d in functions_dir.iterdir() if (d / "app.py").is_file())
     walls: dict[str, list[float]] = {}
     cpus: dict[str, list[float]] = {}
+    rulebook_samples: list[tuple[float, float]] = []
     with stub_aws() as endpoint:
         floors = build_floors(tree, functions, endpoint)
         # One unmeasured round: the first reads of every file from disk. Bytecode comes from the layer
@@ -497,7 +539,9 @@ def run(samples: int = 7, before: Path | None = None) -> dict[str, Any]:
                 sampled[NO_BYTECODE] = _sample(
                     functions_dir / "sender", bare_layer, endpoint, EVENTS["sender"], 0
                 )
+            rulebooks = _rulebooks_sample(tree, endpoint)
             if rounds:
+                rulebook_samples.append(rulebooks)
                 for key, (wall, cpu) in sampled.items():
                     walls.setdefault(key, []).append(wall)
                     cpus.setdefault(key, []).append(cpu)
@@ -549,6 +593,10 @@ def run(samples: int = 7, before: Path | None = None) -> dict[str, Any]:
         f["adds_cpu_ms"] = round(f["ready_cpu_ms"] - floor["cpu_ms"], 1)
         f["adds_cpu_ratio"] = round(f["ready_cpu_ratio"] - floor["cpu_ratio"], 2)
     result["max_floor_cpu_ratio"] = max(f["floor"]["cpu_ratio"] for f in values)
+    result["rulebooks"] = {
+        "import_cpu_ms": _median([imported for imported, _ in rulebook_samples]),
+        "load_cpu_ms": _median([loaded for _, loaded in rulebook_samples]),
+    }
     if NO_BYTECODE in walls:
         result["sender_without_bytecode"] = _stats(walls[NO_BYTECODE], cpus[NO_BYTECODE], bare_wall, bare_cpu)
     result["packages_in_layer"] = sorted(

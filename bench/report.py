@@ -967,6 +967,18 @@ def _per_function_bound(cold: dict[str, Any]) -> str:
         )
     if met:
         text += f" {_names(met)} meet{'s' if len(met) == 1 else ''} the target."
+    rulebooks = cold.get("rulebooks")
+    if rulebooks:
+        text += (
+            " The rulebooks, which the planner and the sender load on their first invocation, cost "
+            f"{rulebooks['import_cpu_ms']} ms of CPU to import (`dunning.rules`: the schemas of their "
+            f"pydantic models are built as the models are defined) and {rulebooks['load_cpu_ms']} ms to "
+            "read and "
+            "validate (`load_rulebooks()`). A table validated at build and loaded without pydantic (as the "
+            "holiday table is) could take off at most the second figure, since the models are defined on "
+            "import either way: not done, as validating at load is what keeps an edited file from ever "
+            "reaching a decision unchecked."
+        )
     return text
 
 

@@ -395,3 +395,10 @@ def test_a_floor_under_the_target_says_how_much_the_product_may_take(own_floors:
     # (1.5 - 1.45) x 108.9 ms of the bare handler
     paragraph = _line(report.markdown(own_floors), "**Cold start")
     assert "planner 5.4 ms of CPU for the product, which takes 12.1 ms" in paragraph
+
+
+def test_the_rulebooks_cost_bounds_what_a_precomputed_table_could_save(own_floors: dict[str, Any]) -> None:
+    own_floors["coldstart"]["rulebooks"] = {"import_cpu_ms": 9.9, "load_cpu_ms": 3.1}
+    paragraph = _line(report.markdown(own_floors), "**Cold start")
+    assert "cost 9.9 ms of CPU to import (`dunning.rules`" in paragraph
+    assert "and 3.1 ms to read and validate (`load_rulebooks()`)" in paragraph
