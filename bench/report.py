@@ -483,7 +483,7 @@ def _coldstart_section(results: dict[str, Any]) -> list[str]:
             f"{bare['cpu_ms']} | {bare['cpu_ratio']} | | |"
         )
         lines.append(row + (" | |" if before else ""))
-    lines += ["", *_floor_table(cold)]
+    lines += [""]
     if before:
         lines += [
             f"*Before* is the same bench on the code before (`python -m bench.coldstart {samples} --before "
@@ -509,7 +509,7 @@ def _coldstart_section(results: dict[str, Any]) -> list[str]:
             "docs/decisions.md D11).",
             "",
         ]
-    return lines
+    return lines + _floor_table(cold)
 
 
 # What each function's floor does with the libraries it loads (bench/coldstart.py FLOOR_SETUP).
@@ -518,9 +518,7 @@ FLOOR_SETUP_TEXT = (
     "own (`inject_lambda_context`, `log_metrics`), one pydantic model defined and one validation, one "
     "YAML document through libyaml's safe loader, one template compiled in a sandboxed Jinja2 "
     "environment; the other libraries (phonenumbers, Babel, the libraries' own dependencies) are only "
-    "imported. After the pause it makes the AWS clients the function had made by the end of its ready "
-    "(boto3 is the runtime's, but a DynamoDB client is what a function that reads a table on its first "
-    "invocation cannot do without)"
+    "imported"
 )
 
 
@@ -538,9 +536,11 @@ def _floor_table(cold: dict[str, Any]) -> list[str]:
         "the function's ready path loads (every module of theirs that the function left in `sys.modules`, "
         "derived from the function's own sample; the standard library and the runtime's boto3 and its "
         "dependencies, which the bare handler has, left out) and sets them up as the product does: "
-        f"{FLOOR_SETUP_TEXT}. Garbage collection is paused as the functions pause it (`dunning.startup`). "
-        "Sampled round-robin with the functions, in CPU time. *The product adds* is the function's ready "
-        "less its floor's: its own modules, models, data and clients.",
+        f"{FLOOR_SETUP_TEXT}. Garbage collection is paused as the functions pause it (`dunning.startup`); "
+        "after the pause, the floor makes the AWS clients the function had made by the end of its ready "
+        "(boto3 is the runtime's, but a DynamoDB client is what a function that reads a table on its first "
+        "invocation cannot do without). Sampled round-robin with the functions, in CPU time. *The product "
+        "adds* is the function's ready less its floor's: its own modules, models, data and requests.",
         "",
         "| function | ready x bare, CPU | its floor x bare, CPU | floor CPU ms | the product adds, CPU ms "
         "| the product adds, x bare | the floor's libraries (modules) | its AWS clients |",
@@ -933,7 +933,7 @@ def _per_function_bound(cold: dict[str, Any]) -> str:
     rows = _with_floors(cold)
     floors = [f["floor"]["cpu_ratio"] for _, f in rows]
     text = (
-        "Each function has a measured floor (the table after the cold-start table): a handler that loads "
+        "Each function has a measured floor (the cold-start section's second table): a handler that loads "
         "exactly the libraries the function's ready path loads, sets them up as the product does, "
         "pauses garbage collection as the functions do and makes the AWS clients the function made. The "
         f"floors are {min(floors)}-{max(floors)}x the "
@@ -949,21 +949,28 @@ def _per_function_bound(cold: dict[str, Any]) -> str:
     room = [(n, f) for n, f in rows if f["floor"]["cpu_ratio"] <= target < f["ready_cpu_ratio"]]
     met = [n for n, f in rows if f["ready_cpu_ratio"] <= target]
     if above:
+        clients = [
+            f"{n} makes its {_names(f['floor']['clients'])} client"
+            for n, f in rows
+            if n in above and f["floor"].get("clients")
+        ]
         text += (
             f" For {_names(above)} the floor alone is above {target}x: no change to the product reaches "
-            "the target while it loads these libraries; only leaving one (Powertools, pydantic, or what "
-            "deciding and rendering use: phonenumbers, Babel, Jinja2, PyYAML) would."
+            "the target while it loads these libraries"
+            + (f" and makes these clients ({'; '.join(clients)})" if clients else "")
+            + "; only leaving one (Powertools, pydantic, or what deciding and rendering use: phonenumbers, "
+            "Babel, Jinja2, PyYAML) would."
         )
     if room:
         text += (
-            f" For {_names([n for n, _ in room])} the floor leaves room under {target}x: "
+            f" For {_names([n for n, _ in room])} the floor leaves room under {target}x, less than the "
+            "product takes (its own modules and pydantic models, and what its first invocation builds): "
             + "; ".join(
-                f"{n} {round((target - f['floor']['cpu_ratio']) * bare, 1)} ms of CPU for the product, "
-                f"which takes {f['adds_cpu_ms']} ms"
+                f"{n} {round((target - f['floor']['cpu_ratio']) * bare, 1)} ms of CPU against "
+                f"{f['adds_cpu_ms']} ms"
                 for n, f in room
             )
-            + " (its modules and pydantic models at import, and on the first invocation its settings, "
-            "service, rulebooks, templates and first requests)."
+            + "."
         )
     if met:
         text += f" {_names(met)} meet{'s' if len(met) == 1 else ''} the target."
@@ -974,10 +981,12 @@ def _per_function_bound(cold: dict[str, Any]) -> str:
             f"{rulebooks['import_cpu_ms']} ms of CPU to import (`dunning.rules`: the schemas of their "
             f"pydantic models are built as the models are defined) and {rulebooks['load_cpu_ms']} ms to "
             "read and "
-            "validate (`load_rulebooks()`). A table validated at build and loaded without pydantic (as the "
-            "holiday table is) could take off at most the second figure, since the models are defined on "
-            "import either way: not done, as validating at load is what keeps an edited file from ever "
-            "reaching a decision unchecked."
+            "validate (`load_rulebooks()`). A table validated at build and loaded without validation (as "
+            "the holiday table is) could take off at most the second figure, and at most both "
+            f"({round(rulebooks['import_cpu_ms'] + rulebooks['load_cpu_ms'], 1)} ms) if the rule models "
+            "also deferred building their schemas: not done, as it stays well under what separates the "
+            "planner and the sender from their floors, and validating at load is what keeps an edited file "
+            "from ever reaching a decision unchecked."
         )
     return text
 
