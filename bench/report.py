@@ -950,16 +950,16 @@ def _per_function_bound(cold: dict[str, Any]) -> str:
     met = [n for n, f in rows if f["ready_cpu_ratio"] <= target]
     if above:
         clients = [
-            f"{n} makes its {_names(f['floor']['clients'])} client"
+            f"{n} not making its {_names(f['floor']['clients'])} client on its first invocation"
             for n, f in rows
             if n in above and f["floor"].get("clients")
         ]
         text += (
             f" For {_names(above)} the floor alone is above {target}x: no change to the product reaches "
-            "the target while it loads these libraries"
-            + (f" and makes these clients ({'; '.join(clients)})" if clients else "")
-            + "; only leaving one (Powertools, pydantic, or what deciding and rendering use: phonenumbers, "
-            "Babel, Jinja2, PyYAML) would."
+            "the target while it loads these libraries; only leaving one of them (Powertools, pydantic, or "
+            "what deciding and rendering use: phonenumbers, Babel, Jinja2, PyYAML)"
+            + (f", or {'; '.join(clients)}," if clients else "")
+            + " would."
         )
     if room:
         text += (
@@ -984,9 +984,9 @@ def _per_function_bound(cold: dict[str, Any]) -> str:
             "validate (`load_rulebooks()`). A table validated at build and loaded without validation (as "
             "the holiday table is) could take off at most the second figure, and at most both "
             f"({round(rulebooks['import_cpu_ms'] + rulebooks['load_cpu_ms'], 1)} ms) if the rule models "
-            "also deferred building their schemas: not done, as it stays well under what separates the "
-            "planner and the sender from their floors, and validating at load is what keeps an edited file "
-            "from ever reaching a decision unchecked."
+            "also deferred building their schemas: not done, as it stays well under what the product adds "
+            "above the planner's and the sender's floors, and validating at load is what keeps an edited "
+            "file from ever reaching a decision unchecked."
         )
     return text
 
