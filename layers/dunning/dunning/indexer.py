@@ -33,7 +33,7 @@ from dunning.adapters.lender import Lender
 from dunning.adapters.state import StateStore
 from dunning.ids import attribute_id, id_problem, is_valid_id, storable_id
 from dunning.items import TERMINAL, InvalidItem, borrower_from_item, loan_from_item, raw_status
-from dunning.models import Borrower, Decision, DecisionKind, Loan
+from dunning.models import Borrower, Decision, DecisionKind, Loan, build_validators
 from dunning.observability import MetricsRecorder, PackageLogger, mask_phone
 from dunning.settings import IndexerSettings
 
@@ -418,6 +418,9 @@ def _phone_facts(phone: str | None) -> str | None:
 
 def build_indexer(settings: IndexerSettings) -> Indexer:
     """The indexer wired to AWS as the settings say (clients are created on first use)."""
+    # Every loan it indexes is validated (the first look), with its borrower; a STOP's Decision only
+    # when a loan leaves the index: built then.
+    build_validators(Loan, Borrower)
     dynamo = Dynamo()
     return Indexer(
         lender=Lender(dynamo, settings.loans_table, settings.borrowers_table),

@@ -22,9 +22,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final, Literal
 
-from dunning.models import AppliedJurisdiction, Borrower, JurisdictionSource, Loan
+from dunning.models import AppliedJurisdiction, Borrower, JurisdictionSource, Loan, build_validators
 from dunning.rules import Policy, Rulebooks, address_code
 from dunning.zones import phone_info
+
+# Every decision lists the jurisdictions it applied.
+build_validators(AppliedJurisdiction)
 
 Relation = Literal["missing", "agreeing", "conflicting"]
 

@@ -63,7 +63,17 @@ class LoanStatus(StrEnum):
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: a model's validator is built when it is first used, or by ``build_validators`` in the
+    # services whose every record validates it (the indexer, the reads behind every decision). The
+    # receipts and inbound functions validate none of these models: they never build them.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+
+def build_validators(*models: type[BaseModel]) -> None:
+    """Build the validators of ``models`` now: a service that validates them on every record builds them
+    with itself (its cold start), not on its first record."""
+    for model in models:
+        model.model_rebuild()
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -48,7 +48,16 @@ from dunning.adapters.state import StateStore
 from dunning.event_shapes import records_of
 from dunning.items import InvalidItem, iso_utc
 from dunning.jobs import InvalidJob, Job, parse_job
-from dunning.models import Borrower, Channel, ContactState, Decision, DecisionKind, Loan
+from dunning.models import (
+    Borrower,
+    Channel,
+    ContactState,
+    Decision,
+    DecisionKind,
+    Loan,
+    SendRecord,
+    build_validators,
+)
 from dunning.observability import MetricsRecorder, PackageLogger, mask_contact_point, mask_text
 from dunning.settings import SenderSettings
 
@@ -676,6 +685,7 @@ def build_sender(settings: SenderSettings) -> Sender:
     from dunning.rules import load_rulebooks
     from dunning.strategy import load_strategies
 
+    build_validators(SendRecord)  # every send's claim records one
     dynamo = Dynamo()
     return Sender(
         lender=Lender(dynamo, settings.loans_table, settings.borrowers_table),

@@ -27,10 +27,12 @@ from dunning.adapters.state import StateStore
 from dunning.adapters.state_keys import CONSENT, CONTACT, consent_key, contact_key
 from dunning.ids import is_valid_id
 from dunning.items import TERMINAL, InvalidItem, borrower_from_item, loan_from_item, raw_status
-from dunning.models import Borrower, ContactState, Loan
+from dunning.models import Borrower, ContactState, Loan, build_validators
 from dunning.observability import PackageLogger
 
 logger = PackageLogger(__name__)
+# Every read validates its loan and borrower (the planner's and the sender's every record).
+build_validators(Loan, Borrower)
 
 # The Borrowers contract's bound on ``phone`` (E.164 is at most 16 characters).
 MAX_PHONE_LENGTH = 32
