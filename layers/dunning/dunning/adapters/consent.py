@@ -42,7 +42,6 @@ from dunning.adapters.state_keys import (
 )
 from dunning.items import iso_utc, iso_utc_precise
 from dunning.observability import mask_phone
-from dunning.receipt_matching import RECEIPT_WINDOW, announcement, receipt_line, withdrawal
 
 CONFIRMATION_OWED = "OWED"
 CONFIRMATION_CLAIMED = "CLAIMED"
@@ -117,6 +116,9 @@ class ConfirmationEvidence:
         An answer whose outcome is unknown (a lost response) stays announced. A confirmation's own
         entry is never told of itself.
         """
+        # Imported here: the indexer, which only records consent, never loads the receipt matching.
+        from dunning.receipt_matching import announcement, withdrawal
+
         announcing = not message_id and not announced
         marked: list[str] = []
         for inbound_id, entry in self.confirmations_of(phone).items():
@@ -173,6 +175,8 @@ class ConfirmationEvidence:
     ) -> None:
         """Keep a receipt of unknown id, stamped in the entry's window, on the entry (``receipts_at``):
         with the receipts after it, it may prove this or another confirmation in doubt sent."""
+        from dunning.receipt_matching import receipt_line
+
         try:
             self.dynamo.update(
                 self.table,
@@ -293,6 +297,8 @@ class ConfirmationRecords(ConfirmationEvidence):
     ) -> Item | None:
         """One conditional UpdateItem moving an entry from ``expected`` to ``status``; ``turn``: "take"
         the number's confirmation turn in it (only if nobody else holds it), or "give" it back."""
+        from dunning.receipt_matching import RECEIPT_WINDOW
+
         names = {
             "#c": "confirmations",
             "#i": inbound_id,
