@@ -6,11 +6,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from dunning.adapters.dynamo import Dynamo
-from dunning.adapters.ledger import Ledger
-from dunning.adapters.lender import Lender
-from dunning.adapters.state import StateStore
+# Imported where the bundle is made: a function importing one adapter (``dunning.adapters.dynamo``) runs
+# this package's __init__ first, and loads only the adapters it uses.
+if TYPE_CHECKING:
+    from dunning.adapters.dynamo import Dynamo
+    from dunning.adapters.ledger import Ledger
+    from dunning.adapters.lender import Lender
+    from dunning.adapters.state import StateStore
 
 
 @dataclass
@@ -32,6 +36,11 @@ class Adapters:
         dynamo: Dynamo | None = None,
     ) -> Adapters:
         """Adapters over the four tables sharing one DynamoDB client (created on first use)."""
+        from dunning.adapters.dynamo import Dynamo
+        from dunning.adapters.ledger import Ledger
+        from dunning.adapters.lender import Lender
+        from dunning.adapters.state import StateStore
+
         shared = dynamo or Dynamo()
         return cls(
             lender=Lender(shared, loans_table, borrowers_table),
