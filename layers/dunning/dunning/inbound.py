@@ -44,7 +44,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dunning import clock
 from dunning.adapters import Adapters
@@ -66,17 +66,19 @@ from dunning.ids import id_problem, storable_id
 from dunning.items import iso_utc, parse_iso_utc, raw_status
 from dunning.models import LoanStatus
 from dunning.observability import MetricsRecorder, PackageLogger, mask_phone
-from dunning.ports import (
-    AttentionPublisher,
-    CadenceReplanner,
-    ConsentRegistry,
-    ContactWriter,
-    LedgerWriter,
-    LenderReader,
-    SmsSender,
-)
 from dunning.receipt_matching import PUBLISH_DEADLINE, RECEIPT_WINDOW, TURN_MARGIN
 from dunning.settings import InboundSettings
+
+if TYPE_CHECKING:  # the services' collaborators, as types only: nothing of dunning.ports runs
+    from dunning.ports import (
+        AttentionPublisher,
+        CadenceReplanner,
+        ConsentRegistry,
+        ContactWriter,
+        LedgerWriter,
+        LenderReader,
+        SmsSender,
+    )
 
 logger = PackageLogger(__name__)
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dunning import clock
 from dunning.adapters.consent import CONFIRMATION_SENT
@@ -39,9 +39,11 @@ from dunning.adapters.ledger import Ledger, Status
 from dunning.adapters.state import StateStore
 from dunning.items import iso_utc, parse_iso_utc
 from dunning.observability import MetricsRecorder, PackageLogger, mask_contact_point
-from dunning.ports import ConsentRegistry, ContactWriter, LedgerWriter
 from dunning.receipt_matching import prove
 from dunning.settings import ReceiptsSettings
+
+if TYPE_CHECKING:  # the service's collaborators, as types only: nothing of dunning.ports runs
+    from dunning.ports import ConsentRegistry, ContactWriter, LedgerWriter
 
 logger = PackageLogger(__name__)
 
