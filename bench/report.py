@@ -913,7 +913,8 @@ def _coldstart_bound(cold: dict[str, Any]) -> str:
         )
     return text + (
         f" What the product adds on top of the first floor is at most {max(ratios) - low:.1f}x: its "
-        "pydantic models (the domain models at import; the rulebooks' schema, built when the rulebooks "
+        "pydantic models (the domain models' validators, built only by the functions that validate them; "
+        "the rulebooks' schema, built when the rulebooks "
         "are validated at load, by the planner and the sender), phonenumbers for every decision, Jinja2 "
         "and Babel for rendering (sender), a boto3 client for the sweep's first request (reconcile). The "
         "holiday calendars are no longer part of it: they are read from a table precomputed in the layer "
@@ -964,7 +965,16 @@ def _per_function_bound(cold: dict[str, Any]) -> str:
     if room:
         text += (
             f" For {_names([n for n, _ in room])} the floor leaves room under {target}x, less than the "
-            "product takes (its own modules and pydantic models, and what its first invocation builds): "
+            "product takes (its own modules: the domain models' classes, defined by every function as "
+            "`dunning.items` imports them, the adapters and the service; the validators its records need, "
+            "built with the service"
+            + (
+                "; for inbound also the reply classifier's 42 patterns, compiled at import, and the lender "
+                "profile's models and file"
+                if any(n == "inbound" for n, _ in room)
+                else ""
+            )
+            + "): "
             + "; ".join(
                 f"{n} {round((target - f['floor']['cpu_ratio']) * bare, 1)} ms of CPU against "
                 f"{f['adds_cpu_ms']} ms"
