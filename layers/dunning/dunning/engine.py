@@ -34,7 +34,7 @@ from typing import Final
 from babel import Locale, UnknownLocaleError
 
 from dunning.caps import CapCounter, sends_of
-from dunning.jurisdictions import candidate_jurisdictions, unknown_country_hint
+from dunning.jurisdictions import Candidates, candidate_jurisdictions, unknown_country_hint
 from dunning.models import (
     AppliedJurisdiction,
     Borrower,
@@ -123,8 +123,11 @@ def decide(
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     now_us = to_us(now)
-    # Which rulebooks apply: the loan's jurisdiction, the address and the phone's region (candidates).
-    candidates = candidate_jurisdictions(loan, borrower, rulebooks)
+    phone = phone_info(borrower.phone) if borrower.phone else None
+    # Which rulebooks apply (the loan's jurisdiction, the address and the phone's region), the candidate
+    # zones, the strategy and their window table: the same for every loan of the same setting.
+    setting = _setting(loan, borrower, phone, rulebooks, strategies)
+    candidates = setting.candidates
     policy = candidates.policy
     out = _Outcome(loan, borrower, from_us(now_us), candidates.applied)
 
@@ -147,14 +150,9 @@ def decide(
             policy.citation("jurisdiction.unknown"),
         )
 
-    phone = phone_info(borrower.phone) if borrower.phone else None
-    where = candidate_zones(loan, borrower)
-    out.notes.extend(where.notes)
-    out.notes.extend(candidates.notes)
-    if not _locale_known(borrower.locale):
-        out.notes.append(f"borrower locale {borrower.locale!r} is not a known locale")
-
-    strategy = strategies.select(loan)
+    where = setting.where
+    out.notes.extend(setting.notes)
+    strategy = setting.strategy
     problems = _channel_problems(borrower, state, policy, phone)
     if not any(not problems[c] for c in strategy.channels):
         listed = "; ".join(f"{c.value}: {', '.join(problems[c])}" for c in sorted(strategy.channels))
@@ -169,7 +167,7 @@ def decide(
         )
 
     # 2. What expires: find the earliest instant at which nothing blocks.
-    case = _Case(loan, borrower, state, policy, where, strategy, problems)
+    case = _Case(loan, state, setting, problems)
     primary: _Block | None = None
     waited_for: list[str] = []
     at = now_us
@@ -199,6 +197,64 @@ def decide(
     due = case.cadence(now_us)
     assert isinstance(due, _Due)  # nothing blocks, so a step is due
     return case.send(out, due, now_us)
+
+
+@dataclass(frozen=True, slots=True)
+class _Setting:
+    """What a decision takes from where the loan and the borrower are, not from who they are: the
+    candidate jurisdictions and their policy, the candidate zones, the strategy, the window table, and
+    the notes these add to every reason."""
+
+    candidates: Candidates
+    where: Whereabouts
+    strategy: Strategy
+    table: WindowTable
+    notes: tuple[str, ...]
+
+
+# Settings by everything they are computed from; a tick's loans share a few hundred. Cleared whole
+# when full.
+_SETTINGS: dict[tuple[object, ...], _Setting] = {}
+_SETTINGS_MAX: Final = 8192
+
+
+def _setting(
+    loan: Loan, borrower: Borrower, phone: PhoneInfo | None, rulebooks: Rulebooks, strategies: Strategies
+) -> _Setting:
+    """``candidate_jurisdictions``, ``candidate_zones``, ``Strategies.select`` and ``window_table``
+    for this loan and borrower, through a table keyed by exactly what they read."""
+    valid = phone is not None and phone.valid
+    address = borrower.address
+    key = (
+        loan.jurisdiction,
+        loan.product,
+        address.country if address is not None else None,
+        address.region if address is not None else None,
+        borrower.time_zone,
+        borrower.locale,
+        phone.regions if valid else (),  # type: ignore[union-attr]
+        phone.zones if valid else (),  # type: ignore[union-attr]
+        rulebooks,
+        strategies,
+    )
+    found = _SETTINGS.get(key)
+    if found is None:
+        candidates = candidate_jurisdictions(loan, borrower, rulebooks)
+        where = candidate_zones(loan, borrower)
+        notes = [*where.notes, *candidates.notes]
+        if not _locale_known(borrower.locale):
+            notes.append(f"borrower locale {borrower.locale!r} is not a known locale")
+        found = _Setting(
+            candidates,
+            where,
+            strategies.select(loan),
+            window_table(candidates.policy.windows, where.zones),
+            tuple(notes),
+        )
+        if len(_SETTINGS) >= _SETTINGS_MAX:
+            _SETTINGS.clear()
+        _SETTINGS[key] = found
+    return found
 
 
 def _permanent_stop(loan: Loan) -> tuple[str, str] | None:
@@ -335,19 +391,13 @@ class _Case:
     """Everything about one loan that the time-based checks need, computed once per decision."""
 
     def __init__(
-        self,
-        loan: Loan,
-        borrower: Borrower,
-        state: ContactState,
-        policy: Policy,
-        where: Whereabouts,
-        strategy: Strategy,
-        problems: dict[Channel, list[str]],
+        self, loan: Loan, state: ContactState, setting: _Setting, problems: dict[Channel, list[str]]
     ) -> None:
+        policy, where, strategy = setting.candidates.policy, setting.where, setting.strategy
         self.loan, self.policy, self.where, self.strategy = loan, policy, where, strategy
         self.problems = problems
         self.caps = CapCounter(policy.caps, sends_of(state) if state.sends else (), loan.loan_id, where.zones)
-        self.table: WindowTable = window_table(policy.windows, where.zones)
+        self.table: WindowTable = setting.table
         self.due = _due_instants(strategy, where.primary, loan.due_date)
         claims = state.claims
         if claims:

@@ -59,12 +59,24 @@ def iso_utc_precise(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# Recent texts and the instants they parse to: a borrower's sends were stamped at ticks, which many
+# borrowers share. Only texts that parsed are kept, so an error is raised as always.
+_PARSED: dict[str, datetime] = {}
+
+
 def parse_iso_utc(text: str) -> datetime:
     """Parse an ISO-8601 timestamp with an offset or ``Z`` into an aware UTC datetime."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"timestamp without a time zone: {text!r}")
-    return moment.astimezone(UTC)
+    found = _PARSED.get(text) if type(text) is str else None
+    if found is None:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise ValueError(f"timestamp without a time zone: {text!r}")
+        found = moment.astimezone(UTC)
+        if type(text) is str:
+            if len(_PARSED) >= _ISO_TEXTS_MAX:
+                _PARSED.clear()
+            _PARSED[text] = found
+    return found
 
 
 class InvalidItem(ValueError):

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import methodcaller
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -30,7 +31,7 @@ from dunning.adapters.state_keys import (
     sms_block_attribute,
 )
 from dunning.items import iso_utc, parse_iso_utc
-from dunning.models import Channel, ContactState, SendRecord, is_model_id, trusted
+from dunning.models import Channel, ContactState, SendRecord, is_model_id, trusted_whole
 
 # Optimistic-lock retries: each retry re-reads, so more than a handful means a hot borrower and the
 # SQS retry (later, with fresh state) is the better answer.
@@ -88,6 +89,15 @@ def _channel(text: str) -> Channel:
     return _CHANNELS.get(text) or Channel(text)
 
 
+_IS_DISPUTE = methodcaller("startswith", DISPUTE_PREFIX)
+
+
+def _disputed_loans(contact: Mapping[str, Any]) -> frozenset[str]:
+    # Filtered in C: a contact item rarely holds a dispute, and every decision reads one.
+    marked = [*filter(_IS_DISPUTE, map(str, contact))]
+    return frozenset(k.removeprefix(DISPUTE_PREFIX) for k in marked) if marked else frozenset()
+
+
 def contact_state(
     borrower_id: str,
     contact: Mapping[str, Any] | None,
@@ -102,14 +112,16 @@ def contact_state(
     contact = contact or {}
     sends = []
     for s in contact.get("sends", []):
+        # Every field, in the model's order (``trusted_whole``).
         send: dict[str, Any] = {
             "at": parse_iso_utc(str(s["at"])),
             "channel": _channel(str(s["channel"])),
             "loan_id": str(s["loan_id"]),
             "step": str(s["step"]),
         }
-        sends.append(trusted(SendRecord, send) if is_model_id(send["loan_id"]) else SendRecord(**send))
+        sends.append(trusted_whole(SendRecord, send) if is_model_id(send["loan_id"]) else SendRecord(**send))
     paused = contact.get("paused_until")
+    # Every field of ContactState, in its order (``trusted_whole``).
     values: dict[str, Any] = {
         "borrower_id": borrower_id,
         "version": int(contact.get("version", 0)),
@@ -118,11 +130,9 @@ def contact_state(
         "paused_until": parse_iso_utc(str(paused)) if paused else None,
         "sms_opted_out": sms_blocked(phone, contact, consent),
         "unusable": frozenset(map(str, contact.get("unusable", ()))),
-        "disputed_loans": frozenset(
-            k.removeprefix(DISPUTE_PREFIX) for k in map(str, contact) if k.startswith(DISPUTE_PREFIX)
-        ),
+        "disputed_loans": _disputed_loans(contact),
     }
-    return trusted(ContactState, values) if is_model_id(borrower_id) else ContactState(**values)
+    return trusted_whole(ContactState, values) if is_model_id(borrower_id) else ContactState(**values)
 
 
 def _sends_value(sends: Iterable[SendRecord]) -> list[dict[str, str]]:
