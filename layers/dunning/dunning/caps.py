@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from functools import partial
 from typing import NamedTuple
 
 from dunning.models import Channel, ContactState
@@ -52,9 +53,27 @@ class CapBlock:
         )
 
 
+# The instants of recent sends in microseconds: a borrower's sends were made at ticks, which many
+# borrowers share. Cleared whole when full.
+_SENT_US: dict[datetime, int] = {}
+_SENT_US_MAX = 4096
+_sent = partial(tuple.__new__, Sent)  # Sent(...) without its Python-level __new__
+
+
 def sends_of(state: ContactState) -> tuple[Sent, ...]:
     """The borrower's past sends, oldest first."""
-    return tuple(sorted([Sent(to_us(s.at), s.channel, s.loan_id) for s in state.sends]))
+    sent: list[Sent] = []
+    for s in state.sends:
+        at = s.at
+        us = _SENT_US.get(at)
+        if us is None:
+            us = to_us(at)
+            if len(_SENT_US) >= _SENT_US_MAX:
+                _SENT_US.clear()
+            _SENT_US[at] = us
+        sent.append(_sent((us, s.channel, s.loan_id)))
+    sent.sort()
+    return tuple(sent)
 
 
 def _month(us: int, zone_name: str) -> tuple[int, int]:

@@ -44,7 +44,7 @@ from dunning.models import (
     DecisionKind,
     Loan,
     LoanStatus,
-    trusted,
+    trusted_given,
 )
 from dunning.rules import Policy, Rulebooks
 from dunning.strategy import Strategies, Strategy
@@ -194,8 +194,8 @@ def decide(
         return out.defer(primary.rule_id, reason, primary.cite(), from_us(at))
 
     # 3. Send the latest due step.
-    due = case.cadence(now_us)
-    assert isinstance(due, _Due)  # nothing blocks, so a step is due
+    due = case.last_due
+    assert due is not None  # nothing blocks at ``now``, so a step is due
     return case.send(out, due, now_us)
 
 
@@ -356,35 +356,77 @@ class _Outcome:
         self.notes: list[str] = []
 
     def _make(
-        self, kind: DecisionKind, rule_id: str, reason: str, citation: str | None, **extra: object
+        self,
+        kind: DecisionKind,
+        rule_id: str,
+        reason: str,
+        citation: str | None,
+        given: frozenset[str],
+        **extra: object,
     ) -> Decision:
         if self.notes:
             reason = f"{reason}. Note: {'; '.join(self.notes)}"
         # Every value is the engine's own, of its field's type (``at`` an aware UTC datetime): built
-        # as validation would build it, without validating (``dunning.models.trusted``).
-        return trusted(
-            Decision,
-            {
-                "kind": kind,
-                "loan_id": self.loan.loan_id,
-                "borrower_id": self.borrower.borrower_id,
-                "at": self.at,
-                "rule_id": rule_id,
-                "reason": reason,
-                "citation": citation,
-                "jurisdictions": self.jurisdictions,
-                **extra,
-            },
-        )
+        # as validation of the ``given`` fields would build it, without validating
+        # (``dunning.models.trusted_given``), every field in the model's order.
+        values: dict[str, object] = {
+            "kind": kind,
+            "loan_id": self.loan.loan_id,
+            "borrower_id": self.borrower.borrower_id,
+            "at": self.at,
+            "rule_id": rule_id,
+            "reason": reason,
+            "citation": citation,
+            "channel": None,
+            "step": None,
+            "template": None,
+            "not_before": None,
+            "follow_up_at": None,
+            "skipped_steps": (),
+            "jurisdictions": self.jurisdictions,
+        }
+        if extra:
+            values.update(extra)
+        return trusted_given(Decision, values, given)
 
     def stop(self, rule_id: str, reason: str, citation: str | None) -> Decision:
-        return self._make(DecisionKind.STOP, rule_id, reason, citation)
+        return self._make(DecisionKind.STOP, rule_id, reason, citation, _STOP_FIELDS)
 
     def defer(self, rule_id: str, reason: str, citation: str | None, not_before: datetime) -> Decision:
-        return self._make(DecisionKind.DEFER, rule_id, reason, citation, not_before=not_before)
+        return self._make(DecisionKind.DEFER, rule_id, reason, citation, _DEFER_FIELDS, not_before=not_before)
 
-    def send(self, rule_id: str, reason: str, citation: str | None, **extra: object) -> Decision:
-        return self._make(DecisionKind.SEND, rule_id, reason, citation, **extra)
+    def send(
+        self,
+        rule_id: str,
+        reason: str,
+        citation: str | None,
+        *,
+        channel: Channel,
+        step: str,
+        template: str,
+        follow_up_at: datetime | None,
+        skipped_steps: tuple[str, ...],
+    ) -> Decision:
+        return self._make(
+            DecisionKind.SEND,
+            rule_id,
+            reason,
+            citation,
+            _SEND_FIELDS,
+            channel=channel,
+            step=step,
+            template=template,
+            follow_up_at=follow_up_at,
+            skipped_steps=skipped_steps,
+        )
+
+
+# The fields each kind of decision sets (the others keep their defaults).
+_STOP_FIELDS: Final = frozenset(
+    {"kind", "loan_id", "borrower_id", "at", "rule_id", "reason", "citation", "jurisdictions"}
+)
+_DEFER_FIELDS: Final = _STOP_FIELDS | {"not_before"}
+_SEND_FIELDS: Final = _STOP_FIELDS | {"channel", "step", "template", "follow_up_at", "skipped_steps"}
 
 
 class _Case:
@@ -399,14 +441,17 @@ class _Case:
         self.caps = CapCounter(policy.caps, sends_of(state) if state.sends else (), loan.loan_id, where.zones)
         self.table: WindowTable = setting.table
         self.due = _due_instants(strategy, where.primary, loan.due_date)
-        claims = state.claims
-        if claims:
-            key = ContactState.claim_key(loan.loan_id, "")
-            self.claimed = tuple([key + s.name in claims for s in strategy.steps])
-        else:
-            self.claimed = (False,) * len(strategy.steps)
-        self.route = {Channel.SMS: self._route(Channel.SMS), Channel.PUSH: self._route(Channel.PUSH)}
+        self.claims = state.claims
+        self.claim_prefix = ContactState.claim_key(loan.loan_id, "")
+        self.route: dict[Channel, tuple[Channel | None, bool]] = {}
         self.holds = self._holds(loan, state)
+        # The step ``first_block`` found due when nothing blocked (the SEND's step).
+        self.last_due: _Due | None = None
+
+    def claimed(self, index: int) -> bool:
+        """Whether step ``index`` is claimed (sent, or being sent) for this loan."""
+        claims = self.claims
+        return bool(claims) and self.claim_prefix + self.strategy.steps[index].name in claims
 
     def _route(self, wanted: Channel) -> tuple[Channel | None, bool]:
         # The channel a step meant for ``wanted`` goes out on, and whether that is the fallback.
@@ -487,7 +532,7 @@ class _Case:
         def next_step() -> str:
             return f"the next step {steps[index + 1].name} falls due {fmt_local(due[index + 1], zone_name)}"
 
-        if self.claimed[index]:
+        if self.claimed(index):
             if last:
                 return self._engine_block(
                     "cadence.end",
@@ -497,7 +542,10 @@ class _Case:
             return self._engine_block(
                 "cadence.not_due", due[index + 1], lambda: f"step {step.name} was already sent; {next_step()}"
             )
-        channel, fallback = self.route[step.channel]
+        route = self.route.get(step.channel)
+        if route is None:
+            route = self.route[step.channel] = self._route(step.channel)
+        channel, fallback = route
         if channel is not None:
             return _Due(index, channel, fallback)
 
@@ -530,6 +578,7 @@ class _Case:
             return _Block(cap.rule_id, until, lambda: "; ".join(c.describe() for c in caps), cap.cite)
         if not self.table.allows(at):
             return self._window_block(at)
+        self.last_due = step
         return None
 
     def _window_block(self, at: int) -> _Block:
@@ -570,7 +619,7 @@ class _Case:
         """The SEND decision for the step that is due at ``at``."""
         steps = self.strategy.steps
         step = steps[due.index]
-        skipped = tuple(s.name for i, s in enumerate(steps[: due.index]) if not self.claimed[i])
+        skipped = tuple(s.name for i, s in enumerate(steps[: due.index]) if not self.claimed(i))
         follow_up = from_us(self.follow_up(due.index + 1)) if due.index + 1 < len(steps) else None
         step_day = self.loan.due_date + timedelta(days=step.offset_days)
         reason = (

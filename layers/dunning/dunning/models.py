@@ -121,6 +121,18 @@ def trusted_whole(model: type[M], values: dict[str, Any]) -> M:
     return instance
 
 
+def trusted_given(model: type[M], values: dict[str, Any], given: frozenset[str]) -> M:
+    """:func:`trusted_whole` for ``values`` that also hold the defaults of the fields not ``given``:
+    the instance ``trusted`` builds from the ``given`` values alone (the default objects themselves
+    for the others), with ``given`` as the fields set."""
+    instance: M = _new(model)
+    _set_dict(instance, "__dict__", values)
+    _set_fields_set(instance, set(given))
+    _set_extra(instance, None)
+    _set_private(instance, None)
+    return instance
+
+
 class Dispute(Frozen):
     """A dispute pauses collection; without ``until`` it holds until the lender clears it."""
 

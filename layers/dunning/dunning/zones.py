@@ -625,7 +625,10 @@ class WindowTable:
 
     def allows(self, us: int) -> bool:
         """Whether an instant is inside the windows in every zone."""
-        return any(start <= us < end for start, end in self.intervals(us // DAY))
+        for start, end in self.intervals(us // DAY):
+            if start <= us < end:
+                return True
+        return False
 
     def next_allowed(self, us: int, horizon_days: int = SEARCH_HORIZON_DAYS) -> int | None:
         """The earliest allowed instant at or after ``us``, or None if there is none within the horizon."""
