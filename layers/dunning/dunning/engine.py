@@ -63,6 +63,8 @@ from dunning.zones import (
     window_table,
 )
 
+_SMS: Final = Channel.SMS
+_PUSH: Final = Channel.PUSH
 # The search for the earliest allowed instant moves forward every round; this bounds pathological data.
 MAX_ROUNDS: Final = 64
 # Dates are planned up to here: a hold or a due date beyond (or a due date before EARLIEST_YEAR) is
@@ -79,6 +81,7 @@ _STATUS_STOPS: Final = {
         "the loan is charged off; recovery is handled outside reminders",
     ),
 }
+_NO_FLAGS: Final = Loan.model_fields["flags"].default
 _FLAG_STOPS: Final = (
     ("bankruptcy", "flag.bankruptcy", "a bankruptcy is recorded for the borrower"),
     ("deceased", "flag.deceased", "the borrower is recorded as deceased"),
@@ -154,7 +157,7 @@ def decide(
     out.notes.extend(setting.notes)
     strategy = setting.strategy
     problems = _channel_problems(borrower, state, policy, phone)
-    if not any(not problems[c] for c in strategy.channels):
+    if not _any_usable(problems, strategy.channels):
         listed = "; ".join(f"{c.value}: {', '.join(problems[c])}" for c in sorted(strategy.channels))
         consent_refs = [
             policy.consent_citation(c)
@@ -260,12 +263,14 @@ def _setting(
 def _permanent_stop(loan: Loan) -> tuple[str, str] | None:
     if loan.status in _STATUS_STOPS:
         return _STATUS_STOPS[loan.status]
-    for attribute, rule_id, reason in _FLAG_STOPS:
-        if getattr(loan.flags, attribute):
-            return rule_id, reason
-    dispute = loan.flags.dispute
-    if dispute is not None and dispute.until is None:
-        return "flag.dispute", f"a dispute opened on {dispute.opened_on} is open with no end date"
+    flags = loan.flags
+    if flags is not _NO_FLAGS:  # most loans have none: their flags are the model's default object
+        for attribute, rule_id, reason in _FLAG_STOPS:
+            if getattr(flags, attribute):
+                return rule_id, reason
+        dispute = flags.dispute
+        if dispute is not None and dispute.until is None:
+            return "flag.dispute", f"a dispute opened on {dispute.opened_on} is open with no end date"
     if loan.amount_due <= 0:
         return "status.nothing_due", "nothing is due on the loan"
     if not EARLIEST_YEAR <= loan.due_date.year < LATEST_YEAR - 1:
@@ -280,6 +285,13 @@ def _locale_known(tag: str) -> bool:
     except (UnknownLocaleError, ValueError):
         return False
     return True
+
+
+def _any_usable(problems: dict[Channel, list[str]], channels: frozenset[Channel]) -> bool:
+    for channel in channels:
+        if not problems[channel]:
+            return True
+    return False
 
 
 def _lacks_consent(channel: Channel, borrower: Borrower, policy: Policy) -> bool:
@@ -300,11 +312,12 @@ def _channel_problems(
         sms.append(phone.problem or "invalid phone number")
     elif (invalid or unusable) and {borrower.phone, phone.e164} & (invalid | unusable):
         sms.append(f"number {mask_phone(borrower.phone)} is marked unusable")
-    if Channel.SMS in borrower.opt_outs:
+    if _SMS in borrower.opt_outs:
         sms.append("the borrower opted out of texts")
     if state.sms_opted_out:
         sms.append("the number is opted out in the consent registry")
-    if _lacks_consent(Channel.SMS, borrower, policy):
+    required = policy.consent_required
+    if _SMS in required and not borrower.consent.sms:  # _lacks_consent, inline
         sms.append("no prior consent to texts")
     push: list[str] = []
     if not borrower.push_endpoints:
@@ -313,11 +326,11 @@ def _channel_problems(
         e.arn in invalid or e.arn in unusable for e in borrower.push_endpoints
     ):
         push.append("every push endpoint is marked unusable")
-    if Channel.PUSH in borrower.opt_outs:
+    if _PUSH in borrower.opt_outs:
         push.append("the borrower opted out of push")
-    if _lacks_consent(Channel.PUSH, borrower, policy):
+    if _PUSH in required and not borrower.consent.push:
         push.append("no prior consent to electronic messages (push)")
-    return {Channel.SMS: sms, Channel.PUSH: push}
+    return {_SMS: sms, _PUSH: push}
 
 
 def decide_without_history(
@@ -337,6 +350,22 @@ def decide_without_history(
 def _due_instants(strategy: Strategy, zone_name: str, due_date: date) -> tuple[int, ...]:
     # A step falls due when its local date begins in the borrower's primary zone.
     return tuple(day_start(zone_name, due_date + timedelta(days=s.offset_days)) for s in strategy.steps)
+
+
+@lru_cache(maxsize=1 << 15)
+def _step_due_text(strategy: Strategy, index: int, zone_name: str, due_date: date) -> str:
+    # The start of a SEND's reason: the same for every loan of the strategy, zone and due date.
+    step = strategy.steps[index]
+    step_day = due_date + timedelta(days=step.offset_days)
+    return (
+        f"step {step.name} of strategy {strategy.name} is due (since {step_day} in "
+        f"{zone_name}; due date {due_date})"
+    )
+
+
+@lru_cache(maxsize=1024)
+def _step_citation(strategy: Strategy, index: int) -> str:
+    return f"strategy {strategy.name}, step {strategy.steps[index].name}"
 
 
 @lru_cache(maxsize=1 << 15)
@@ -621,11 +650,7 @@ class _Case:
         step = steps[due.index]
         skipped = tuple(s.name for i, s in enumerate(steps[: due.index]) if not self.claimed(i))
         follow_up = from_us(self.follow_up(due.index + 1)) if due.index + 1 < len(steps) else None
-        step_day = self.loan.due_date + timedelta(days=step.offset_days)
-        reason = (
-            f"step {step.name} of strategy {self.strategy.name} is due (since {step_day} in "
-            f"{self.where.primary}; due date {self.loan.due_date})"
-        )
+        reason = _step_due_text(self.strategy, due.index, self.where.primary, self.loan.due_date)
         if due.fallback:
             why = ", ".join(self.problems[step.channel])
             reason += f"; {step.channel.value} cannot be used ({why}), so {due.channel.value} stands in"
@@ -637,7 +662,7 @@ class _Case:
         return out.send(
             "channel.fallback" if due.fallback else "cadence.step_due",
             reason,
-            f"strategy {self.strategy.name}, step {step.name}",
+            _step_citation(self.strategy, due.index),
             channel=due.channel,
             step=step.name,
             template=step.template,

@@ -169,7 +169,8 @@ def loan_from_item(item: Mapping[str, Any]) -> Loan:
         # The common item: only contract attributes. Validated as it is, it gives the model
         # :func:`validated_loan` gives (see the note above ``_LOAN_FIELDS``); anything else goes that way.
         try:
-            return Loan.model_validate(item)
+            # ``model_validate`` without its Python frame (the same call with the same defaults).
+            return Loan.__pydantic_validator__.validate_python(item)  # type: ignore[no-any-return]
         except ValidationError:
             pass
     return validated_loan(item)
@@ -197,7 +198,7 @@ def borrower_from_item(item: Mapping[str, Any]) -> Borrower:
     unset = (item.get("time_zone"), item.get("phone"), item.get("address"))  # _EMPTY_IS_UNSET
     if _BORROWER_FIELDS.issuperset(item) and "" not in unset:
         try:  # as in loan_from_item
-            return Borrower.model_validate(item)
+            return Borrower.__pydantic_validator__.validate_python(item)  # type: ignore[no-any-return]
         except ValidationError:
             pass
     return validated_borrower(item)

@@ -18,7 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from dunning.adapters.dynamo import Dynamo, Item, Key, WriteOp, is_conditional_failure
-from dunning.adapters.state_keys import KEY_NAMES, cadence_key
+from dunning.adapters.state_keys import CADENCE, KEY_NAMES, cadence_key, loan_pk
 from dunning.items import iso_utc
 
 DUE_INDEX = "DueIndex"
@@ -90,7 +90,8 @@ class CadenceStore:
 
         ``phone_facts`` are stored only with the ``phone`` they describe."""
         item: Item = {
-            **cadence_key(loan_id),
+            "pk": loan_pk(loan_id),
+            "sk": CADENCE,
             "loan_id": loan_id,
             "borrower_id": borrower_id,
             "last_rule": rule_id,

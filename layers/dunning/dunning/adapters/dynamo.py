@@ -85,7 +85,10 @@ class WriteOp:
 
     @classmethod
     def put(cls, table: str, item: Item, key_names: Sequence[str]) -> WriteOp:
-        return cls(table=table, key={k: item[k] for k in key_names}, item=item)
+        # What the dataclass's ``__init__`` sets, set at once: a planner makes one or two per loan.
+        op = object.__new__(cls)
+        object.__setattr__(op, "__dict__", {"table": table, "key": {k: item[k] for k in key_names}, "item": item})
+        return op
 
     @classmethod
     def delete(cls, table: str, key: Key) -> WriteOp:
