@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from operator import methodcaller
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -89,12 +88,11 @@ def _channel(text: str) -> Channel:
     return _CHANNELS.get(text) or Channel(text)
 
 
-_IS_DISPUTE = methodcaller("startswith", DISPUTE_PREFIX)
-
-
 def _disputed_loans(contact: Mapping[str, Any]) -> frozenset[str]:
-    # Filtered in C: a contact item rarely holds a dispute, and every decision reads one.
-    marked = [*filter(_IS_DISPUTE, map(str, contact))]
+    try:  # an item's attribute names are texts: no ``str`` of each (a contact item rarely holds one)
+        marked = [k for k in contact if k.startswith(DISPUTE_PREFIX)]
+    except (AttributeError, TypeError):
+        marked = [k for k in map(str, contact) if k.startswith(DISPUTE_PREFIX)]
     return frozenset(k.removeprefix(DISPUTE_PREFIX) for k in marked) if marked else frozenset()
 
 
