@@ -8,6 +8,7 @@ the sends about the loan being decided; per-borrower caps count every send to th
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -90,7 +91,8 @@ class CapCounter:
     """The caps of one policy applied to one borrower's history, for one loan.
 
     Which sends a cap counts does not depend on the instant, so that filtering is done once per cap
-    and reused while the engine searches for the earliest allowed instant.
+    and reused while the engine searches for the earliest allowed instant. ``sends`` are oldest first,
+    as :func:`sends_of` gives them.
     """
 
     def __init__(
@@ -115,24 +117,30 @@ class CapCounter:
         if not self.sends:
             return blocks
         sent = len(self.sends)
+        counted = self._counted
         for index, cap in enumerate(self.caps):
-            if sent < cap.limit or channel not in cap.channels:
+            limit = cap.limit
+            if sent < limit or channel not in cap.channels:
                 continue
-            times = self._times(index, cap)
-            if len(times) < cap.limit:
+            times = counted.get(index)
+            if times is None:
+                times = self._times(index, cap)
+            if len(times) < limit:
                 continue
-            if cap.period_us is not None:
-                inside = [t for t in times if t > us - cap.period_us]
-                if len(inside) >= cap.limit:
+            period = cap.period_us
+            if period is not None:
+                # ``times`` is in order (``sends_of``): those inside the window are the last ones.
+                inside = len(times) - bisect_right(times, us - period)
+                if inside >= limit:
                     # Room for one more once the (n - limit + 1) oldest sends have left the window.
-                    oldest = inside[len(inside) - cap.limit]
-                    blocks.append(CapBlock(cap, len(inside), oldest + cap.period_us, oldest=oldest))
+                    oldest = times[len(times) - limit]
+                    blocks.append(CapBlock(cap, inside, oldest + period, oldest=oldest))
                 continue
             worst: CapBlock | None = None
             for zone_name in self.zones:
                 month = _month(us, zone_name)
                 count = sum(1 for t in times if _month(t, zone_name) == month)
-                if count >= cap.limit:
+                if count >= limit:
                     until = _month_start_after(us, zone_name)
                     if worst is None or until > worst.until:
                         worst = CapBlock(cap, count, until, zone=zone_name)

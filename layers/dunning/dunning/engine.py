@@ -364,6 +364,12 @@ def _step_due_text(strategy: Strategy, index: int, zone_name: str, due_date: dat
 
 
 @lru_cache(maxsize=1024)
+def _step_names(strategy: Strategy, until: int) -> tuple[str, ...]:
+    # The steps before ``until``: those a SEND skips when none was claimed.
+    return tuple(s.name for s in strategy.steps[:until])
+
+
+@lru_cache(maxsize=1024)
 def _step_citation(strategy: Strategy, index: int) -> str:
     return f"strategy {strategy.name}, step {strategy.steps[index].name}"
 
@@ -648,7 +654,10 @@ class _Case:
         """The SEND decision for the step that is due at ``at``."""
         steps = self.strategy.steps
         step = steps[due.index]
-        skipped = tuple(s.name for i, s in enumerate(steps[: due.index]) if not self.claimed(i))
+        if self.claims:
+            skipped = tuple(s.name for i, s in enumerate(steps[: due.index]) if not self.claimed(i))
+        else:
+            skipped = _step_names(self.strategy, due.index)
         follow_up = from_us(self.follow_up(due.index + 1)) if due.index + 1 < len(steps) else None
         reason = _step_due_text(self.strategy, due.index, self.where.primary, self.loan.due_date)
         if due.fallback:
