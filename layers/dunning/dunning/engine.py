@@ -567,7 +567,8 @@ class _Case:
         def next_step() -> str:
             return f"the next step {steps[index + 1].name} falls due {fmt_local(due[index + 1], zone_name)}"
 
-        if self.claimed(index):
+        claims = self.claims  # ``claimed(index)``, inline: asked at every instant searched
+        if claims and self.claim_prefix + step.name in claims:
             if last:
                 return self._engine_block(
                     "cadence.end",

@@ -91,31 +91,34 @@ def job_from_decision(decision: Decision, *, ttl: timedelta, phone: str | None =
     return Job(**values)
 
 
-def _text_of(value: object, least: int, most: int) -> bool:
-    return type(value) is str and least <= len(value) <= most
-
-
 def _valid_as_is(values: dict[str, Any]) -> bool:
     """Whether validating ``values`` as a Job would return them unchanged: exact types within every
     constraint, UTC instants in order. Else the Job is validated (and refused as always)."""
+    job_id, loan_id, borrower_id = values["job_id"], values["loan_id"], values["borrower_id"]
+    step, template, rule_id, reason = values["step"], values["template"], values["rule_id"], values["reason"]
     planned, expires, phone = values["planned_at"], values["expires_at"], values["phone"]
     return (
-        _text_of(values["job_id"], 3, 300)
-        and type(values["loan_id"]) is str
-        and is_model_id(values["loan_id"])
-        and type(values["borrower_id"]) is str
-        and is_model_id(values["borrower_id"])
-        and _text_of(values["step"], 1, 64)
+        type(job_id) is str
+        and 3 <= len(job_id) <= 300
+        and type(loan_id) is str
+        and is_model_id(loan_id)
+        and type(borrower_id) is str
+        and is_model_id(borrower_id)
+        and type(step) is str
+        and 1 <= len(step) <= 64
         and type(values["channel"]) is Channel
-        and _text_of(values["template"], 1, 128)
+        and type(template) is str
+        and 1 <= len(template) <= 128
         and type(planned) is datetime
         and planned.tzinfo is UTC
         and type(expires) is datetime
         and expires.tzinfo is UTC
         and expires > planned
-        and _text_of(values["rule_id"], 1, 128)
-        and _text_of(values["reason"], 0, 1000)
-        and (phone is None or _text_of(phone, 0, 32))
+        and type(rule_id) is str
+        and 1 <= len(rule_id) <= 128
+        and type(reason) is str
+        and len(reason) <= 1000
+        and (phone is None or type(phone) is str and len(phone) <= 32)
     )
 
 

@@ -597,6 +597,8 @@ class WindowTable:
         self._local_times: dict[tuple[int, int], str] = {}
         self._blocking: dict[int, WindowBlock | None] = {}
         self._blocking_texts: dict[int, str] = {}
+        # The last instant asked of ``allows`` and its answer: a tick asks every loan at its instant.
+        self._last_allowed: tuple[int, bool] = (-1, False)
 
     def local_window(self, zone_name: str, day: date) -> tuple[int, int] | None:
         """The allowed instants of one local date in one zone."""
@@ -625,10 +627,15 @@ class WindowTable:
 
     def allows(self, us: int) -> bool:
         """Whether an instant is inside the windows in every zone."""
-        for start, end in self.intervals(us // DAY):
-            if start <= us < end:
-                return True
-        return False
+        last, allowed = self._last_allowed
+        if us != last:
+            allowed = False
+            for start, end in self.intervals(us // DAY):
+                if start <= us < end:
+                    allowed = True
+                    break
+            self._last_allowed = (us, allowed)
+        return allowed
 
     def next_allowed(self, us: int, horizon_days: int = SEARCH_HORIZON_DAYS) -> int | None:
         """The earliest allowed instant at or after ``us``, or None if there is none within the horizon."""
