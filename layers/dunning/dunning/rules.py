@@ -549,8 +549,15 @@ class Rulebooks:
         self, jurisdiction: str, address: str | None, phone: tuple[str, ...] = ()
     ) -> tuple[str, ...]:
         """Codes of the rulebooks that apply, broadest first (lender policy not included)."""
-        targets = [_segments(t) for t in (jurisdiction, address, *phone) if t]
-        codes = [c for c, head in self._heads.items() if any(t[: len(head)] == head for t in targets)]
+        # A code applies when its segments begin a target's: look each beginning up, not every code.
+        codes = set()
+        for target in (jurisdiction, address, *phone):
+            if target:
+                parts = _segments(target)
+                for n in range(1, len(parts) + 1):
+                    code = "-".join(parts[:n])
+                    if code in self._heads and self._heads[code] == parts[:n]:
+                        codes.add(code)
         return tuple(sorted(codes, key=lambda c: (len(self._heads[c]), c)))
 
     def policy(self, jurisdiction: str, address: str | None, phone: tuple[str, ...] = ()) -> Policy:
