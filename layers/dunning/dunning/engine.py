@@ -242,22 +242,27 @@ def _setting(
     )
     found = _SETTINGS.get(key)
     if found is None:
-        candidates = candidate_jurisdictions(loan, borrower, rulebooks)
-        where = candidate_zones(loan, borrower)
-        notes = [*where.notes, *candidates.notes]
-        if not _locale_known(borrower.locale):
-            notes.append(f"borrower locale {borrower.locale!r} is not a known locale")
-        found = _Setting(
-            candidates,
-            where,
-            strategies.select(loan),
-            window_table(candidates.policy.windows, where.zones),
-            tuple(notes),
-        )
+        found = _new_setting(loan, borrower, rulebooks, strategies)
         if len(_SETTINGS) >= _SETTINGS_MAX:
             _SETTINGS.clear()
         _SETTINGS[key] = found
     return found
+
+
+def _new_setting(loan: Loan, borrower: Borrower, rulebooks: Rulebooks, strategies: Strategies) -> _Setting:
+    """The setting of this loan and borrower, computed (``_setting`` without its table)."""
+    candidates = candidate_jurisdictions(loan, borrower, rulebooks)
+    where = candidate_zones(loan, borrower)
+    notes = [*where.notes, *candidates.notes]
+    if not _locale_known(borrower.locale):
+        notes.append(f"borrower locale {borrower.locale!r} is not a known locale")
+    return _Setting(
+        candidates,
+        where,
+        strategies.select(loan),
+        window_table(candidates.policy.windows, where.zones),
+        tuple(notes),
+    )
 
 
 def _permanent_stop(loan: Loan) -> tuple[str, str] | None:
@@ -361,6 +366,13 @@ def _step_due_text(strategy: Strategy, index: int, zone_name: str, due_date: dat
         f"step {step.name} of strategy {strategy.name} is due (since {step_day} in "
         f"{zone_name}; due date {due_date})"
     )
+
+
+def _unclaimed_before(strategy: Strategy, index: int, claims: frozenset[str], prefix: str) -> tuple[str, ...]:
+    """The names of the steps before ``index`` not claimed (``prefix`` + name not in ``claims``)."""
+    if not claims:
+        return _step_names(strategy, index)
+    return tuple(s.name for s in strategy.steps[:index] if prefix + s.name not in claims)
 
 
 @lru_cache(maxsize=1024)
@@ -655,10 +667,7 @@ class _Case:
         """The SEND decision for the step that is due at ``at``."""
         steps = self.strategy.steps
         step = steps[due.index]
-        if self.claims:
-            skipped = tuple(s.name for i, s in enumerate(steps[: due.index]) if not self.claimed(i))
-        else:
-            skipped = _step_names(self.strategy, due.index)
+        skipped = _unclaimed_before(self.strategy, due.index, self.claims, self.claim_prefix)
         follow_up = from_us(self.follow_up(due.index + 1)) if due.index + 1 < len(steps) else None
         reason = _step_due_text(self.strategy, due.index, self.where.primary, self.loan.due_date)
         if due.fallback:

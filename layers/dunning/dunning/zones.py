@@ -629,13 +629,16 @@ class WindowTable:
         """Whether an instant is inside the windows in every zone."""
         last, allowed = self._last_allowed
         if us != last:
-            allowed = False
-            for start, end in self.intervals(us // DAY):
-                if start <= us < end:
-                    allowed = True
-                    break
+            allowed = self.allows_at(us)
             self._last_allowed = (us, allowed)
         return allowed
+
+    def allows_at(self, us: int) -> bool:
+        """:meth:`allows`, without remembering the answer."""
+        for start, end in self.intervals(us // DAY):
+            if start <= us < end:
+                return True
+        return False
 
     def next_allowed(self, us: int, horizon_days: int = SEARCH_HORIZON_DAYS) -> int | None:
         """The earliest allowed instant at or after ``us``, or None if there is none within the horizon."""
