@@ -147,6 +147,23 @@ def merged_alone(self: Rulebooks, jurisdiction: str, address: str | None, phone:
     return self._merge(codes, covered)
 
 
+def every_stop(loan: Any) -> tuple[str, str] | None:
+    """``engine._permanent_stop`` looking at every flag of every loan."""
+    if loan.status in engine_module._STATUS_STOPS:
+        return engine_module._STATUS_STOPS[loan.status]
+    for attribute, rule_id, reason in engine_module._FLAG_STOPS:
+        if getattr(loan.flags, attribute):
+            return rule_id, reason
+    dispute = loan.flags.dispute
+    if dispute is not None and dispute.until is None:
+        return "flag.dispute", f"a dispute opened on {dispute.opened_on} is open with no end date"
+    if loan.amount_due <= 0:
+        return "status.nothing_due", "nothing is due on the loan"
+    if not engine_module.EARLIEST_YEAR <= loan.due_date.year < engine_module.LATEST_YEAR - 1:
+        return "data.due_date", f"the due date {loan.due_date} is outside the years the engine plans for"
+    return None
+
+
 def uncached(function: Any) -> Any:
     """The function an ``lru_cache`` wraps."""
     return function.__wrapped__
@@ -167,7 +184,7 @@ def long_ways() -> Iterator[None]:
                 loan, borrower, rulebooks, strategies
             ),
         ),
-        mock.patch.object(engine_module, "_NO_FLAGS", object()),
+        mock.patch.object(engine_module, "_permanent_stop", every_stop),
         mock.patch.object(
             engine_module,
             "_unclaimed_before",
@@ -558,37 +575,51 @@ def test_remembered_phone_facts_are_the_text_they_would_be_made_into(raw: str) -
 
 # ---- jobs -------------------------------------------------------------------------------------------
 
-offsets = st.sampled_from([UTC, timezone(timedelta(hours=-5)), None])
-job_texts = st.one_of(st.text(max_size=3), st.sampled_from(["D+1", "x" * 64, "x" * 65, "y" * 128, "y" * 129]))
+TICK_AT = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+# A valid SEND's fields, and for each a few values near or past its constraint (types included).
+job_edges: dict[str, st.SearchStrategy[Any]] = {
+    "loan_id": st.sampled_from(["L#1", "", "x" * 128, "x" * 129, "L-1\n"]),
+    "borrower_id": st.sampled_from(["B 1", "x" * 128, "x" * 129, ""]),
+    "at": st.sampled_from(
+        [TICK_AT.astimezone(timezone(timedelta(hours=-5))), TICK_AT.replace(tzinfo=None), TICK_AT]
+    ),
+    "rule_id": st.sampled_from(["", "r" * 128, "r" * 129]),
+    "reason": st.sampled_from(["", "r" * 1000, "r" * 1001]),
+    "channel": st.sampled_from([Channel.PUSH, "sms"]),
+    "step": st.sampled_from(["", "s" * 64, "s" * 65, "D+1"]),
+    "template": st.sampled_from([None, "", "t" * 128, "t" * 129]),
+}
 
 
 @st.composite
 def send_decisions(draw: st.DrawFn) -> Any:
-    """SEND decisions as the engine makes them, and some no engine makes (built without validation)."""
+    """SEND decisions as the engine makes them, with up to two fields at or past an edge (built without
+    validation, as no engine makes them)."""
     from dunning.models import Decision, DecisionKind
 
-    zone = draw(offsets)
-    at = draw(st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2026, 6, 1), timezones=st.just(UTC)))
-    if zone is not UTC:
-        at = at.astimezone(zone) if zone is not None else at.replace(tzinfo=None)
-    values = {
+    values: dict[str, Any] = {
         "kind": DecisionKind.SEND,
-        "loan_id": draw(maybe(ids, st.sampled_from(["L#1", "", "x" * 129]))),
-        "borrower_id": draw(maybe(ids, st.sampled_from(["B 1", "x" * 129]))),
-        "at": at,
-        "rule_id": draw(st.one_of(st.just("cadence.step_due"), job_texts)),
-        "reason": draw(st.one_of(st.just("due"), st.sampled_from(["r" * 1000, "r" * 1001]))),
-        "channel": draw(st.sampled_from([Channel.SMS, Channel.PUSH, "sms"])),
-        "step": draw(st.one_of(st.just("D+1"), job_texts)),
-        "template": draw(st.one_of(st.none(), job_texts)),
+        "loan_id": "L-1",
+        "borrower_id": "B-1",
+        "at": TICK_AT,
+        "rule_id": "cadence.step_due",
+        "reason": "due",
+        "channel": Channel.SMS,
+        "step": "D+1",
+        "template": None,
     }
+    for name in draw(st.lists(st.sampled_from(sorted(job_edges)), max_size=2, unique=True)):
+        values[name] = draw(job_edges[name])
     return Decision.model_construct(**values)
 
 
 @settings(max_examples=800, deadline=None)
 @given(
     send_decisions(),
-    st.sampled_from([timedelta(minutes=30), timedelta(0), timedelta(seconds=-1), timedelta(microseconds=1)]),
+    st.one_of(
+        st.just(timedelta(minutes=30)),
+        st.sampled_from([timedelta(0), timedelta(seconds=-1), timedelta(microseconds=1)]),
+    ),
     st.sampled_from([None, "+12125550142", "", "+1" + "2" * 31, "+1" + "2" * 30]),
 )
 def test_a_job_is_the_same_both_ways(decision: Any, ttl: timedelta, phone: str | None) -> None:
@@ -622,22 +653,26 @@ caps_drawn = st.lists(
     ),
     max_size=5,
 )
-# Instants on the hour, so that a send is often exactly one period before the instant asked.
-hours = st.integers(-24 * 40, 24 * 3).map(lambda h: BASE_US + h * HOUR_US)
+# Sends relative to the instant asked: often exactly one period before it (the edge of the window).
+DAY_US = 24 * HOUR_US
+send_offsets = st.one_of(
+    st.sampled_from([-DAY_US, -DAY_US + 1, -DAY_US - 1, -7 * DAY_US, -7 * DAY_US + 1, 0, 1, -HOUR_US]),
+    st.integers(-40 * 24, 72).map(lambda h: h * HOUR_US),
+)
 
 
 @settings(max_examples=600, deadline=None)
 @given(
     caps_drawn,
-    st.lists(st.tuples(hours, st.sampled_from(list(Channel)), st.sampled_from(["L-1", "L-2"])), max_size=8),
+    st.lists(st.tuples(send_offsets, st.sampled_from(list(Channel)), st.sampled_from(["L-1", "L-2"])), max_size=8),
     st.sampled_from(list(Channel)),
-    st.one_of(hours, hours.map(lambda us: us + 1), hours.map(lambda us: us - 1)),
+    st.integers(-24 * 60, 24 * 60).map(lambda h: BASE_US + h * HOUR_US),
     st.sampled_from([("America/New_York",), ("Europe/London", "America/Los_Angeles")]),
 )
 def test_caps_count_the_same_both_ways(
     caps: list[Cap], sends: list[tuple[int, Channel, str]], channel: Channel, us: int, zones: tuple[str, ...]
 ) -> None:
-    history = tuple(sorted(Sent(*s) for s in sends))
+    history = tuple(sorted(Sent(us + offset, sent_on, loan) for offset, sent_on, loan in sends))
     counter = CapCounter(caps, history, "L-1", zones)
     short = [repr(b) for b in counter.blocks(channel, us)]
     long = [repr(b) for b in counted_blocks(CapCounter(caps, history, "L-1", zones), channel, us)]
