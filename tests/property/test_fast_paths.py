@@ -46,7 +46,7 @@ from dunning.items import (
     validated_loan,
 )
 from dunning.models import Channel, ContactState, is_model_id
-from dunning.rules import Cap, RuleRef, Rulebooks
+from dunning.rules import Cap, Rulebooks, RuleRef
 from dunning.zones import WindowTable, day_start
 
 # ---- comparing results exactly --------------------------------------------------------------------
@@ -132,7 +132,9 @@ def counted_blocks(self: CapCounter, channel: Channel, us: int) -> list[Any]:
     return found
 
 
-def every_rulebook(self: Rulebooks, jurisdiction: str, address: str | None, phone: tuple[str, ...] = ()) -> Any:
+def every_rulebook(
+    self: Rulebooks, jurisdiction: str, address: str | None, phone: tuple[str, ...] = ()
+) -> Any:
     """``Rulebooks.applicable`` testing every rulebook's code against every target."""
     targets = [t.split("-") for t in (jurisdiction, address, *phone) if t]
     codes = [c for c in self.codes if any(t[: len(c.split("-"))] == c.split("-") for t in targets)]
@@ -664,7 +666,9 @@ send_offsets = st.one_of(
 @settings(max_examples=600, deadline=None)
 @given(
     caps_drawn,
-    st.lists(st.tuples(send_offsets, st.sampled_from(list(Channel)), st.sampled_from(["L-1", "L-2"])), max_size=8),
+    st.lists(
+        st.tuples(send_offsets, st.sampled_from(list(Channel)), st.sampled_from(["L-1", "L-2"])), max_size=8
+    ),
     st.sampled_from(list(Channel)),
     st.integers(-24 * 60, 24 * 60).map(lambda h: BASE_US + h * HOUR_US),
     st.sampled_from([("America/New_York",), ("Europe/London", "America/Los_Angeles")]),
@@ -733,7 +737,11 @@ def test_policies_are_merged_the_same_both_ways(keys: list[tuple[str, str | None
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(instants, st.sampled_from(["2026-03-02T09:00:00", "not a time", "2026-13-01T00:00:00Z"]))))
+@given(
+    st.lists(
+        st.one_of(instants, st.sampled_from(["2026-03-02T09:00:00", "not a time", "2026-13-01T00:00:00Z"]))
+    )
+)
 def test_instants_are_parsed_the_same_both_ways(texts: list[str]) -> None:
     from dunning.items import parse_iso_utc
 
@@ -746,7 +754,9 @@ def test_instants_are_parsed_the_same_both_ways(texts: list[str]) -> None:
 @settings(max_examples=300, deadline=None)
 @given(
     st.dictionaries(
-        st.one_of(st.sampled_from(["pk", "sk", "dispute#L-1", "dispute#", "dispute", "sms_block#x"]), st.integers()),
+        st.one_of(
+            st.sampled_from(["pk", "sk", "dispute#L-1", "dispute#", "dispute", "sms_block#x"]), st.integers()
+        ),
         st.just(1),
     )
 )

@@ -170,7 +170,7 @@ def loan_from_item(item: Mapping[str, Any]) -> Loan:
         # :func:`validated_loan` gives (see the note above ``_LOAN_FIELDS``); anything else goes that way.
         try:
             # ``model_validate`` without its Python frame (the same call with the same defaults).
-            return Loan.__pydantic_validator__.validate_python(item)  # type: ignore[no-any-return]
+            return Loan.__pydantic_validator__.validate_python(item)
         except ValidationError:
             pass
     return validated_loan(item)
@@ -198,7 +198,7 @@ def borrower_from_item(item: Mapping[str, Any]) -> Borrower:
     unset = (item.get("time_zone"), item.get("phone"), item.get("address"))  # _EMPTY_IS_UNSET
     if _BORROWER_FIELDS.issuperset(item) and "" not in unset:
         try:  # as in loan_from_item
-            return Borrower.__pydantic_validator__.validate_python(item)  # type: ignore[no-any-return]
+            return Borrower.__pydantic_validator__.validate_python(item)
         except ValidationError:
             pass
     return validated_borrower(item)

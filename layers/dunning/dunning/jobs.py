@@ -118,7 +118,7 @@ def _valid_as_is(values: dict[str, Any]) -> bool:
         and 1 <= len(rule_id) <= 128
         and type(reason) is str
         and len(reason) <= 1000
-        and (phone is None or type(phone) is str and len(phone) <= 32)
+        and (phone is None or (type(phone) is str and len(phone) <= 32))
     )
 
 

@@ -635,7 +635,8 @@ class WindowTable:
 
     def allows_at(self, us: int) -> bool:
         """:meth:`allows`, without remembering the answer."""
-        for start, end in self.intervals(us // DAY):
+        # A loop, not ``any()`` over a generator: asked for every loan of a tick.
+        for start, end in self.intervals(us // DAY):  # noqa: SIM110
             if start <= us < end:
                 return True
         return False

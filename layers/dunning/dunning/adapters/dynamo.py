@@ -87,7 +87,9 @@ class WriteOp:
     def put(cls, table: str, item: Item, key_names: Sequence[str]) -> WriteOp:
         # What the dataclass's ``__init__`` sets, set at once: a planner makes one or two per loan.
         op = object.__new__(cls)
-        object.__setattr__(op, "__dict__", {"table": table, "key": {k: item[k] for k in key_names}, "item": item})
+        object.__setattr__(
+            op, "__dict__", {"table": table, "key": {k: item[k] for k in key_names}, "item": item}
+        )
         return op
 
     @classmethod
