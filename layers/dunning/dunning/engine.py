@@ -100,9 +100,12 @@ class _Block:
     cite: Callable[[], str | None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Due:
-    """The step to send at an instant: its index, the channel to use, and whether that is a fallback."""
+    """The step to send at an instant: its index, the channel to use, and whether that is a fallback.
+
+    Not frozen: a frozen dataclass sets each field through ``object.__setattr__``, and one is made at
+    every instant searched; nothing changes one after it is made."""
 
     index: int
     channel: Channel
@@ -396,6 +399,8 @@ def _date_start_everywhere(zones: tuple[str, ...], day: date) -> int:
 class _Outcome:
     """Builds the Decision for one loan at one instant, adding data notes to every reason."""
 
+    __slots__ = ("loan", "borrower", "at", "jurisdictions", "notes")
+
     def __init__(
         self, loan: Loan, borrower: Borrower, at: datetime, jurisdictions: tuple[AppliedJurisdiction, ...]
     ) -> None:
@@ -479,6 +484,22 @@ _SEND_FIELDS: Final = _STOP_FIELDS | {"channel", "step", "template", "follow_up_
 
 class _Case:
     """Everything about one loan that the time-based checks need, computed once per decision."""
+
+    __slots__ = (
+        "loan",
+        "policy",
+        "where",
+        "strategy",
+        "problems",
+        "caps",
+        "table",
+        "due",
+        "claims",
+        "claim_prefix",
+        "route",
+        "holds",
+        "last_due",
+    )
 
     def __init__(
         self, loan: Loan, state: ContactState, setting: _Setting, problems: dict[Channel, list[str]]
