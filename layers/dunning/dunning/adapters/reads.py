@@ -92,7 +92,11 @@ class Snapshot:
         if borrower_item is None:
             raise MissingItem("borrower", loan.borrower_id, "not found in the Borrowers table")
         borrower = borrower_from_item(borrower_item)
-        return Subject(loan, borrower, self.contact_state(borrower.borrower_id, borrower.phone))
+        state = self.contact_state(borrower.borrower_id, borrower.phone)
+        # What the dataclass's ``__init__`` sets, set at once (``dynamo.WriteOp.put``): one per loan.
+        subject = object.__new__(Subject)
+        object.__setattr__(subject, "__dict__", {"loan": loan, "borrower": borrower, "state": state})
+        return subject
 
 
 def _phone_of(item: Item | None) -> str | None:
