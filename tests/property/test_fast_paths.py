@@ -9,7 +9,8 @@
 - The whole path of bench/planner_path.py (items → decisions → jobs, cadence and ledger items, or the
   recorded error of an invalid item) is the same both ways over a book with broken items in it.
 - The engine's tables and guards (settings per loan and borrower, a loan without flags, skipped steps
-  without claims, the window table's last answer, instants parsed and converted once) against the
+  without claims, the window table's answers, the tick's instant and instants parsed and converted
+  once) against the
   computation each stands for; caps counted by bisection against counting every send; jobs built
   without validation against validating them (near every constraint); policies merged once per set of
   rulebooks against a policy merged alone; ``Rulebooks.applicable`` against testing every rulebook.
@@ -197,6 +198,9 @@ def long_ways() -> Iterator[None]:
         mock.patch.object(engine_module, "_step_due_text", uncached(engine_module._step_due_text)),
         mock.patch.object(engine_module, "_step_citation", uncached(engine_module._step_citation)),
         mock.patch.object(WindowTable, "allows", WindowTable.allows_at),
+        mock.patch.object(WindowTable, "next_allowed", WindowTable.next_allowed_at),
+        mock.patch.object(engine_module, "_LAST_NOW", (object(), 0)),
+        mock.patch.object(engine_module, "_remember_now", lambda now, now_us: None),
         mock.patch.object(jobs_module, "_valid_as_is", lambda values: False),
         mock.patch.object(items_module, "_PARSED", Forgetful()),
         mock.patch.object(caps_module, "_SENT_US", Forgetful()),

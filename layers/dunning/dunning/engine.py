@@ -126,9 +126,14 @@ def decide(
     bad zone, unknown locale or jurisdiction give a decision saying so); raises ``ValueError`` only if
     ``now`` is naive.
     """
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be timezone-aware")
-    now_us = to_us(now)
+    last = _LAST_NOW
+    if now is last[0]:  # the tick's instant, asked for every loan of the tick: checked and converted once
+        now_us = last[1]
+    else:
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise ValueError("now must be timezone-aware")
+        now_us = to_us(now)
+        _remember_now(now, now_us)
     phone = phone_info(borrower.phone) if borrower.phone else None
     # Which rulebooks apply (the loan's jurisdiction, the address and the phone's region), the candidate
     # zones, the strategy and their window table: the same for every loan of the same setting.
@@ -203,6 +208,15 @@ def decide(
     due = case.last_due
     assert due is not None  # nothing blocks at ``now``, so a step is due
     return case.send(out, due, now_us)
+
+
+# The last ``now`` decided at (the object itself, compared by identity) and its microseconds.
+_LAST_NOW: tuple[object, int] = (None, 0)
+
+
+def _remember_now(now: datetime, now_us: int) -> None:
+    global _LAST_NOW
+    _LAST_NOW = (now, now_us)
 
 
 @dataclass(frozen=True, slots=True)

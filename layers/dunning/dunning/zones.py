@@ -600,6 +600,8 @@ class WindowTable:
         # Answers of ``allows`` for the last instants asked: a tick asks every loan at its instant, and
         # at the few instants its steps fall due and its windows open.
         self._allowed: dict[int, bool] = {}
+        # Answers of ``next_allowed`` (the default horizon) for the last instants asked, likewise.
+        self._next: dict[int, int | None] = {}
 
     def local_window(self, zone_name: str, day: date) -> tuple[int, int] | None:
         """The allowed instants of one local date in one zone."""
@@ -646,6 +648,18 @@ class WindowTable:
 
     def next_allowed(self, us: int, horizon_days: int = SEARCH_HORIZON_DAYS) -> int | None:
         """The earliest allowed instant at or after ``us``, or None if there is none within the horizon."""
+        if horizon_days != SEARCH_HORIZON_DAYS:
+            return self.next_allowed_at(us, horizon_days)
+        if us in self._next:
+            return self._next[us]
+        found = self.next_allowed_at(us, horizon_days)
+        if len(self._next) >= 64:
+            self._next.clear()
+        self._next[us] = found
+        return found
+
+    def next_allowed_at(self, us: int, horizon_days: int = SEARCH_HORIZON_DAYS) -> int | None:
+        """:meth:`next_allowed`, without remembering the answer."""
         first_day = us // DAY
         for utc_day in range(first_day, first_day + horizon_days):
             for start, end in self.intervals(utc_day):
