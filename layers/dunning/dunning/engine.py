@@ -128,19 +128,20 @@ def decide(
     """
     last = _LAST_NOW
     if now is last[0]:  # the tick's instant, asked for every loan of the tick: checked and converted once
-        now_us = last[1]
+        now_us, stamp = last[1], last[2]
     else:
         if now.tzinfo is None or now.utcoffset() is None:
             raise ValueError("now must be timezone-aware")
         now_us = to_us(now)
-        _remember_now(now, now_us)
+        stamp = from_us(now_us)
+        _remember_now(now, now_us, stamp)
     phone = phone_info(borrower.phone) if borrower.phone else None
     # Which rulebooks apply (the loan's jurisdiction, the address and the phone's region), the candidate
     # zones, the strategy and their window table: the same for every loan of the same setting.
     setting = _setting(loan, borrower, phone, rulebooks, strategies)
     candidates = setting.candidates
     policy = candidates.policy
-    out = _Outcome(loan, borrower, from_us(now_us), candidates.applied)
+    out = _Outcome(loan, borrower, stamp, candidates.applied)
 
     # 1. What does not expire.
     stop = _permanent_stop(loan)
@@ -210,13 +211,14 @@ def decide(
     return case.send(out, due, now_us)
 
 
-# The last ``now`` decided at (the object itself, compared by identity) and its microseconds.
-_LAST_NOW: tuple[object, int] = (None, 0)
+# The last ``now`` decided at (the object itself, compared by identity), its microseconds and the UTC
+# instant decisions are stamped with.
+_LAST_NOW: tuple[object, int, datetime] = (None, 0, from_us(0))
 
 
-def _remember_now(now: datetime, now_us: int) -> None:
+def _remember_now(now: datetime, now_us: int, at: datetime) -> None:
     global _LAST_NOW
-    _LAST_NOW = (now, now_us)
+    _LAST_NOW = (now, now_us, at)
 
 
 @dataclass(frozen=True, slots=True)
