@@ -415,7 +415,7 @@ def _date_start_everywhere(zones: tuple[str, ...], day: date) -> int:
 class _Outcome:
     """Builds the Decision for one loan at one instant, adding data notes to every reason."""
 
-    __slots__ = ("loan", "borrower", "at", "jurisdictions", "notes")
+    __slots__ = ("at", "borrower", "jurisdictions", "loan", "notes")
 
     def __init__(
         self, loan: Loan, borrower: Borrower, at: datetime, jurisdictions: tuple[AppliedJurisdiction, ...]
@@ -502,19 +502,19 @@ class _Case:
     """Everything about one loan that the time-based checks need, computed once per decision."""
 
     __slots__ = (
-        "loan",
-        "policy",
-        "where",
-        "strategy",
-        "problems",
         "caps",
-        "table",
-        "due",
-        "claims",
         "claim_prefix",
-        "route",
+        "claims",
+        "due",
         "holds",
         "last_due",
+        "loan",
+        "policy",
+        "problems",
+        "route",
+        "strategy",
+        "table",
+        "where",
     )
 
     def __init__(
