@@ -673,7 +673,7 @@ class WindowTable:
         if us in self._blocking:
             return self._blocking[us]
         found = self._blocking_at(us)
-        if len(self._blocking) >= 16:
+        if len(self._blocking) >= 256:
             self._blocking.clear()
         self._blocking[us] = found
         return found
