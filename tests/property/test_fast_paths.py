@@ -204,6 +204,7 @@ def long_ways() -> Iterator[None]:
         mock.patch.object(jobs_module, "_valid_as_is", lambda values: False),
         mock.patch.object(items_module, "_PARSED", Forgetful()),
         mock.patch.object(caps_module, "_SENT_US", Forgetful()),
+        mock.patch.object(caps_module, "_CAP_NAMES", Forgetful()),
         mock.patch.object(CapCounter, "blocks", counted_blocks),
         mock.patch.object(jurisdictions_module, "_candidates", uncached(jurisdictions_module._candidates)),
         mock.patch.object(Rulebooks, "applicable", every_rulebook),

@@ -41,7 +41,7 @@ class CapBlock:
     def describe(self) -> str:
         """A sentence naming the cap, the count and when it frees up."""
         cap = self.cap
-        name = f"{cap.ref.code} {cap.ref.rule_id} ({cap.describe()})"
+        name = _cap_name(cap)
         if self.zone is not None:
             return (
                 f"{name}: {self.count} contact(s) already this month in {self.zone}; "
@@ -59,6 +59,20 @@ class CapBlock:
 _SENT_US: dict[datetime, int] = {}
 _SENT_US_MAX = 4096
 _sent = partial(tuple.__new__, Sent)  # Sent(...) without its Python-level __new__
+
+
+# Each cap's name as a reason gives it, by the cap's identity (the cap is kept with it, so its id is not
+# reused): a tick writes the same few caps into thousands of reasons.
+_CAP_NAMES: dict[int, tuple[Cap, str]] = {}
+
+
+def _cap_name(cap: Cap) -> str:
+    found = _CAP_NAMES.get(id(cap))
+    if found is None or found[0] is not cap:
+        if len(_CAP_NAMES) >= 1024:
+            _CAP_NAMES.clear()
+        found = _CAP_NAMES[id(cap)] = (cap, f"{cap.ref.code} {cap.ref.rule_id} ({cap.describe()})")
+    return found[1]
 
 
 def sends_of(state: ContactState) -> tuple[Sent, ...]:
