@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -175,7 +175,7 @@ def uncached(function: Any) -> Any:
 @contextmanager
 def long_ways() -> Iterator[None]:
     """Every short way of the planner's path replaced by the long way it stands for."""
-    with (
+    patches = [
         mock.patch.object(reads_module, "loan_from_item", validated_loan),
         mock.patch.object(reads_module, "borrower_from_item", validated_borrower),
         mock.patch.object(contact_module, "trusted_whole", validating),
@@ -209,7 +209,10 @@ def long_ways() -> Iterator[None]:
         mock.patch.object(jurisdictions_module, "_candidates", uncached(jurisdictions_module._candidates)),
         mock.patch.object(Rulebooks, "applicable", every_rulebook),
         mock.patch.object(Rulebooks, "policy", merged_alone),
-    ):
+    ]
+    with ExitStack() as stack:
+        for patch in patches:
+            stack.enter_context(patch)
         yield
 
 
