@@ -167,6 +167,14 @@ def every_stop(loan: Any) -> tuple[str, str] | None:
     return None
 
 
+def converted(now: datetime) -> tuple[int, datetime]:
+    """``engine._instant`` converting every ``now`` it is given."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    now_us = (now - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    return now_us, datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=now_us)
+
+
 def uncached(function: Any) -> Any:
     """The function an ``lru_cache`` wraps."""
     return function.__wrapped__
@@ -199,8 +207,7 @@ def long_ways() -> Iterator[None]:
         mock.patch.object(engine_module, "_step_citation", uncached(engine_module._step_citation)),
         mock.patch.object(WindowTable, "allows", WindowTable.allows_at),
         mock.patch.object(WindowTable, "next_allowed", WindowTable.next_allowed_at),
-        mock.patch.object(engine_module, "_LAST_NOW", (object(), 0, datetime(1970, 1, 1, tzinfo=UTC))),
-        mock.patch.object(engine_module, "_remember_now", lambda now, now_us, at: None),
+        mock.patch.object(engine_module, "_instant", converted),
         mock.patch.object(jobs_module, "_valid_as_is", lambda values: False),
         mock.patch.object(items_module, "_PARSED", Forgetful()),
         mock.patch.object(caps_module, "_SENT_US", Forgetful()),

@@ -126,15 +126,7 @@ def decide(
     bad zone, unknown locale or jurisdiction give a decision saying so); raises ``ValueError`` only if
     ``now`` is naive.
     """
-    last = _LAST_NOW
-    if now is last[0]:  # the tick's instant, asked for every loan of the tick: checked and converted once
-        now_us, stamp = last[1], last[2]
-    else:
-        if now.tzinfo is None or now.utcoffset() is None:
-            raise ValueError("now must be timezone-aware")
-        now_us = to_us(now)
-        stamp = from_us(now_us)
-        _remember_now(now, now_us, stamp)
+    now_us, stamp = _instant(now)
     phone = phone_info(borrower.phone) if borrower.phone else None
     # Which rulebooks apply (the loan's jurisdiction, the address and the phone's region), the candidate
     # zones, the strategy and their window table: the same for every loan of the same setting.
@@ -216,9 +208,19 @@ def decide(
 _LAST_NOW: tuple[object, int, datetime] = (None, 0, from_us(0))
 
 
-def _remember_now(now: datetime, now_us: int, at: datetime) -> None:
+def _instant(now: datetime) -> tuple[int, datetime]:
+    """``now`` in microseconds and as the UTC instant a decision is stamped with; ``ValueError`` if it is
+    naive. The tick's instant is asked for every loan of the tick: checked and converted once."""
     global _LAST_NOW
-    _LAST_NOW = (now, now_us, at)
+    last = _LAST_NOW
+    if now is last[0]:
+        return last[1], last[2]
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    now_us = to_us(now)
+    stamp = from_us(now_us)
+    _LAST_NOW = (now, now_us, stamp)
+    return now_us, stamp
 
 
 @dataclass(frozen=True, slots=True)
