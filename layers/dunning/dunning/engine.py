@@ -531,9 +531,7 @@ class _Case:
         self.claims = state.claims
         self.claim_prefix = ContactState.claim_key(loan.loan_id, "")
         self.route: dict[Channel, tuple[Channel | None, bool]] = {}
-        # Most loans have no flags and no pause: nothing holds them (``_holds`` would say the same).
-        no_holds = loan.flags is _NO_FLAGS and state.paused_until is None
-        self.holds: list[_Block] = [] if no_holds else self._holds(loan, state)
+        self.holds = self._holds(loan, state)
         # The step ``first_block`` found due when nothing blocked (the SEND's step).
         self.last_due: _Due | None = None
 
