@@ -109,6 +109,7 @@ def contact_state(
     alphabet, which the models refuse as before."""
     contact = contact or {}
     sends = []
+    valid_id = None  # the last loan id found valid: a borrower's sends are mostly about one loan
     for s in contact.get("sends", []):
         # Every field, in the model's order (``trusted_whole``).
         send: dict[str, Any] = {
@@ -117,7 +118,12 @@ def contact_state(
             "loan_id": str(s["loan_id"]),
             "step": str(s["step"]),
         }
-        sends.append(trusted_whole(SendRecord, send) if is_model_id(send["loan_id"]) else SendRecord(**send))
+        loan_id = send["loan_id"]
+        if loan_id == valid_id or is_model_id(loan_id):
+            valid_id = loan_id
+            sends.append(trusted_whole(SendRecord, send))
+        else:
+            sends.append(SendRecord(**send))
     paused = contact.get("paused_until")
     # Every field of ContactState, in its order (``trusted_whole``).
     values: dict[str, Any] = {
