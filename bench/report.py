@@ -918,9 +918,11 @@ def _planner_path_bound(path: dict[str, Any], overlapped: float | None) -> str:
         "computed from), of a set of rulebooks, of a window table at an instant (allowed or not, where the "
         "windows next open, what blocks) or of a strategy step and due date (a SEND's reason and citation) "
         "is looked up; what is left is each loan's own: its caps against its own sends, its claims and "
-        "holds, its reason and its Decision. That round took the path from 14,204-14,937 to 19,575-20,427 "
-        "loans per CPU second (interleaved runs on one machine, 67-70 -> 49-51 us a loan; the same "
-        "decisions, items and jobs on 40,000 loans and on books with broken items). What bounds the rest, "
+        "holds, its reason and its Decision. The second round of issue 12 §3 took the path from "
+        "13,358-14,252 to 18,667-19,868 loans per CPU second on a shared machine (interleaved runs, "
+        "70-75 -> 50-54 us a loan, 1.39x; "
+        "8,930-9,291 -> 11,007-11,874 with every number parsed; the same decisions, items and jobs on "
+        "40,000 loans and on books with broken items). What bounds the rest, "
         "measured: validating the two lender items with pydantic (about 9 us a loan; checking the same "
         "constraints by hand in Python measured no faster), the first reads of each loan's items, which "
         "are memory misses no table removes (a dictionary lookup of a loan's item costs several times one "
@@ -1031,6 +1033,15 @@ HISTORY = [
     "planner CPU path on a realistic tick, interleaved runs on one machine: 10,309-10,358 -> "
     "14,606-14,670 loans per CPU second, 97 -> 68 us a loan (10,538-11,139 with the bench's import "
     "change alone; 7,546-7,629 -> 9,554-9,948 with every number parsed); the same decisions |",
+    "| planner CPU path, second round (issue 12 §3): one table of settings per loan and borrower "
+    "(jurisdictions and policy, zones, strategy, window table), policies merged once per set of "
+    "rulebooks, window tables remembering their answers, blocks and next openings for the instants a "
+    "tick asks, the tick's instant converted once, SEND reasons and citations per strategy step and due "
+    "date, caps counted by bisection, contact states, decisions and jobs built whole without "
+    "revalidation (each shortcut checked against its long way in tests/property/test_fast_paths.py) | | | "
+    "planner CPU path on a realistic tick, interleaved runs on one shared machine: 13,358-14,252 -> "
+    "18,667-19,868 loans per CPU second, 70-75 -> 50-54 us a loan (1.39x; 8,930-9,291 -> 11,007-11,874 "
+    "with every number parsed); the same decisions, items and jobs |",
     "",
     "The 400-loan book has few messages per tick, so the shards' fixed polls weigh more there than in the "
     "larger run above.",
