@@ -606,36 +606,55 @@ class _Case:
 
     def cadence(self, at: int) -> _Block | _Due:
         """The step to send at ``at`` (the latest due one), or why there is none and until when."""
-        steps, due, zone_name = self.strategy.steps, self.due, self.where.primary
-        index = bisect_right(due, at) - 1
+        # The blocks' texts are built by the methods below: closures here would make every local of
+        # this hot function a cell.
+        index = bisect_right(self.due, at) - 1
         if index < 0:
-            return self._engine_block(
-                "cadence.not_due",
-                due[0],
-                lambda: f"the first step {steps[0].name} falls due {fmt_local(due[0], zone_name)}",
-            )
-        step, last = steps[index], index == len(steps) - 1
-
-        def next_step() -> str:
-            return f"the next step {steps[index + 1].name} falls due {fmt_local(due[index + 1], zone_name)}"
-
+            return self._first_not_due()
+        step = self.strategy.steps[index]
         claims = self.claims  # ``claimed(index)``, inline: asked at every instant searched
         if claims and self.claim_prefix + step.name in claims:
-            if last:
-                return self._engine_block(
-                    "cadence.end",
-                    None,
-                    lambda: f"strategy {self.strategy.name} is complete (its last step {step.name} was sent)",
-                )
-            return self._engine_block(
-                "cadence.not_due", due[index + 1], lambda: f"step {step.name} was already sent; {next_step()}"
-            )
+            return self._already_sent(index)
         route = self.route.get(step.channel)
         if route is None:
             route = self.route[step.channel] = self._route(step.channel)
         channel, fallback = route
         if channel is not None:
             return _Due(index, channel, fallback)
+        return self._unusable(index)
+
+    def _first_not_due(self) -> _Block:
+        steps, due, zone_name = self.strategy.steps, self.due, self.where.primary
+        return self._engine_block(
+            "cadence.not_due",
+            due[0],
+            lambda: f"the first step {steps[0].name} falls due {fmt_local(due[0], zone_name)}",
+        )
+
+    def _next_step(self, index: int) -> str:
+        steps, due = self.strategy.steps, self.due
+        return (
+            f"the next step {steps[index + 1].name} falls due {fmt_local(due[index + 1], self.where.primary)}"
+        )
+
+    def _already_sent(self, index: int) -> _Block:
+        steps, due = self.strategy.steps, self.due
+        step, last = steps[index], index == len(steps) - 1
+        if last:
+            return self._engine_block(
+                "cadence.end",
+                None,
+                lambda: f"strategy {self.strategy.name} is complete (its last step {step.name} was sent)",
+            )
+        return self._engine_block(
+            "cadence.not_due",
+            due[index + 1],
+            lambda: f"step {step.name} was already sent; {self._next_step(index)}",
+        )
+
+    def _unusable(self, index: int) -> _Block:
+        steps, due = self.strategy.steps, self.due
+        step, last = steps[index], index == len(steps) - 1
 
         def unusable() -> str:
             why = ", ".join(self.problems[step.channel])
@@ -644,7 +663,7 @@ class _Case:
         if last:
             return self._engine_block("cadence.end", None, lambda: f"{unusable()}; it was the last step")
         return self._engine_block(
-            "channel.unavailable", due[index + 1], lambda: f"{unusable()}; {next_step()}"
+            "channel.unavailable", due[index + 1], lambda: f"{unusable()}; {self._next_step(index)}"
         )
 
     def first_block(self, at: int) -> _Block | None:
