@@ -33,7 +33,7 @@ from typing import Final
 
 from babel import Locale, UnknownLocaleError
 
-from dunning.caps import CapCounter, sends_of
+from dunning.caps import CapBlock, CapCounter, sends_of
 from dunning.jurisdictions import Candidates, candidate_jurisdictions, unknown_country_hint
 from dunning.models import (
     AppliedJurisdiction,
@@ -535,11 +535,6 @@ class _Case:
         # The step ``first_block`` found due when nothing blocked (the SEND's step).
         self.last_due: _Due | None = None
 
-    def claimed(self, index: int) -> bool:
-        """Whether step ``index`` is claimed (sent, or being sent) for this loan."""
-        claims = self.claims
-        return bool(claims) and self.claim_prefix + self.strategy.steps[index].name in claims
-
     def _route(self, wanted: Channel) -> tuple[Channel | None, bool]:
         # The channel a step meant for ``wanted`` goes out on, and whether that is the fallback.
         if not self.problems[wanted]:
@@ -612,7 +607,7 @@ class _Case:
         if index < 0:
             return self._first_not_due()
         step = self.strategy.steps[index]
-        claims = self.claims  # ``claimed(index)``, inline: asked at every instant searched
+        claims = self.claims  # is the step claimed (sent, or being sent) for this loan?
         if claims and self.claim_prefix + step.name in claims:
             return self._already_sent(index)
         route = self.route.get(step.channel)
@@ -676,17 +671,21 @@ class _Case:
             return step
         caps = self.caps.blocks(step.channel, at)
         if caps:
-            # Report the first cap (law before lender); wait for the one that frees up last, or for
-            # the next step if that comes first: it may go out on a channel these caps do not count.
-            until = max(c.until for c in caps)
-            if step.index + 1 < len(self.due):
-                until = min(until, self.due[step.index + 1])
-            cap = caps[0].cap.ref
-            return _Block(cap.rule_id, until, lambda: "; ".join(c.describe() for c in caps), cap.cite)
+            return self._cap_block(step, caps)
         if not self.table.allows(at):
             return self._window_block(at)
         self.last_due = step
         return None
+
+    def _cap_block(self, step: _Due, caps: list[CapBlock]) -> _Block:
+        # Report the first cap (law before lender); wait for the one that frees up last, or for the
+        # next step if that comes first: it may go out on a channel these caps do not count. (Not in
+        # ``first_block``: the text's closure would make its locals cells.)
+        until = max(c.until for c in caps)
+        if step.index + 1 < len(self.due):
+            until = min(until, self.due[step.index + 1])
+        cap = caps[0].cap.ref
+        return _Block(cap.rule_id, until, lambda: "; ".join(c.describe() for c in caps), cap.cite)
 
     def _window_block(self, at: int) -> _Block:
         opens = self.table.next_allowed(at)
