@@ -150,14 +150,20 @@ class CapCounter:
                     oldest = times[len(times) - limit]
                     blocks.append(CapBlock(cap, inside, oldest + period, oldest=oldest))
                 continue
-            worst: CapBlock | None = None
-            for zone_name in self.zones:
-                month = _month(us, zone_name)
-                count = sum(1 for t in times if _month(t, zone_name) == month)
-                if count >= limit:
-                    until = _month_start_after(us, zone_name)
-                    if worst is None or until > worst.until:
-                        worst = CapBlock(cap, count, until, zone=zone_name)
+            worst = self._month_block(cap, times, us)
             if worst is not None:
                 blocks.append(worst)
         return blocks
+
+    def _month_block(self, cap: Cap, times: list[int], us: int) -> CapBlock | None:
+        # A calendar-month cap in every candidate zone (apart from ``blocks``: the generator below would
+        # make that hot method's locals cells).
+        worst: CapBlock | None = None
+        for zone_name in self.zones:
+            month = _month(us, zone_name)
+            count = sum(1 for t in times if _month(t, zone_name) == month)
+            if count >= cap.limit:
+                until = _month_start_after(us, zone_name)
+                if worst is None or until > worst.until:
+                    worst = CapBlock(cap, count, until, zone=zone_name)
+        return worst

@@ -44,6 +44,7 @@ from dunning.models import (
     DecisionKind,
     Loan,
     LoanStatus,
+    PushEndpoint,
     trusted_given,
 )
 from dunning.rules import Policy, Rulebooks
@@ -159,16 +160,7 @@ def decide(
     strategy = setting.strategy
     problems = _channel_problems(borrower, state, policy, phone)
     if not _any_usable(problems, strategy.channels):
-        listed = "; ".join(f"{c.value}: {', '.join(problems[c])}" for c in sorted(strategy.channels))
-        consent_refs = [
-            policy.consent_citation(c)
-            for c in sorted(strategy.channels)
-            if _lacks_consent(c, borrower, policy)
-        ]
-        citation = "; ".join(r for r in consent_refs if r) or policy.citation("consent.none_usable")
-        return out.stop(
-            "consent.none_usable", f"no channel of strategy {strategy.name} can be used ({listed})", citation
-        )
+        return _none_usable(out, borrower, policy, strategy, problems)
 
     # 2. What expires: find the earliest instant at which nothing blocks.
     case = _Case(loan, state, setting, problems)
@@ -191,11 +183,7 @@ def decide(
         out.notes.append(f"the search for a free instant stopped after {MAX_ROUNDS} rounds; it resumes then")
 
     if primary is not None:
-        others = [r for r in waited_for if r != primary.rule_id]
-        reason = f"{primary.text()}. Earliest allowed: {fmt_local(at, where.primary)}"
-        if others:
-            reason += f" (also waited for: {', '.join(others)})"
-        return out.defer(primary.rule_id, reason, primary.cite(), from_us(at))
+        return _deferred(out, primary, waited_for, at, where)
 
     # 3. Send the latest due step.
     due = case.last_due
@@ -313,6 +301,31 @@ def _locale_known(tag: str) -> bool:
     return True
 
 
+# The texts of a decision's rarer outcomes, apart from ``decide``: their comprehensions would make
+# ``decide``'s locals cells, read more slowly on every decision.
+
+
+def _none_usable(
+    out: _Outcome, borrower: Borrower, policy: Policy, strategy: Strategy, problems: dict[Channel, list[str]]
+) -> Decision:
+    listed = "; ".join(f"{c.value}: {', '.join(problems[c])}" for c in sorted(strategy.channels))
+    consent_refs = [
+        policy.consent_citation(c) for c in sorted(strategy.channels) if _lacks_consent(c, borrower, policy)
+    ]
+    citation = "; ".join(r for r in consent_refs if r) or policy.citation("consent.none_usable")
+    return out.stop(
+        "consent.none_usable", f"no channel of strategy {strategy.name} can be used ({listed})", citation
+    )
+
+
+def _deferred(out: _Outcome, primary: _Block, waited_for: list[str], at: int, where: Whereabouts) -> Decision:
+    others = [r for r in waited_for if r != primary.rule_id]
+    reason = f"{primary.text()}. Earliest allowed: {fmt_local(at, where.primary)}"
+    if others:
+        reason += f" (also waited for: {', '.join(others)})"
+    return out.defer(primary.rule_id, reason, primary.cite(), from_us(at))
+
+
 def _any_usable(problems: dict[Channel, list[str]], channels: frozenset[Channel]) -> bool:
     # A loop, not ``any()`` over a generator: asked for every loan, at a sixth of the cost (timeit).
     for channel in channels:  # noqa: SIM110
@@ -325,6 +338,13 @@ def _lacks_consent(channel: Channel, borrower: Borrower, policy: Policy) -> bool
     if channel not in policy.consent_required:
         return False
     return not (borrower.consent.sms if channel is Channel.SMS else borrower.consent.push)
+
+
+def _all_marked(
+    endpoints: tuple[PushEndpoint, ...], invalid: frozenset[str], unusable: frozenset[str]
+) -> bool:
+    # Apart from ``_channel_problems``: the generator would make its locals cells.
+    return all(e.arn in invalid or e.arn in unusable for e in endpoints)
 
 
 def _channel_problems(
@@ -349,9 +369,7 @@ def _channel_problems(
     push: list[str] = []
     if not borrower.push_endpoints:
         push.append("no push endpoint")
-    elif (invalid or unusable) and all(
-        e.arn in invalid or e.arn in unusable for e in borrower.push_endpoints
-    ):
+    elif (invalid or unusable) and _all_marked(borrower.push_endpoints, invalid, unusable):
         push.append("every push endpoint is marked unusable")
     if _PUSH in borrower.opt_outs:
         push.append("the borrower opted out of push")
