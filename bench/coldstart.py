@@ -11,10 +11,21 @@ it falls back to symlinks of this environment's packages (``layer_source`` says 
 on a small event of the function's own kind (an empty batch; the reconcile sweep of an empty table),
 which builds what every first invocation builds (settings, clients, service, rulebooks, templates).
 AWS requests go to a stub endpoint in this process that answers ``{}`` (never real AWS). The *bare*
-handler imports boto3 and returns; the *floors* import and set up the libraries the functions build
-on, and return. ``ready_ratio`` (function ready / bare ready, medians of wall time) and
-``ready_cpu_ratio`` (the same in CPU time, measured inside each sample: steadier on a busy machine) are
-the reported figures; ``ratio`` is the import alone against ``import boto3``.
+handler imports boto3 and returns. ``ready_ratio`` (function ready / bare ready, medians of wall time)
+and ``ready_cpu_ratio`` (the same in CPU time, measured inside each sample: steadier on a busy machine)
+are the reported figures; ``ratio`` is the import alone against ``import boto3``.
+
+Each function has a *floor* of its own, sampled in the same rounds: a handler that imports every
+third-party module the function's ready path left in ``sys.modules`` (one more, unmeasured, sample of the
+function; the standard library and the runtime's boto3 and its dependencies are the bare handler's, and
+the ``dunning`` package and ``app`` are the product), sets those libraries up as the product does
+(``FLOOR_SETUP``), pauses garbage collection as ``dunning.startup`` does and, after the pause, makes
+the AWS clients the function had made by then (boto3 is the runtime's, but a client of DynamoDB is
+what a function that must read a table cannot do without: the reconcile sweep's first request).
+``floor`` is its ready time, ``adds_cpu_ms`` / ``adds_cpu_ratio`` what the product adds on top (the
+function's ready less the floor's): the measured bound of each function's cold start. ``rulebooks`` is
+the CPU of importing ``dunning.rules`` and of ``load_rulebooks()`` in a fresh interpreter on the layer,
+in the same rounds: all that loading the rulebooks costs the planner's and the sender's ready.
 
 Bytecode: samples never write it (``PYTHONDONTWRITEBYTECODE``, as Lambda cannot write into ``/opt``);
 the layer's comes from its build, the function code's is compiled once here. ``sender_without_bytecode``
@@ -149,22 +160,86 @@ def _command(task_root: Path, tree: dict[str, Any], code: str, *, importtime: bo
     return [sys.executable, "-S", *(["-X", "importtime"] if importtime else []), "-c", setup + code]
 
 
-# The bare handler, and floors: handlers that import what the functions build on and return, to show
-# what no product change can remove (the libraries themselves). The holidays package is in no floor: the
-# functions read the rulebooks' calendars from the table precomputed in the layer (dunning.calendars).
+# The bare handler: the target's denominator. Each function's floor (below) is built from the function's
+# own ready path.
 _RETURN = "\n\ndef handler(event, context):\n    return {}\n"
-HANDLERS = {
-    "bare": "import boto3  # noqa: F401" + _RETURN,
-    "floor: + Powertools Logger/Metrics, pydantic model": (
-        "import boto3\nfrom aws_lambda_powertools import Logger, Metrics\nfrom pydantic import BaseModel\n"
-        "logger, metrics = Logger(), Metrics()\n\n\nclass Settings(BaseModel):\n    table: str\n" + _RETURN
+HANDLERS = {"bare": "import boto3  # noqa: F401" + _RETURN}
+
+# What each floor does with a library it loads, beyond importing the library's modules: the setup every
+# function makes of it, cheap and faithful (``(at import, in the handler)``; the handler's part runs on
+# the first invocation, before garbage collection resumes, as the functions build their service then).
+# A distribution not named here is only imported (the libraries' own dependencies, phonenumbers and
+# Babel, whose data an empty event does not touch). Powertools' Logger and Metrics also wrap the handler
+# as every function's do (``inject_lambda_context``, ``log_metrics``): see ``floor_source``.
+FLOOR_SETUP: dict[str, tuple[str, str]] = {
+    "aws-lambda-powertools": (
+        "from aws_lambda_powertools import Logger, Metrics\nlogger, metrics = Logger(), Metrics()",
+        "",
     ),
-    "floor: + phonenumbers, babel, jinja2, yaml": (
-        "import boto3\nfrom aws_lambda_powertools import Logger, Metrics\nfrom pydantic import BaseModel\n"
-        "import babel.dates, babel.numbers, jinja2.sandbox, phonenumbers, yaml\n"
-        "logger, metrics = Logger(), Metrics()\n\n\nclass Settings(BaseModel):\n    table: str\n" + _RETURN
+    "pydantic": (
+        "from pydantic import BaseModel\n\n\nclass Settings(BaseModel):\n    table: str\n",
+        'Settings.model_validate({"table": os.environ.get("STATE_TABLE", "t")})',
     ),
+    "pyyaml": ("import yaml", 'yaml.load("a: 1", Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))'),
+    "jinja2": ("import jinja2.sandbox", 'jinja2.sandbox.SandboxedEnvironment().from_string("{{ name }}")'),
 }
+
+
+def distribution_owners(folders: list[Path]) -> dict[str, str]:
+    """Top-level module name -> the (canonical) name of the distribution installed in ``folders`` that
+    ships it."""
+    owners: dict[str, str] = {}
+    for dist in metadata.distributions(path=[str(f) for f in folders]):
+        for top in _top_level_names(dist):
+            if not top.endswith((".dist-info", ".data")):
+                owners.setdefault(top, canonicalize_name(dist.metadata["Name"]))
+    return owners
+
+
+def floor_modules(
+    loaded: list[str], owners: dict[str, str], runtime: frozenset[str] = RUNTIME_PROVIDES
+) -> dict[str, list[str]]:
+    """The third-party modules a function's ready path loaded, by distribution (in load order).
+
+    ``loaded`` is ``list(sys.modules)`` after ready. The standard library, the runtime's boto3 and its
+    dependencies (the bare handler's) and what no distribution ships (the function's ``app``, the
+    ``dunning`` package, modules an extension makes up) are left out.
+    """
+    found: dict[str, list[str]] = {}
+    for name in loaded:
+        top = name.partition(".")[0]
+        owner = owners.get(top)
+        if top in sys.stdlib_module_names or owner is None or owner in runtime:
+            continue
+        found.setdefault(owner, []).append(name)
+    return dict(sorted(found.items()))
+
+
+def floor_source(function: str, modules: dict[str, list[str]], clients: list[str] | None = None) -> str:
+    """The floor handler of ``function``: garbage collection paused as ``dunning.startup`` pauses it, boto3,
+    every module of ``modules``, the setup of ``FLOOR_SETUP`` for the distributions among them; the first
+    invocation does the handler part of the setup, resumes collection, makes the AWS ``clients`` (after
+    the pause, as the functions make theirs when they first need one) and returns."""
+    at_import = [FLOOR_SETUP[d][0] for d in modules if d in FLOOR_SETUP and FLOOR_SETUP[d][0]]
+    in_handler = [FLOOR_SETUP[d][1] for d in modules if d in FLOOR_SETUP and FLOOR_SETUP[d][1]]
+    names = [name for found in modules.values() for name in found]
+    decorators = (
+        "@logger.inject_lambda_context(clear_state=True)\n@metrics.log_metrics\n"
+        if "aws-lambda-powertools" in modules
+        else ""
+    )
+    body = "".join(f"        {line}\n" for line in in_handler) or "        pass\n"
+    return (
+        f'"""Floor of {function}: its libraries ({", ".join(modules) or "none"}), set up; no product."""\n\n'
+        "import gc\n\ngc.disable()  # as dunning.startup.pause\n\n"
+        "import importlib\nimport os\n\nimport boto3\n\n"
+        f"for _name in {names!r}:\n    importlib.import_module(_name)\n\n"
+        + "\n".join(at_import)
+        + f"\n\n\n{decorators}def handler(event, context):\n    try:\n{body}"
+        "    finally:\n        gc.freeze()  # as dunning.startup.resume\n        gc.enable()\n"
+        + "".join(f"    boto3.client({service!r})\n" for service in clients or ())
+        + "    return {}\n"
+    )
 
 
 # Values of every variable any function's settings model requires (their shapes, not real resources).
@@ -264,6 +339,98 @@ def _sample(
     return float(wall) * 1000, float(cpu) * 1000
 
 
+# Printed after a function's ready: what it loaded, and the AWS clients it made (each costs the runtime's
+# botocore its service model: ~45 ms of CPU for DynamoDB's). The clients are frozen by then
+# (dunning.startup.resume); gc.get_objects() sees them once unfrozen.
+_FOOTPRINT = """
+import gc, sys
+loaded = list(sys.modules)
+clients = []
+if "botocore.client" in sys.modules:
+    gc.unfreeze()
+    base = sys.modules["botocore.client"].BaseClient
+    clients = sorted({o.meta.service_model.service_name for o in gc.get_objects() if isinstance(o, base)})
+print(json.dumps({"modules": loaded, "clients": clients}))
+"""
+
+
+def ready_footprint(
+    task_root: Path, tree: dict[str, Any], endpoint: str, event: dict[str, Any]
+) -> dict[str, list[str]]:
+    """``modules`` (``list(sys.modules)``) and the AWS ``clients`` (service names) that a function has
+    after its ready (unsampled trace), from a fresh interpreter."""
+    code = _READY.format(event=json.dumps(event), header=_TRACE_HEADER.format(sampled=0)) + _FOOTPRINT
+    done = subprocess.run(
+        _command(task_root, tree, code),
+        env=_environment(task_root, endpoint),
+        cwd=str(task_root),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{task_root}: {done.stderr.strip().splitlines()[-3:]}")
+    found: dict[str, list[str]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
+def build_floors(tree: dict[str, Any], functions: list[str], endpoint: str) -> dict[str, dict[str, Any]]:
+    """Each function's floor handler, derived from its ready path's footprint (``floor_modules`` of the
+    modules it loaded, and the AWS clients it made), written next to the bare handler; returns each
+    floor's ``modules`` by distribution and its ``clients``."""
+    owners = distribution_owners([tree["layer"]])
+    floors: dict[str, dict[str, Any]] = {}
+    for name in functions:
+        found = ready_footprint(tree["functions"] / name, tree, endpoint, EVENTS.get(name, {"Records": []}))
+        modules, clients = floor_modules(found["modules"], owners), found["clients"]
+        floors[name] = {"modules": modules, "clients": clients}
+        folder = ROOT / "handlers" / f"floor-{name}"
+        folder.mkdir(parents=True)
+        (folder / "app.py").write_text(floor_source(name, modules, clients), encoding="utf-8")
+        compileall.compile_dir(folder, quiet=1)
+        tree["handlers"][f"floor: {name}"] = folder
+    return floors
+
+
+# The rulebooks' whole cost on the planner's and the sender's first invocation, in a fresh interpreter:
+# importing dunning.rules (its pydantic models' schemas are built as they are defined) and
+# load_rulebooks() (the YAML read and validated). What they import besides, and pydantic's first-model
+# costs, are loaded first: they are not the rulebooks'.
+_RULEBOOKS = """
+import gc, time
+gc.disable()
+import pydantic, yaml, dunning.models, dunning.calendars, dunning.yamlio
+
+
+class _First(pydantic.BaseModel):
+    a: int
+
+
+t = time.process_time()
+import dunning.rules
+t1 = time.process_time()
+dunning.rules.load_rulebooks()
+t2 = time.process_time()
+print((t1 - t) * 1000, (t2 - t1) * 1000)
+"""
+
+
+def _rulebooks_sample(tree: dict[str, Any], endpoint: str) -> tuple[float, float]:
+    """CPU milliseconds of ``import dunning.rules`` and of ``load_rulebooks()``, on the layer."""
+    task_root = tree["handlers"]["bare"]
+    done = subprocess.run(
+        _command(task_root, tree, _RULEBOOKS),
+        env=_environment(task_root, endpoint),
+        cwd=str(task_root),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    imported, loaded = done.stdout.strip().splitlines()[-1].split()
+    return float(imported), float(loaded)
+
+
 def _import_sample(task_root: Path, tree: dict[str, Any], endpoint: str, module: str) -> float:
     code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
     done = subprocess.run(
@@ -344,13 +511,16 @@ def _stats(walls: list[float], cpus: list[float], bare_wall: float, bare_cpu: fl
 
 
 def run(samples: int = 7, before: Path | None = None) -> dict[str, Any]:
-    """Median ready time per function (traced and not), of the bare handler and the floors; ratios."""
+    """Median ready time per function (traced and not), of the bare handler and each function's floor;
+    ratios."""
     tree = build_tree(before)
     functions_dir: Path = tree["functions"]
     functions = sorted(d.name for d in functions_dir.iterdir() if (d / "app.py").is_file())
     walls: dict[str, list[float]] = {}
     cpus: dict[str, list[float]] = {}
+    rulebook_samples: list[tuple[float, float]] = []
     with stub_aws() as endpoint:
+        floors = build_floors(tree, functions, endpoint)
         # One unmeasured round: the first reads of every file from disk. Bytecode comes from the layer
         # build (build_layer.py compiles it), never from an earlier sample (PYTHONDONTWRITEBYTECODE).
         for rounds in range(samples + 1):
@@ -369,7 +539,9 @@ def run(samples: int = 7, before: Path | None = None) -> dict[str, Any]:
                 sampled[NO_BYTECODE] = _sample(
                     functions_dir / "sender", bare_layer, endpoint, EVENTS["sender"], 0
                 )
+            rulebooks = _rulebooks_sample(tree, endpoint)
             if rounds:
+                rulebook_samples.append(rulebooks)
                 for key, (wall, cpu) in sampled.items():
                     walls.setdefault(key, []).append(wall)
                     cpus.setdefault(key, []).append(cpu)
@@ -409,8 +581,21 @@ def run(samples: int = 7, before: Path | None = None) -> dict[str, Any]:
     result["max_ready_ratio"] = max(f["ready_ratio"] for f in values)
     result["max_ready_cpu_ratio"] = max(f["ready_cpu_ratio"] for f in values)
     result["max_ready_traced_ratio"] = max(f["ready_traced_ratio"] for f in values)
-    result["floors"] = {
-        name: _stats(walls[name], cpus[name], bare_wall, bare_cpu) for name in HANDLERS if name != "bare"
+    for name in functions:
+        f = result["functions"][name]
+        floor = _stats(walls[f"floor: {name}"], cpus[f"floor: {name}"], bare_wall, bare_cpu)
+        # What the product adds: the function's ready less its floor's, medians of the same rounds.
+        f["floor"] = floor | {
+            "distributions": list(floors[name]["modules"]),
+            "modules": sum(len(m) for m in floors[name]["modules"].values()),
+            "clients": floors[name]["clients"],
+        }
+        f["adds_cpu_ms"] = round(f["ready_cpu_ms"] - floor["cpu_ms"], 1)
+        f["adds_cpu_ratio"] = round(f["ready_cpu_ratio"] - floor["cpu_ratio"], 2)
+    result["max_floor_cpu_ratio"] = max(f["floor"]["cpu_ratio"] for f in values)
+    result["rulebooks"] = {
+        "import_cpu_ms": _median([imported for imported, _ in rulebook_samples]),
+        "load_cpu_ms": _median([loaded for _, loaded in rulebook_samples]),
     }
     if NO_BYTECODE in walls:
         result["sender_without_bytecode"] = _stats(walls[NO_BYTECODE], cpus[NO_BYTECODE], bare_wall, bare_cpu)

@@ -337,3 +337,75 @@ def test_a_planner_path_that_meets_its_target_needs_no_explanation() -> None:
     text = "\n".join(report._explanation(_planner_path(20_000)))
 
     assert "Planner CPU path" not in text
+
+
+def _own_floor(f: dict[str, Any], cpu_ratio: float, cpu_ms: float, libraries: list[str]) -> None:
+    f["floor"] = _floor(cpu_ratio) | {
+        "cpu_ms": cpu_ms,
+        "distributions": libraries,
+        "modules": 90,
+        "clients": [],
+    }
+    f["adds_cpu_ms"] = round(f["ready_cpu_ms"] - cpu_ms, 1)
+    f["adds_cpu_ratio"] = round(f["ready_cpu_ratio"] - cpu_ratio, 2)
+
+
+@pytest.fixture
+def own_floors(results: dict[str, Any]) -> dict[str, Any]:
+    """Results of a run that measured a floor for each function (bench/coldstart.py build_floors)."""
+    functions = results["coldstart"]["functions"]
+    del results["coldstart"]["floors"]
+    _own_floor(functions["indexer"], 1.34, 145.9, ["aws-lambda-powertools", "pydantic"])
+    _own_floor(functions["planner"], 1.45, 157.9, ["aws-lambda-powertools", "phonenumbers", "pydantic"])
+    _own_floor(functions["sender"], 1.63, 177.5, ["aws-lambda-powertools", "jinja2", "pydantic"])
+    return results
+
+
+def test_each_function_has_a_row_against_its_own_floor(own_floors: dict[str, Any]) -> None:
+    row = _line(report.markdown(own_floors), "| planner | 2.71 |")
+    assert row == (
+        "| planner | 2.71 | **1.45** | 157.9 | 12.1 | 1.26 | "
+        "aws-lambda-powertools, phonenumbers, pydantic (90) | none |"
+    )
+
+
+def test_a_floor_names_the_aws_clients_it_makes(own_floors: dict[str, Any]) -> None:
+    own_floors["coldstart"]["functions"]["indexer"]["floor"]["clients"] = ["dynamodb", "sns"]
+    row = _line(report.markdown(own_floors), "| indexer | 1.59 |")
+    assert row.endswith("| dynamodb, sns |")
+
+
+def test_without_floors_of_their_own_there_is_no_floor_table(results: dict[str, Any]) -> None:
+    assert "| the floor's libraries (modules) |" not in report.markdown(results)
+
+
+def test_the_explanation_splits_each_function_into_its_floor_and_the_product(
+    own_floors: dict[str, Any],
+) -> None:
+    paragraph = _line(report.markdown(own_floors), "**Cold start")
+    assert "planner 2.71x = floor 1.45x + the product's 1.26x (12.1 ms)" in paragraph
+
+
+def test_a_floor_above_the_target_is_the_named_bound(own_floors: dict[str, Any]) -> None:
+    paragraph = _line(report.markdown(own_floors), "**Cold start")
+    assert "For sender the floor alone is above 1.5x" in paragraph
+
+
+def test_a_floor_under_the_target_says_how_much_the_product_may_take(own_floors: dict[str, Any]) -> None:
+    # (1.5 - 1.45) x 108.9 ms of the bare handler
+    paragraph = _line(report.markdown(own_floors), "**Cold start")
+    assert "planner 5.4 ms of CPU against 12.1 ms" in paragraph
+
+
+def test_a_floor_above_the_target_names_the_clients_it_makes(own_floors: dict[str, Any]) -> None:
+    own_floors["coldstart"]["functions"]["sender"]["floor"]["clients"] = ["dynamodb"]
+    paragraph = _line(report.markdown(own_floors), "**Cold start")
+    assert "or sender not making its dynamodb client on its first invocation, would." in paragraph
+
+
+def test_the_rulebooks_cost_bounds_what_a_precomputed_table_could_save(own_floors: dict[str, Any]) -> None:
+    own_floors["coldstart"]["rulebooks"] = {"import_cpu_ms": 9.9, "load_cpu_ms": 3.1}
+    paragraph = _line(report.markdown(own_floors), "**Cold start")
+    assert "cost 9.9 ms of CPU to import (`dunning.rules`" in paragraph
+    assert "and 3.1 ms to read and validate (`load_rulebooks()`)" in paragraph
+    assert "and at most both (13.0 ms) if the rule models also deferred building their schemas" in paragraph

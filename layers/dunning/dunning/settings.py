@@ -51,20 +51,9 @@ class _Settings(BaseModel):
             raise SettingsError(f"{cls.__name__} is invalid: {problems}") from None
 
 
-class IndexerSettings(_Settings):
-    loans_table: TableName
-    borrowers_table: TableName
-    shard_count: ShardCount
-
-
-class PlannerSettings(_Settings):
-    loans_table: TableName
-    borrowers_table: TableName
-    outbound_topic_arn: TopicArn
-    plan_queue_url: Annotated[str, Field(pattern=r"^https?://\S+$")]
-    shard_count: ShardCount
-    job_ttl_minutes: Annotated[int, Field(ge=5, le=24 * 60)]
-    # The tick's schedule expression: the send budget of a tick is what can go out before the next one.
+class _Ticked(_Settings):
+    # The planner's schedule expression: the send budget of a tick is what can go out before the next
+    # one, and the indexer looks at a loan as the planner's next tick will see it.
     planner_schedule: Annotated[str, Field(pattern=r"^(rate\(\d+ (minute|minutes|hour|hours)\)|cron\(.+\))$")]
 
     @property
@@ -75,6 +64,21 @@ class PlannerSettings(_Settings):
             return None
         count = int(match.group(1))
         return timedelta(minutes=count) if match.group(2) == "minute" else timedelta(hours=count)
+
+
+class IndexerSettings(_Ticked):
+    loans_table: TableName
+    borrowers_table: TableName
+    shard_count: ShardCount
+
+
+class PlannerSettings(_Ticked):
+    loans_table: TableName
+    borrowers_table: TableName
+    outbound_topic_arn: TopicArn
+    plan_queue_url: Annotated[str, Field(pattern=r"^https?://\S+$")]
+    shard_count: ShardCount
+    job_ttl_minutes: Annotated[int, Field(ge=5, le=24 * 60)]
 
 
 class SenderSettings(_Settings):
