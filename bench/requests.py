@@ -214,6 +214,9 @@ class Pipeline:
         country = {str(i["loan_id"]): str(i["jurisdiction"]).split("-")[0] for i in self.book.loans}
         sends: list[tuple[str, str, str]] = []
         sms: list[tuple[str, int]] = []
+        # Each loan's DECISION items (sort key, rule, not_before): a repeat is the same rule and not_before
+        # as the loan's previous decision (what "a DEFER only when it changes" would not write).
+        trail: defaultdict[str, list[tuple[str, str, str]]] = defaultdict(list)
         for page in client.get_paginator("scan").paginate(TableName=self.stack.tables["LedgerTable"]):
             for item in page["Items"]:
                 sk = item["sk"]["S"]
@@ -233,6 +236,9 @@ class Pipeline:
                     outcomes[f"{status}: {item.get('rule_id', {}).get('S', '')}"] += 1
                 elif "#DECISION#" in sk:
                     decisions[item["decision"]["S"]] += 1
+                    trail[item["pk"]["S"]].append(
+                        (sk, item.get("rule_id", {}).get("S", ""), item.get("not_before", {}).get("S", ""))
+                    )
                     rule = item.get("rule_id", {}).get("S", "")
                     if rule.startswith("budget."):
                         budget[rule] += 1
@@ -246,6 +252,11 @@ class Pipeline:
             "spend_by_country": throughput_stats.spend_by_country(sms),
             "outcomes": dict(outcomes),
             "decisions": dict(decisions),
+            "repeated_decisions": sum(
+                earlier[1:] == later[1:]
+                for items in trail.values()
+                for earlier, later in zip(sorted(items), sorted(items)[1:], strict=False)
+            ),
         }
 
 
@@ -295,7 +306,9 @@ def run(
     with embedded_aws() as session:
         stack = build_local_stack(session, parameters={"ShardCount": o.shards})
         pipeline = Pipeline(session, stack, o)
-        pipeline.seed(o.start - timedelta(hours=1))
+        # The book is written and indexed during the tick interval before the first tick: the planner
+        # ticks from the moment the stack exists, so a book an hour old with no tick on it never occurs.
+        pipeline.seed(o.start - timedelta(minutes=o.tick_minutes))
         if progress:
             print(
                 f"  pipeline: {o.loans} loans written and indexed, {time.monotonic() - started:.0f}s",

@@ -268,6 +268,31 @@ def test_a_token_bucket_shared_by_threads_never_passes_the_rate(
     assert max(Counter(taken).values()) <= 4
 
 
+def test_a_token_bucket_grants_what_the_second_has_left_in_one_write(pipeline: Harness) -> None:
+    table = str(pipeline.stack.ref("StateTable"))
+    now = [1_800_000_000.25]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    limiter = RateLimiter(Dynamo(), table, clock=lambda: now[0], sleep=sleep)
+    state = boto3.resource("dynamodb").Table(table)
+
+    def asked(second: int) -> int:
+        item = state.get_item(Key={"pk": "RATE#us-test", "sk": f"{second:012d}"}).get("Item", {})
+        return int(item.get("n", 0))
+
+    assert limiter.acquire("us-test", 4, tokens=3) == (1_800_000_000, 3)
+    # One token left in this second: granted in the same write that asked for three, none refused.
+    assert limiter.acquire("us-test", 4, tokens=3) == (1_800_000_000, 1)
+    assert asked(1_800_000_000) == 6
+    # Nothing left: the write that finds the second spent is the only one, then the next second's.
+    assert limiter.acquire("us-test", 4, tokens=2) == (1_800_000_001, 2)
+    assert asked(1_800_000_000) == 8
+    assert asked(1_800_000_001) == 2
+    assert limiter.waited == 0.75
+
+
 def test_a_sent_step_is_looked_at_again_when_the_next_step_may_go_out(pipeline: Harness) -> None:
     """After a SEND the cadence waits for the next step's first allowed instant (spread over the pacing
     span), not the local midnight it falls due: no ``window.*`` DEFER is recorded in between."""

@@ -6,6 +6,7 @@ import zlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import boto3
 import pytest
@@ -213,6 +214,90 @@ def test_a_loan_is_indexed_at_the_first_instant_it_could_be_sent(
     )
     assert then.kind == "SEND", then.reason
     assert [s["rule_id"] for s in tables.stops("L-1")] == []
+
+
+def _borrower_in_new_york(**kw: Any) -> Borrower:
+    fields: dict[str, Any] = {
+        "borrower_id": "B-1",
+        "phone": "+12125550142",
+        "time_zone": "America/New_York",
+        "consent": Consent(sms=True),
+    }
+    fields.update(kw)
+    return Borrower(**fields)
+
+
+@pytest.mark.parametrize(
+    ("flags", "borrower", "rule_id"),
+    [
+        ({"cease_and_desist": True}, {}, "flag.cease_and_desist"),
+        ({}, {"consent": Consent(sms=False)}, "consent.none_usable"),
+    ],
+)
+def test_a_loan_stopped_at_its_first_look_is_recorded_and_stays_out_of_the_index(
+    tables: Tables, flags: dict[str, Any], borrower: dict[str, Any], rule_id: str
+) -> None:
+    tables.borrowers.put_item(Item=borrower_to_item(_borrower_in_new_york(**borrower)))
+    tables.index(tables.borrowers, T0)
+    tables.loans.put_item(Item=loan_to_item(loan(flags=flags)))
+
+    tables.index(tables.loans, T0 + timedelta(minutes=1))
+
+    cadence = tables.cadence("L-1")
+    assert "due_shard" not in cadence
+    assert cadence["last_rule"] == rule_id
+    (stop,) = tables.stops("L-1")
+    # The planner's record of the same STOP: rule, reason, citation and the jurisdictions that applied.
+    assert stop["rule_id"] == rule_id
+    assert stop["at"] == "2026-03-02T10:01:00Z"
+    assert stop["citation"]
+    assert {j["code"] for j in stop["jurisdictions"]} >= {"US", "US-NY"}
+
+
+def test_a_loan_stopped_at_its_first_look_is_indexed_again_when_what_stopped_it_changes(
+    tables: Tables,
+) -> None:
+    tables.borrowers.put_item(Item=borrower_to_item(_borrower_in_new_york(consent=Consent(sms=False))))
+    tables.index(tables.borrowers, T0)
+    tables.loans.put_item(Item=loan_to_item(loan()))
+    tables.index(tables.loans, T0)
+    assert "due_shard" not in tables.cadence("L-1")
+
+    tables.borrowers.put_item(Item=borrower_to_item(_borrower_in_new_york()))
+    tables.index(tables.borrowers, T0 + timedelta(hours=4))  # 10:00 in New York, inside the window
+
+    cadence = tables.cadence("L-1")
+    assert cadence["next_contact_at"] == "2026-03-02T14:00:00Z"
+    assert cadence["due_shard"] == cadence["home_shard"]
+
+
+@pytest.mark.parametrize(
+    ("local_time", "indexed_at"),
+    [
+        # 20:30 in New York: the next tick (15 minutes at most) comes before 21:00, when the window closes.
+        ((20, 30), datetime(2026, 3, 4, 1, 30, tzinfo=UTC)),
+        # 20:50: the next tick may come after 21:00 and could only defer it; looked at when it opens.
+        ((20, 50), None),
+    ],
+)
+def test_a_loan_is_indexed_as_the_planners_next_tick_will_see_it(
+    tables: Tables, local_time: tuple[int, int], indexed_at: datetime | None
+) -> None:
+    tables.borrowers.put_item(Item=borrower_to_item(_borrower_in_new_york()))
+    tables.index(tables.borrowers, T0)
+    tables.loans.put_item(Item=loan_to_item(loan()))
+    hour, minute = local_time
+    changed = datetime(2026, 3, 3, hour, minute, tzinfo=ZoneInfo("America/New_York")).astimezone(UTC)
+
+    tables.index(tables.loans, changed)
+
+    looked_at = datetime.fromisoformat(tables.cadence("L-1")["next_contact_at"])
+    if indexed_at is not None:
+        assert looked_at == indexed_at
+    else:
+        opens = datetime(2026, 3, 4, 13, 0, tzinfo=UTC)  # 08:00 in New York the next morning
+        assert opens <= looked_at < opens + PACING_SPAN
+    assert tables.stops("L-1") == []
 
 
 def test_a_deleted_loan_loses_its_cadence(tables: Tables) -> None:

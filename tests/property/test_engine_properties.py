@@ -19,7 +19,7 @@ import holidays
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dunning.engine import decide
+from dunning.engine import decide, decide_without_history
 from dunning.models import (
     Address,
     Borrower,
@@ -28,6 +28,7 @@ from dunning.models import (
     ContactState,
     Decision,
     DecisionKind,
+    Dispute,
     Loan,
     LoanFlags,
     PromiseToPay,
@@ -538,3 +539,47 @@ def test_decide_with_stored_phone_facts_is_decide_with_parsing(case: Case, numbe
         assert taken or _parsed_phone(number).e164 not in (None, number)
         assert not taken or phone_info_from_facts(number, facts) == _parsed_phone(number)
     assert decide(case.loan, borrower, case.state, case.now, RULEBOOKS, STRATEGIES) == parsed
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> Case:
+    """A case with what can stop a loan drawn often (flags, missing consent, no push endpoint) and a
+    contact history that adds everything a history can: sends, claims, a pause, an opt-out of the
+    number, unusable contact points, a dispute by reply."""
+    case = draw(cases(profiles=[*PROFILES, NOWHERE]))
+    flag = draw(st.sampled_from(["", "", "", "cease_and_desist", "bankruptcy", "deceased", "dispute"]))
+    flags = case.loan.flags
+    if flag == "dispute":
+        flags = flags.model_copy(update={"dispute": Dispute(opened_on=case.now.date() - DAY)})
+    elif flag:
+        flags = flags.model_copy(update={flag: True})
+    loan = case.loan.model_copy(update={"flags": flags})
+    borrower = case.borrower.model_copy(
+        update={"consent": Consent(sms=draw(st.booleans()), push=draw(st.booleans()))}
+    )
+    state = case.state.model_copy(
+        update={
+            "sms_opted_out": draw(RARELY),
+            "unusable": frozenset({case.profile.phone})
+            if draw(RARELY) and case.profile.phone
+            else frozenset(),
+            "disputed_loans": frozenset({"L-1"}) if draw(RARELY) else frozenset(),
+        }
+    )
+    return Case(case.profile, loan, borrower, state, case.now)
+
+
+@SETTINGS
+@given(histories())
+def test_a_stop_without_history_is_a_stop_with_any_history(case: Case) -> None:
+    """What lets the indexer record a first look's STOP instead of indexing the loan (dunning.indexer
+    ``FirstLook``): whatever has been sent, claimed, paused, opted out or disputed since, the planner
+    would stop the loan too. Said the other way round: a loan the planner would send or defer is never
+    stopped at its first look."""
+    first = decide_without_history(case.loan, case.borrower, case.now, RULEBOOKS, STRATEGIES)
+    planned = _decide(case, case.now)
+
+    assert planned.kind is DecisionKind.STOP or first.kind is not DecisionKind.STOP, (
+        f"stopped at first look ({first.rule_id}: {first.reason}) but the planner says "
+        f"{planned.kind} {planned.rule_id}"
+    )

@@ -356,6 +356,7 @@ def test_the_x_ray_sdk_loads_on_the_first_traced_invocation_and_traces_it(
         "LOANS_TABLE": "dunning-Loans",
         "BORROWERS_TABLE": "dunning-Borrowers",
         "SHARD_COUNT": "16",
+        "PLANNER_SCHEDULE": "rate(15 minutes)",
         "PYTHONWARNINGS": "ignore",
     }
     setup = f"import sys; sys.path[:0] = {[str(task_root), str(host_layer), str(runtime)]!r}\n"

@@ -23,6 +23,7 @@ INDEXER_ENV = {
     "LOANS_TABLE": "dunning-Loans",
     "BORROWERS_TABLE": "dunning-Borrowers",
     "SHARD_COUNT": "16",
+    "PLANNER_SCHEDULE": "rate(15 minutes)",
 }
 
 _FIRST_INVOCATION = """

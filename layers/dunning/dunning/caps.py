@@ -8,9 +8,11 @@ the sends about the loan being decided; per-borrower caps count every send to th
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from functools import partial
 from typing import NamedTuple
 
 from dunning.models import Channel, ContactState
@@ -39,7 +41,7 @@ class CapBlock:
     def describe(self) -> str:
         """A sentence naming the cap, the count and when it frees up."""
         cap = self.cap
-        name = f"{cap.ref.code} {cap.ref.rule_id} ({cap.describe()})"
+        name = _cap_name(cap)
         if self.zone is not None:
             return (
                 f"{name}: {self.count} contact(s) already this month in {self.zone}; "
@@ -52,9 +54,41 @@ class CapBlock:
         )
 
 
+# The instants of recent sends in microseconds: a borrower's sends were made at ticks, which many
+# borrowers share. Cleared whole when full.
+_SENT_US: dict[datetime, int] = {}
+_SENT_US_MAX = 4096
+_sent = partial(tuple.__new__, Sent)  # Sent(...) without its Python-level __new__
+
+
+# Each cap's name as a reason gives it, by the cap's identity (the cap is kept with it, so its id is not
+# reused): a tick writes the same few caps into thousands of reasons.
+_CAP_NAMES: dict[int, tuple[Cap, str]] = {}
+
+
+def _cap_name(cap: Cap) -> str:
+    found = _CAP_NAMES.get(id(cap))
+    if found is None or found[0] is not cap:
+        if len(_CAP_NAMES) >= 1024:
+            _CAP_NAMES.clear()
+        found = _CAP_NAMES[id(cap)] = (cap, f"{cap.ref.code} {cap.ref.rule_id} ({cap.describe()})")
+    return found[1]
+
+
 def sends_of(state: ContactState) -> tuple[Sent, ...]:
     """The borrower's past sends, oldest first."""
-    return tuple(sorted([Sent(to_us(s.at), s.channel, s.loan_id) for s in state.sends]))
+    sent: list[Sent] = []
+    for s in state.sends:
+        at = s.at
+        us = _SENT_US.get(at)
+        if us is None:
+            us = to_us(at)
+            if len(_SENT_US) >= _SENT_US_MAX:
+                _SENT_US.clear()
+            _SENT_US[at] = us
+        sent.append(_sent((us, s.channel, s.loan_id)))
+    sent.sort()
+    return tuple(sent)
 
 
 def _month(us: int, zone_name: str) -> tuple[int, int]:
@@ -71,7 +105,8 @@ class CapCounter:
     """The caps of one policy applied to one borrower's history, for one loan.
 
     Which sends a cap counts does not depend on the instant, so that filtering is done once per cap
-    and reused while the engine searches for the earliest allowed instant.
+    and reused while the engine searches for the earliest allowed instant. ``sends`` are oldest first,
+    as :func:`sends_of` gives them.
     """
 
     def __init__(
@@ -96,27 +131,39 @@ class CapCounter:
         if not self.sends:
             return blocks
         sent = len(self.sends)
+        counted = self._counted
         for index, cap in enumerate(self.caps):
-            if sent < cap.limit or channel not in cap.channels:
+            limit = cap.limit
+            if sent < limit or channel not in cap.channels:
                 continue
-            times = self._times(index, cap)
-            if len(times) < cap.limit:
+            times = counted.get(index)
+            if times is None:
+                times = self._times(index, cap)
+            if len(times) < limit:
                 continue
-            if cap.period_us is not None:
-                inside = [t for t in times if t > us - cap.period_us]
-                if len(inside) >= cap.limit:
+            period = cap.period_us
+            if period is not None:
+                # ``times`` is in order (``sends_of``): those inside the window are the last ones.
+                inside = len(times) - bisect_right(times, us - period)
+                if inside >= limit:
                     # Room for one more once the (n - limit + 1) oldest sends have left the window.
-                    oldest = inside[len(inside) - cap.limit]
-                    blocks.append(CapBlock(cap, len(inside), oldest + cap.period_us, oldest=oldest))
+                    oldest = times[len(times) - limit]
+                    blocks.append(CapBlock(cap, inside, oldest + period, oldest=oldest))
                 continue
-            worst: CapBlock | None = None
-            for zone_name in self.zones:
-                month = _month(us, zone_name)
-                count = sum(1 for t in times if _month(t, zone_name) == month)
-                if count >= cap.limit:
-                    until = _month_start_after(us, zone_name)
-                    if worst is None or until > worst.until:
-                        worst = CapBlock(cap, count, until, zone=zone_name)
+            worst = self._month_block(cap, times, us)
             if worst is not None:
                 blocks.append(worst)
         return blocks
+
+    def _month_block(self, cap: Cap, times: list[int], us: int) -> CapBlock | None:
+        # A calendar-month cap in every candidate zone (apart from ``blocks``: the generator below would
+        # make that hot method's locals cells).
+        worst: CapBlock | None = None
+        for zone_name in self.zones:
+            month = _month(us, zone_name)
+            count = sum(1 for t in times if _month(t, zone_name) == month)
+            if count >= cap.limit:
+                until = _month_start_after(us, zone_name)
+                if worst is None or until > worst.until:
+                    worst = CapBlock(cap, count, until, zone=zone_name)
+        return worst

@@ -33,8 +33,8 @@ from typing import Final
 
 from babel import Locale, UnknownLocaleError
 
-from dunning.caps import CapCounter, sends_of
-from dunning.jurisdictions import candidate_jurisdictions, unknown_country_hint
+from dunning.caps import CapBlock, CapCounter, sends_of
+from dunning.jurisdictions import Candidates, candidate_jurisdictions, unknown_country_hint
 from dunning.models import (
     AppliedJurisdiction,
     Borrower,
@@ -44,7 +44,8 @@ from dunning.models import (
     DecisionKind,
     Loan,
     LoanStatus,
-    trusted,
+    PushEndpoint,
+    trusted_given,
 )
 from dunning.rules import Policy, Rulebooks
 from dunning.strategy import Strategies, Strategy
@@ -63,6 +64,8 @@ from dunning.zones import (
     window_table,
 )
 
+_SMS: Final = Channel.SMS
+_PUSH: Final = Channel.PUSH
 # The search for the earliest allowed instant moves forward every round; this bounds pathological data.
 MAX_ROUNDS: Final = 64
 # Dates are planned up to here: a hold or a due date beyond (or a due date before EARLIEST_YEAR) is
@@ -79,6 +82,7 @@ _STATUS_STOPS: Final = {
         "the loan is charged off; recovery is handled outside reminders",
     ),
 }
+_NO_FLAGS: Final = Loan.model_fields["flags"].default
 _FLAG_STOPS: Final = (
     ("bankruptcy", "flag.bankruptcy", "a bankruptcy is recorded for the borrower"),
     ("deceased", "flag.deceased", "the borrower is recorded as deceased"),
@@ -97,9 +101,12 @@ class _Block:
     cite: Callable[[], str | None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Due:
-    """The step to send at an instant: its index, the channel to use, and whether that is a fallback."""
+    """The step to send at an instant: its index, the channel to use, and whether that is a fallback.
+
+    Not frozen: a frozen dataclass sets each field through ``object.__setattr__``, and one is made at
+    every instant searched; nothing changes one after it is made."""
 
     index: int
     channel: Channel
@@ -120,13 +127,14 @@ def decide(
     bad zone, unknown locale or jurisdiction give a decision saying so); raises ``ValueError`` only if
     ``now`` is naive.
     """
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be timezone-aware")
-    now_us = to_us(now)
-    # Which rulebooks apply: the loan's jurisdiction, the address and the phone's region (candidates).
-    candidates = candidate_jurisdictions(loan, borrower, rulebooks)
+    now_us, stamp = _instant(now)
+    phone = phone_info(borrower.phone) if borrower.phone else None
+    # Which rulebooks apply (the loan's jurisdiction, the address and the phone's region), the candidate
+    # zones, the strategy and their window table: the same for every loan of the same setting.
+    setting = _setting(loan, borrower, phone, rulebooks, strategies)
+    candidates = setting.candidates
     policy = candidates.policy
-    out = _Outcome(loan, borrower, from_us(now_us), candidates.applied)
+    out = _Outcome(loan, borrower, stamp, candidates.applied)
 
     # 1. What does not expire.
     stop = _permanent_stop(loan)
@@ -147,29 +155,15 @@ def decide(
             policy.citation("jurisdiction.unknown"),
         )
 
-    phone = phone_info(borrower.phone) if borrower.phone else None
-    where = candidate_zones(loan, borrower)
-    out.notes.extend(where.notes)
-    out.notes.extend(candidates.notes)
-    if not _locale_known(borrower.locale):
-        out.notes.append(f"borrower locale {borrower.locale!r} is not a known locale")
-
-    strategy = strategies.select(loan)
+    where = setting.where
+    out.notes.extend(setting.notes)
+    strategy = setting.strategy
     problems = _channel_problems(borrower, state, policy, phone)
-    if not any(not problems[c] for c in strategy.channels):
-        listed = "; ".join(f"{c.value}: {', '.join(problems[c])}" for c in sorted(strategy.channels))
-        consent_refs = [
-            policy.consent_citation(c)
-            for c in sorted(strategy.channels)
-            if _lacks_consent(c, borrower, policy)
-        ]
-        citation = "; ".join(r for r in consent_refs if r) or policy.citation("consent.none_usable")
-        return out.stop(
-            "consent.none_usable", f"no channel of strategy {strategy.name} can be used ({listed})", citation
-        )
+    if not _any_usable(problems, strategy.channels):
+        return _none_usable(out, borrower, policy, strategy, problems)
 
     # 2. What expires: find the earliest instant at which nothing blocks.
-    case = _Case(loan, borrower, state, policy, where, strategy, problems)
+    case = _Case(loan, state, setting, problems)
     primary: _Block | None = None
     waited_for: list[str] = []
     at = now_us
@@ -189,27 +183,108 @@ def decide(
         out.notes.append(f"the search for a free instant stopped after {MAX_ROUNDS} rounds; it resumes then")
 
     if primary is not None:
-        others = [r for r in waited_for if r != primary.rule_id]
-        reason = f"{primary.text()}. Earliest allowed: {fmt_local(at, where.primary)}"
-        if others:
-            reason += f" (also waited for: {', '.join(others)})"
-        return out.defer(primary.rule_id, reason, primary.cite(), from_us(at))
+        return _deferred(out, primary, waited_for, at, where)
 
     # 3. Send the latest due step.
-    due = case.cadence(now_us)
-    assert isinstance(due, _Due)  # nothing blocks, so a step is due
+    due = case.last_due
+    assert due is not None  # nothing blocks at ``now``, so a step is due
     return case.send(out, due, now_us)
+
+
+# The last ``now`` decided at (the object itself, compared by identity), its microseconds and the UTC
+# instant decisions are stamped with.
+_LAST_NOW: tuple[object, int, datetime] = (None, 0, from_us(0))
+
+
+def _instant(now: datetime) -> tuple[int, datetime]:
+    """``now`` in microseconds and as the UTC instant a decision is stamped with; ``ValueError`` if it is
+    naive. The tick's instant is asked for every loan of the tick: checked and converted once."""
+    global _LAST_NOW
+    last = _LAST_NOW
+    if now is last[0]:
+        return last[1], last[2]
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    now_us = to_us(now)
+    stamp = from_us(now_us)
+    _LAST_NOW = (now, now_us, stamp)
+    return now_us, stamp
+
+
+@dataclass(frozen=True, slots=True)
+class _Setting:
+    """What a decision takes from where the loan and the borrower are, not from who they are: the
+    candidate jurisdictions and their policy, the candidate zones, the strategy, the window table, and
+    the notes these add to every reason."""
+
+    candidates: Candidates
+    where: Whereabouts
+    strategy: Strategy
+    table: WindowTable
+    notes: tuple[str, ...]
+
+
+# Settings by everything they are computed from; a tick's loans share a few hundred. Cleared whole
+# when full.
+_SETTINGS: dict[tuple[object, ...], _Setting] = {}
+_SETTINGS_MAX: Final = 8192
+
+
+def _setting(
+    loan: Loan, borrower: Borrower, phone: PhoneInfo | None, rulebooks: Rulebooks, strategies: Strategies
+) -> _Setting:
+    """``candidate_jurisdictions``, ``candidate_zones``, ``Strategies.select`` and ``window_table``
+    for this loan and borrower, through a table keyed by exactly what they read."""
+    valid = phone is not None and phone.valid
+    address = borrower.address
+    key = (
+        loan.jurisdiction,
+        loan.product,
+        address.country if address is not None else None,
+        address.region if address is not None else None,
+        borrower.time_zone,
+        borrower.locale,
+        phone.regions if valid else (),  # type: ignore[union-attr]
+        phone.zones if valid else (),  # type: ignore[union-attr]
+        rulebooks,
+        strategies,
+    )
+    found = _SETTINGS.get(key)
+    if found is None:
+        found = _new_setting(loan, borrower, rulebooks, strategies)
+        if len(_SETTINGS) >= _SETTINGS_MAX:
+            _SETTINGS.clear()
+        _SETTINGS[key] = found
+    return found
+
+
+def _new_setting(loan: Loan, borrower: Borrower, rulebooks: Rulebooks, strategies: Strategies) -> _Setting:
+    """The setting of this loan and borrower, computed (``_setting`` without its table)."""
+    candidates = candidate_jurisdictions(loan, borrower, rulebooks)
+    where = candidate_zones(loan, borrower)
+    notes = [*where.notes, *candidates.notes]
+    if not _locale_known(borrower.locale):
+        notes.append(f"borrower locale {borrower.locale!r} is not a known locale")
+    return _Setting(
+        candidates,
+        where,
+        strategies.select(loan),
+        window_table(candidates.policy.windows, where.zones),
+        tuple(notes),
+    )
 
 
 def _permanent_stop(loan: Loan) -> tuple[str, str] | None:
     if loan.status in _STATUS_STOPS:
         return _STATUS_STOPS[loan.status]
-    for attribute, rule_id, reason in _FLAG_STOPS:
-        if getattr(loan.flags, attribute):
-            return rule_id, reason
-    dispute = loan.flags.dispute
-    if dispute is not None and dispute.until is None:
-        return "flag.dispute", f"a dispute opened on {dispute.opened_on} is open with no end date"
+    flags = loan.flags
+    if flags is not _NO_FLAGS:  # most loans have none: their flags are the model's default object
+        for attribute, rule_id, reason in _FLAG_STOPS:
+            if getattr(flags, attribute):
+                return rule_id, reason
+        dispute = flags.dispute
+        if dispute is not None and dispute.until is None:
+            return "flag.dispute", f"a dispute opened on {dispute.opened_on} is open with no end date"
     if loan.amount_due <= 0:
         return "status.nothing_due", "nothing is due on the loan"
     if not EARLIEST_YEAR <= loan.due_date.year < LATEST_YEAR - 1:
@@ -226,10 +301,50 @@ def _locale_known(tag: str) -> bool:
     return True
 
 
+# The texts of a decision's rarer outcomes, apart from ``decide``: their comprehensions would make
+# ``decide``'s locals cells, read more slowly on every decision.
+
+
+def _none_usable(
+    out: _Outcome, borrower: Borrower, policy: Policy, strategy: Strategy, problems: dict[Channel, list[str]]
+) -> Decision:
+    listed = "; ".join(f"{c.value}: {', '.join(problems[c])}" for c in sorted(strategy.channels))
+    consent_refs = [
+        policy.consent_citation(c) for c in sorted(strategy.channels) if _lacks_consent(c, borrower, policy)
+    ]
+    citation = "; ".join(r for r in consent_refs if r) or policy.citation("consent.none_usable")
+    return out.stop(
+        "consent.none_usable", f"no channel of strategy {strategy.name} can be used ({listed})", citation
+    )
+
+
+def _deferred(out: _Outcome, primary: _Block, waited_for: list[str], at: int, where: Whereabouts) -> Decision:
+    others = [r for r in waited_for if r != primary.rule_id]
+    reason = f"{primary.text()}. Earliest allowed: {fmt_local(at, where.primary)}"
+    if others:
+        reason += f" (also waited for: {', '.join(others)})"
+    return out.defer(primary.rule_id, reason, primary.cite(), from_us(at))
+
+
+def _any_usable(problems: dict[Channel, list[str]], channels: frozenset[Channel]) -> bool:
+    # A loop, not ``any()`` over a generator: asked for every loan, at a sixth of the cost (timeit).
+    for channel in channels:  # noqa: SIM110
+        if not problems[channel]:
+            return True
+    return False
+
+
 def _lacks_consent(channel: Channel, borrower: Borrower, policy: Policy) -> bool:
     if channel not in policy.consent_required:
         return False
     return not (borrower.consent.sms if channel is Channel.SMS else borrower.consent.push)
+
+
+def _all_marked(
+    endpoints: tuple[PushEndpoint, ...], invalid: frozenset[str], unusable: frozenset[str]
+) -> bool:
+    # Apart from ``_channel_problems``: the generator would make its locals cells.
+    return all(e.arn in invalid or e.arn in unusable for e in endpoints)
 
 
 def _channel_problems(
@@ -244,24 +359,23 @@ def _channel_problems(
         sms.append(phone.problem or "invalid phone number")
     elif (invalid or unusable) and {borrower.phone, phone.e164} & (invalid | unusable):
         sms.append(f"number {mask_phone(borrower.phone)} is marked unusable")
-    if Channel.SMS in borrower.opt_outs:
+    if _SMS in borrower.opt_outs:
         sms.append("the borrower opted out of texts")
     if state.sms_opted_out:
         sms.append("the number is opted out in the consent registry")
-    if _lacks_consent(Channel.SMS, borrower, policy):
+    required = policy.consent_required
+    if _SMS in required and not borrower.consent.sms:  # _lacks_consent, inline
         sms.append("no prior consent to texts")
     push: list[str] = []
     if not borrower.push_endpoints:
         push.append("no push endpoint")
-    elif (invalid or unusable) and all(
-        e.arn in invalid or e.arn in unusable for e in borrower.push_endpoints
-    ):
+    elif (invalid or unusable) and _all_marked(borrower.push_endpoints, invalid, unusable):
         push.append("every push endpoint is marked unusable")
-    if Channel.PUSH in borrower.opt_outs:
+    if _PUSH in borrower.opt_outs:
         push.append("the borrower opted out of push")
-    if _lacks_consent(Channel.PUSH, borrower, policy):
+    if _PUSH in required and not borrower.consent.push:
         push.append("no prior consent to electronic messages (push)")
-    return {Channel.SMS: sms, Channel.PUSH: push}
+    return {_SMS: sms, _PUSH: push}
 
 
 def decide_without_history(
@@ -284,6 +398,35 @@ def _due_instants(strategy: Strategy, zone_name: str, due_date: date) -> tuple[i
 
 
 @lru_cache(maxsize=1 << 15)
+def _step_due_text(strategy: Strategy, index: int, zone_name: str, due_date: date) -> str:
+    # The start of a SEND's reason: the same for every loan of the strategy, zone and due date.
+    step = strategy.steps[index]
+    step_day = due_date + timedelta(days=step.offset_days)
+    return (
+        f"step {step.name} of strategy {strategy.name} is due (since {step_day} in "
+        f"{zone_name}; due date {due_date})"
+    )
+
+
+def _unclaimed_before(strategy: Strategy, index: int, claims: frozenset[str], prefix: str) -> tuple[str, ...]:
+    """The names of the steps before ``index`` not claimed (``prefix`` + name not in ``claims``)."""
+    if not claims:
+        return _step_names(strategy, index)
+    return tuple([s.name for s in strategy.steps[:index] if prefix + s.name not in claims])
+
+
+@lru_cache(maxsize=1024)
+def _step_names(strategy: Strategy, until: int) -> tuple[str, ...]:
+    # The steps before ``until``: those a SEND skips when none was claimed.
+    return tuple(s.name for s in strategy.steps[:until])
+
+
+@lru_cache(maxsize=1024)
+def _step_citation(strategy: Strategy, index: int) -> str:
+    return f"strategy {strategy.name}, step {strategy.steps[index].name}"
+
+
+@lru_cache(maxsize=1 << 15)
 def _date_start_everywhere(zones: tuple[str, ...], day: date) -> int:
     # A promise "until a date" holds until that date has passed wherever the borrower may be.
     return max(day_start(z, day) for z in zones)
@@ -291,6 +434,8 @@ def _date_start_everywhere(zones: tuple[str, ...], day: date) -> int:
 
 class _Outcome:
     """Builds the Decision for one loan at one instant, adding data notes to every reason."""
+
+    __slots__ = ("at", "borrower", "jurisdictions", "loan", "notes")
 
     def __init__(
         self, loan: Loan, borrower: Borrower, at: datetime, jurisdictions: tuple[AppliedJurisdiction, ...]
@@ -300,63 +445,113 @@ class _Outcome:
         self.notes: list[str] = []
 
     def _make(
-        self, kind: DecisionKind, rule_id: str, reason: str, citation: str | None, **extra: object
+        self,
+        kind: DecisionKind,
+        rule_id: str,
+        reason: str,
+        citation: str | None,
+        given: frozenset[str],
+        **extra: object,
     ) -> Decision:
         if self.notes:
             reason = f"{reason}. Note: {'; '.join(self.notes)}"
         # Every value is the engine's own, of its field's type (``at`` an aware UTC datetime): built
-        # as validation would build it, without validating (``dunning.models.trusted``).
-        return trusted(
-            Decision,
-            {
-                "kind": kind,
-                "loan_id": self.loan.loan_id,
-                "borrower_id": self.borrower.borrower_id,
-                "at": self.at,
-                "rule_id": rule_id,
-                "reason": reason,
-                "citation": citation,
-                "jurisdictions": self.jurisdictions,
-                **extra,
-            },
-        )
+        # as validation of the ``given`` fields would build it, without validating
+        # (``dunning.models.trusted_given``), every field in the model's order.
+        values: dict[str, object] = {
+            "kind": kind,
+            "loan_id": self.loan.loan_id,
+            "borrower_id": self.borrower.borrower_id,
+            "at": self.at,
+            "rule_id": rule_id,
+            "reason": reason,
+            "citation": citation,
+            "channel": None,
+            "step": None,
+            "template": None,
+            "not_before": None,
+            "follow_up_at": None,
+            "skipped_steps": (),
+            "jurisdictions": self.jurisdictions,
+        }
+        if extra:
+            values.update(extra)
+        return trusted_given(Decision, values, given)
 
     def stop(self, rule_id: str, reason: str, citation: str | None) -> Decision:
-        return self._make(DecisionKind.STOP, rule_id, reason, citation)
+        return self._make(DecisionKind.STOP, rule_id, reason, citation, _STOP_FIELDS)
 
     def defer(self, rule_id: str, reason: str, citation: str | None, not_before: datetime) -> Decision:
-        return self._make(DecisionKind.DEFER, rule_id, reason, citation, not_before=not_before)
+        return self._make(DecisionKind.DEFER, rule_id, reason, citation, _DEFER_FIELDS, not_before=not_before)
 
-    def send(self, rule_id: str, reason: str, citation: str | None, **extra: object) -> Decision:
-        return self._make(DecisionKind.SEND, rule_id, reason, citation, **extra)
+    def send(
+        self,
+        rule_id: str,
+        reason: str,
+        citation: str | None,
+        *,
+        channel: Channel,
+        step: str,
+        template: str,
+        follow_up_at: datetime | None,
+        skipped_steps: tuple[str, ...],
+    ) -> Decision:
+        return self._make(
+            DecisionKind.SEND,
+            rule_id,
+            reason,
+            citation,
+            _SEND_FIELDS,
+            channel=channel,
+            step=step,
+            template=template,
+            follow_up_at=follow_up_at,
+            skipped_steps=skipped_steps,
+        )
+
+
+# The fields each kind of decision sets (the others keep their defaults).
+_STOP_FIELDS: Final = frozenset(
+    {"kind", "loan_id", "borrower_id", "at", "rule_id", "reason", "citation", "jurisdictions"}
+)
+_DEFER_FIELDS: Final = _STOP_FIELDS | {"not_before"}
+_SEND_FIELDS: Final = _STOP_FIELDS | {"channel", "step", "template", "follow_up_at", "skipped_steps"}
 
 
 class _Case:
     """Everything about one loan that the time-based checks need, computed once per decision."""
 
+    __slots__ = (
+        "caps",
+        "claim_prefix",
+        "claims",
+        "due",
+        "holds",
+        "last_due",
+        "loan",
+        "policy",
+        "problems",
+        "route",
+        "strategy",
+        "table",
+        "where",
+    )
+
     def __init__(
-        self,
-        loan: Loan,
-        borrower: Borrower,
-        state: ContactState,
-        policy: Policy,
-        where: Whereabouts,
-        strategy: Strategy,
-        problems: dict[Channel, list[str]],
+        self, loan: Loan, state: ContactState, setting: _Setting, problems: dict[Channel, list[str]]
     ) -> None:
+        policy, where, strategy = setting.candidates.policy, setting.where, setting.strategy
         self.loan, self.policy, self.where, self.strategy = loan, policy, where, strategy
         self.problems = problems
         self.caps = CapCounter(policy.caps, sends_of(state) if state.sends else (), loan.loan_id, where.zones)
-        self.table: WindowTable = window_table(policy.windows, where.zones)
+        self.table: WindowTable = setting.table
         self.due = _due_instants(strategy, where.primary, loan.due_date)
-        claims = state.claims
-        if claims:
-            key = ContactState.claim_key(loan.loan_id, "")
-            self.claimed = tuple([key + s.name in claims for s in strategy.steps])
-        else:
-            self.claimed = (False,) * len(strategy.steps)
-        self.route = {Channel.SMS: self._route(Channel.SMS), Channel.PUSH: self._route(Channel.PUSH)}
+        self.claims = state.claims
+        self.claim_prefix = ContactState.claim_key(loan.loan_id, "")
+        self.route: dict[Channel, tuple[Channel | None, bool]] = {}
         self.holds = self._holds(loan, state)
+        # The step ``first_block`` found due when nothing blocked (the SEND's step).
+        self.last_due: _Due | None = None
 
     def _route(self, wanted: Channel) -> tuple[Channel | None, bool]:
         # The channel a step meant for ``wanted`` goes out on, and whether that is the fallback.
@@ -424,32 +619,55 @@ class _Case:
 
     def cadence(self, at: int) -> _Block | _Due:
         """The step to send at ``at`` (the latest due one), or why there is none and until when."""
-        steps, due, zone_name = self.strategy.steps, self.due, self.where.primary
-        index = bisect_right(due, at) - 1
+        # The blocks' texts are built by the methods below: closures here would make every local of
+        # this hot function a cell.
+        index = bisect_right(self.due, at) - 1
         if index < 0:
-            return self._engine_block(
-                "cadence.not_due",
-                due[0],
-                lambda: f"the first step {steps[0].name} falls due {fmt_local(due[0], zone_name)}",
-            )
-        step, last = steps[index], index == len(steps) - 1
-
-        def next_step() -> str:
-            return f"the next step {steps[index + 1].name} falls due {fmt_local(due[index + 1], zone_name)}"
-
-        if self.claimed[index]:
-            if last:
-                return self._engine_block(
-                    "cadence.end",
-                    None,
-                    lambda: f"strategy {self.strategy.name} is complete (its last step {step.name} was sent)",
-                )
-            return self._engine_block(
-                "cadence.not_due", due[index + 1], lambda: f"step {step.name} was already sent; {next_step()}"
-            )
-        channel, fallback = self.route[step.channel]
+            return self._first_not_due()
+        step = self.strategy.steps[index]
+        claims = self.claims  # is the step claimed (sent, or being sent) for this loan?
+        if claims and self.claim_prefix + step.name in claims:
+            return self._already_sent(index)
+        route = self.route.get(step.channel)
+        if route is None:
+            route = self.route[step.channel] = self._route(step.channel)
+        channel, fallback = route
         if channel is not None:
             return _Due(index, channel, fallback)
+        return self._unusable(index)
+
+    def _first_not_due(self) -> _Block:
+        steps, due, zone_name = self.strategy.steps, self.due, self.where.primary
+        return self._engine_block(
+            "cadence.not_due",
+            due[0],
+            lambda: f"the first step {steps[0].name} falls due {fmt_local(due[0], zone_name)}",
+        )
+
+    def _next_step(self, index: int) -> str:
+        steps, due = self.strategy.steps, self.due
+        return (
+            f"the next step {steps[index + 1].name} falls due {fmt_local(due[index + 1], self.where.primary)}"
+        )
+
+    def _already_sent(self, index: int) -> _Block:
+        steps, due = self.strategy.steps, self.due
+        step, last = steps[index], index == len(steps) - 1
+        if last:
+            return self._engine_block(
+                "cadence.end",
+                None,
+                lambda: f"strategy {self.strategy.name} is complete (its last step {step.name} was sent)",
+            )
+        return self._engine_block(
+            "cadence.not_due",
+            due[index + 1],
+            lambda: f"step {step.name} was already sent; {self._next_step(index)}",
+        )
+
+    def _unusable(self, index: int) -> _Block:
+        steps, due = self.strategy.steps, self.due
+        step, last = steps[index], index == len(steps) - 1
 
         def unusable() -> str:
             why = ", ".join(self.problems[step.channel])
@@ -458,7 +676,7 @@ class _Case:
         if last:
             return self._engine_block("cadence.end", None, lambda: f"{unusable()}; it was the last step")
         return self._engine_block(
-            "channel.unavailable", due[index + 1], lambda: f"{unusable()}; {next_step()}"
+            "channel.unavailable", due[index + 1], lambda: f"{unusable()}; {self._next_step(index)}"
         )
 
     def first_block(self, at: int) -> _Block | None:
@@ -471,16 +689,21 @@ class _Case:
             return step
         caps = self.caps.blocks(step.channel, at)
         if caps:
-            # Report the first cap (law before lender); wait for the one that frees up last, or for
-            # the next step if that comes first: it may go out on a channel these caps do not count.
-            until = max(c.until for c in caps)
-            if step.index + 1 < len(self.due):
-                until = min(until, self.due[step.index + 1])
-            cap = caps[0].cap.ref
-            return _Block(cap.rule_id, until, lambda: "; ".join(c.describe() for c in caps), cap.cite)
+            return self._cap_block(step, caps)
         if not self.table.allows(at):
             return self._window_block(at)
+        self.last_due = step
         return None
+
+    def _cap_block(self, step: _Due, caps: list[CapBlock]) -> _Block:
+        # Report the first cap (law before lender); wait for the one that frees up last, or for the
+        # next step if that comes first: it may go out on a channel these caps do not count. (Not in
+        # ``first_block``: the text's closure would make its locals cells.)
+        until = max(c.until for c in caps)
+        if step.index + 1 < len(self.due):
+            until = min(until, self.due[step.index + 1])
+        cap = caps[0].cap.ref
+        return _Block(cap.rule_id, until, lambda: "; ".join(c.describe() for c in caps), cap.cite)
 
     def _window_block(self, at: int) -> _Block:
         opens = self.table.next_allowed(at)
@@ -520,13 +743,9 @@ class _Case:
         """The SEND decision for the step that is due at ``at``."""
         steps = self.strategy.steps
         step = steps[due.index]
-        skipped = tuple(s.name for i, s in enumerate(steps[: due.index]) if not self.claimed[i])
+        skipped = _unclaimed_before(self.strategy, due.index, self.claims, self.claim_prefix)
         follow_up = from_us(self.follow_up(due.index + 1)) if due.index + 1 < len(steps) else None
-        step_day = self.loan.due_date + timedelta(days=step.offset_days)
-        reason = (
-            f"step {step.name} of strategy {self.strategy.name} is due (since {step_day} in "
-            f"{self.where.primary}; due date {self.loan.due_date})"
-        )
+        reason = _step_due_text(self.strategy, due.index, self.where.primary, self.loan.due_date)
         if due.fallback:
             why = ", ".join(self.problems[step.channel])
             reason += f"; {step.channel.value} cannot be used ({why}), so {due.channel.value} stands in"
@@ -538,7 +757,7 @@ class _Case:
         return out.send(
             "channel.fallback" if due.fallback else "cadence.step_due",
             reason,
-            f"strategy {self.strategy.name}, step {step.name}",
+            _step_citation(self.strategy, due.index),
             channel=due.channel,
             step=step.name,
             template=step.template,

@@ -1,7 +1,9 @@
 """The indexer: keeps each loan's cadence item right as the lender's tables change (DynamoDB streams).
 
 - a new loan → into the due-index at its first look (``FirstLook``: the earliest instant it could be
-  sent, judged without contact history; the stream record's time when in doubt);
+  sent as the planner's next tick will see it, judged without contact history; the stream record's time
+  when in doubt), or, when that look is a STOP (a flag, no usable channel), out of it with the STOP
+  recorded in the ledger, as the planner would have recorded it;
 - PAID / CLOSED / CHARGED_OFF → out of the index at once, with a STOP in the ledger;
 - a change that matters (anything in the contract but the amount) → due at its first look;
 - an amount-only change → nothing (the next message reads the new amount anyway);
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
@@ -48,15 +50,26 @@ BORROWER_FIELDS_THAT_MATTER = frozenset(
 
 
 class FirstLook:
-    """When an indexed loan is first worth deciding: the earliest instant it could be sent
-    (``dunning.engine.decide_without_history``), spread over the pacing span like any window opening
-    (``dunning.budget.paced_release``), instead of the stream record's time. So the planner does not
-    decide a loan at night only to record a DEFER until the window opens. The engine, the rulebooks and
-    the sending policy are loaded at the first loan, not with the function."""
+    """When an indexed loan is first worth deciding, or the STOP it would get: judged without contact
+    history (``dunning.engine.decide_without_history``), as the planner's next tick will see it.
 
-    def __init__(self) -> None:
+    - A DEFER: the earliest instant it could be sent, spread over the pacing span like any window opening
+      (``dunning.budget.paced_release``), instead of the stream record's time. So the planner does not
+      decide a loan at night only to record a DEFER until the window opens.
+    - A SEND now whose window closes before the planner's next tick (``look_ahead``, the schedule's
+      interval) could only be deferred by that tick: it is indexed at the next opening instead. At most
+      one interval of the window's end is given up for a loan that changed in it.
+    - A STOP: returned as the decision. Contact history can only add blocks (caps, claims, opt-outs,
+      disputes), never lift one, so the planner's next tick would stop it too, with the same items; the
+      indexer records it and leaves the loan out of the due-index, as the planner would have.
+
+    The engine, the rulebooks and the sending policy are loaded at the first loan, not with the function.
+    """
+
+    def __init__(self, look_ahead: timedelta = timedelta(0)) -> None:
         self._decide: Callable[[Loan, Borrower, datetime], Decision] | None = None
         self._span_minutes = 0
+        self.look_ahead = look_ahead
 
     def _load(self) -> Callable[[Loan, Borrower, datetime], Decision]:
         from dunning.budget import load_sending_policy
@@ -68,8 +81,9 @@ class FirstLook:
         self._span_minutes = load_sending_policy().pacing_span_minutes
         return lambda loan, borrower, at: decide_without_history(loan, borrower, at, rulebooks, strategies)
 
-    def when(self, change: LoanChange, borrower_item: Mapping[str, Any] | None) -> datetime:
-        """The instant to put ``change``'s loan in the due-index at: its change time when in doubt."""
+    def look(self, change: LoanChange, borrower_item: Mapping[str, Any] | None) -> datetime | Decision:
+        """The instant to put ``change``'s loan in the due-index at (its change time when in doubt), or
+        the STOP to record instead."""
         if change.item is None or borrower_item is None:
             return change.at
         try:
@@ -77,29 +91,43 @@ class FirstLook:
         except InvalidItem:
             return change.at  # the planner records what is wrong with it, at once
         try:
-            return self._when(loan, borrower, change.at)
+            return self._look(loan, borrower, change.at)
         except Exception:
             logger.exception(
                 "first look failed; the loan is indexed due now", extra={"loan_id": change.loan_id}
             )
             return change.at
 
-    def _when(self, loan: Loan, borrower: Borrower, at: datetime) -> datetime:
-        from dunning.budget import PACED_RULES, paced_release
-
+    def _look(self, loan: Loan, borrower: Borrower, at: datetime) -> datetime | Decision:
         if self._decide is None:
             self._decide = self._load()
+        first = self._decide(loan, borrower, at)
+        if first.kind is DecisionKind.STOP:
+            return first
+        if first.kind is DecisionKind.DEFER and first.not_before is not None and first.not_before > at:
+            return self._opening(loan, borrower, first)
+        if self.look_ahead:
+            then = self._decide(loan, borrower, at + self.look_ahead)
+            if then.kind is DecisionKind.DEFER and then.not_before is not None and then.not_before > at:
+                from dunning.budget import PACED_RULES
+
+                if then.rule_id in PACED_RULES:
+                    return self._opening(loan, borrower, then)
+        return at
+
+    def _opening(self, loan: Loan, borrower: Borrower, deferral: Decision) -> datetime:
+        from dunning.budget import PACED_RULES, paced_release
+
+        assert deferral.not_before is not None
+        if deferral.rule_id not in PACED_RULES:
+            return deferral.not_before  # as the planner would: only window openings are spread
         decide = self._decide
-        first = decide(loan, borrower, at)
-        if first.kind is not DecisionKind.DEFER or first.not_before is None or first.not_before <= at:
-            return at
-        if first.rule_id not in PACED_RULES:
-            return first.not_before  # as the planner would: only window openings are spread
+        assert decide is not None
 
         def sendable(then: datetime) -> bool:
             return decide(loan, borrower, then).kind is DecisionKind.SEND
 
-        return paced_release(first.not_before, borrower.borrower_id, self._span_minutes, sendable)
+        return paced_release(deferral.not_before, borrower.borrower_id, self._span_minutes, sendable)
 
 
 class BadRecord(ValueError):
@@ -359,39 +387,23 @@ class Indexer:
         ]
         for change in plan.loans.values():
             if change.action == "index":
+                look = self.first_look.look(change, borrowers.get(change.borrower_id))
+                if isinstance(look, Decision):
+                    # Stopped at its first look: recorded as the planner would record it, kept out of
+                    # the index until the loan or its borrower changes again.
+                    writes.append(_cadence_op(self.state, change, None, look.rule_id, look.reason))
+                    writes.append(self.ledger.decision_op(look))
+                    metrics.count("StoppedAtFirstLook")
+                    continue
                 phone = (borrowers.get(change.borrower_id) or {}).get("phone")
                 phone = phone if isinstance(phone, str) and phone else None
-                writes.append(
-                    self.state.cadence.put_op(
-                        self.state.cadence.cadence_item(
-                            change.loan_id,
-                            change.borrower_id,
-                            next_contact_at=self.first_look.when(change, borrowers.get(change.borrower_id)),
-                            at=change.at,
-                            rule_id=change.rule_id,
-                            reason=change.reason,
-                            phone=phone,
-                            phone_facts=_phone_facts(phone),
-                        )
-                    )
-                )
+                writes.append(_cadence_op(self.state, change, look, change.rule_id, change.reason, phone))
                 metrics.count("Indexed")
                 continue
             if change.action == "delete":
                 writes.append(self.state.cadence.delete_cadence_op(change.loan_id))
             else:
-                writes.append(
-                    self.state.cadence.put_op(
-                        self.state.cadence.cadence_item(
-                            change.loan_id,
-                            change.borrower_id,
-                            next_contact_at=None,
-                            at=change.at,
-                            rule_id=change.rule_id,
-                            reason=change.reason,
-                        )
-                    )
-                )
+                writes.append(_cadence_op(self.state, change, None, change.rule_id, change.reason))
             stop = Decision(
                 kind=DecisionKind.STOP,
                 loan_id=change.loan_id,
@@ -404,6 +416,29 @@ class Indexer:
             metrics.count("Unindexed")
         if writes:
             self.ledger.dynamo.batch_write(writes)
+
+
+def _cadence_op(
+    state: StateStore,
+    change: LoanChange,
+    next_contact_at: datetime | None,
+    rule_id: str,
+    reason: str,
+    phone: str | None = None,
+) -> WriteOp:
+    """The loan's cadence item: due at ``next_contact_at``, or out of the due-index (None), saying why."""
+    cadence = state.cadence
+    item = cadence.cadence_item(
+        change.loan_id,
+        change.borrower_id,
+        next_contact_at=next_contact_at,
+        at=change.at,
+        rule_id=rule_id,
+        reason=reason,
+        phone=phone,
+        phone_facts=_phone_facts(phone),
+    )
+    return cadence.put_op(item)
 
 
 def _phone_facts(phone: str | None) -> str | None:
@@ -427,4 +462,5 @@ def build_indexer(settings: IndexerSettings) -> Indexer:
         state=StateStore(dynamo, settings.state_table, settings.shard_count),
         ledger=Ledger(dynamo, settings.ledger_table, settings.ledger_retention_days),
         clock=clock.now,
+        first_look=FirstLook(look_ahead=settings.tick_interval or timedelta(0)),
     )

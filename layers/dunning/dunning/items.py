@@ -59,12 +59,24 @@ def iso_utc_precise(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# Recent texts and the instants they parse to: a borrower's sends were stamped at ticks, which many
+# borrowers share. Only texts that parsed are kept, so an error is raised as always.
+_PARSED: dict[str, datetime] = {}
+
+
 def parse_iso_utc(text: str) -> datetime:
     """Parse an ISO-8601 timestamp with an offset or ``Z`` into an aware UTC datetime."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"timestamp without a time zone: {text!r}")
-    return moment.astimezone(UTC)
+    found = _PARSED.get(text) if type(text) is str else None
+    if found is None:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise ValueError(f"timestamp without a time zone: {text!r}")
+        found = moment.astimezone(UTC)
+        if type(text) is str:
+            if len(_PARSED) >= _ISO_TEXTS_MAX:
+                _PARSED.clear()
+            _PARSED[text] = found
+    return found
 
 
 class InvalidItem(ValueError):
@@ -157,7 +169,8 @@ def loan_from_item(item: Mapping[str, Any]) -> Loan:
         # The common item: only contract attributes. Validated as it is, it gives the model
         # :func:`validated_loan` gives (see the note above ``_LOAN_FIELDS``); anything else goes that way.
         try:
-            return Loan.model_validate(item)
+            # ``model_validate`` without its Python frame (the same call with the same defaults).
+            return Loan.__pydantic_validator__.validate_python(item)
         except ValidationError:
             pass
     return validated_loan(item)
@@ -185,7 +198,7 @@ def borrower_from_item(item: Mapping[str, Any]) -> Borrower:
     unset = (item.get("time_zone"), item.get("phone"), item.get("address"))  # _EMPTY_IS_UNSET
     if _BORROWER_FIELDS.issuperset(item) and "" not in unset:
         try:  # as in loan_from_item
-            return Borrower.model_validate(item)
+            return Borrower.__pydantic_validator__.validate_python(item)
         except ValidationError:
             pass
     return validated_borrower(item)

@@ -8,13 +8,22 @@ sending (``expires_at``: after that the borrower's situation may have changed to
 from __future__ import annotations
 
 import json
-from datetime import timedelta
-from typing import Annotated
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dunning.items import summarise_validation_error
-from dunning.models import Channel, ContactState, Decision, DecisionKind, Id, UtcDateTime
+from dunning.models import (
+    Channel,
+    ContactState,
+    Decision,
+    DecisionKind,
+    Id,
+    UtcDateTime,
+    is_model_id,
+    trusted_whole,
+)
 
 
 class InvalidJob(ValueError):
@@ -63,18 +72,53 @@ def job_from_decision(decision: Decision, *, ttl: timedelta, phone: str | None =
     """The job for a SEND decision, planned at the decision's instant and expiring ``ttl`` later."""
     if decision.kind != DecisionKind.SEND or decision.step is None or decision.channel is None:
         raise ValueError("only a SEND decision with a step and a channel becomes a job")
-    return Job(
-        job_id=job_id_for(decision.loan_id, decision.step),
-        loan_id=decision.loan_id,
-        borrower_id=decision.borrower_id,
-        step=decision.step,
-        channel=decision.channel,
-        template=decision.template or decision.step,
-        planned_at=decision.at,
-        expires_at=decision.at + ttl,
-        rule_id=decision.rule_id,
-        reason=decision.reason,
-        phone=phone,
+    # Every field, in the model's order (``trusted_whole``).
+    values = {
+        "job_id": job_id_for(decision.loan_id, decision.step),
+        "loan_id": decision.loan_id,
+        "borrower_id": decision.borrower_id,
+        "step": decision.step,
+        "channel": decision.channel,
+        "template": decision.template or decision.step,
+        "planned_at": decision.at,
+        "expires_at": decision.at + ttl,
+        "rule_id": decision.rule_id,
+        "reason": decision.reason,
+        "phone": phone,
+    }
+    if _valid_as_is(values):
+        return trusted_whole(Job, values)
+    return Job(**values)
+
+
+def _valid_as_is(values: dict[str, Any]) -> bool:
+    """Whether validating ``values`` as a Job would return them unchanged: exact types within every
+    constraint, UTC instants in order. Else the Job is validated (and refused as always)."""
+    job_id, loan_id, borrower_id = values["job_id"], values["loan_id"], values["borrower_id"]
+    step, template, rule_id, reason = values["step"], values["template"], values["rule_id"], values["reason"]
+    planned, expires, phone = values["planned_at"], values["expires_at"], values["phone"]
+    return (
+        type(job_id) is str
+        and 3 <= len(job_id) <= 300
+        and type(loan_id) is str
+        and is_model_id(loan_id)
+        and type(borrower_id) is str
+        and is_model_id(borrower_id)
+        and type(step) is str
+        and 1 <= len(step) <= 64
+        and type(values["channel"]) is Channel
+        and type(template) is str
+        and 1 <= len(template) <= 128
+        and type(planned) is datetime
+        and planned.tzinfo is UTC
+        and type(expires) is datetime
+        and expires.tzinfo is UTC
+        and expires > planned
+        and type(rule_id) is str
+        and 1 <= len(rule_id) <= 128
+        and type(reason) is str
+        and len(reason) <= 1000
+        and (phone is None or (type(phone) is str and len(phone) <= 32))
     )
 
 

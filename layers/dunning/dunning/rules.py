@@ -525,6 +525,7 @@ class Rulebooks:
         self.lender = lender
         self.phone_policy = phone_policy or validate_file(DEFAULT_PHONE_POLICY, PhonePolicyFile)
         self._policies: dict[tuple[str, str | None, tuple[str, ...]], Policy] = {}
+        self._merged: dict[tuple[tuple[str, ...], bool], Policy] = {}
         self._window_sets = {
             code: _window_set(code, book) for code, book in [*self._books.items(), (LENDER, lender)]
         }
@@ -548,8 +549,15 @@ class Rulebooks:
         self, jurisdiction: str, address: str | None, phone: tuple[str, ...] = ()
     ) -> tuple[str, ...]:
         """Codes of the rulebooks that apply, broadest first (lender policy not included)."""
-        targets = [_segments(t) for t in (jurisdiction, address, *phone) if t]
-        codes = [c for c, head in self._heads.items() if any(t[: len(head)] == head for t in targets)]
+        # A code applies when its segments begin a target's: look each beginning up, not every code.
+        codes = set()
+        for target in (jurisdiction, address, *phone):
+            if target:
+                parts = _segments(target)
+                for n in range(1, len(parts) + 1):
+                    code = "-".join(parts[:n])
+                    if code in self._heads and self._heads[code] == parts[:n]:
+                        codes.add(code)
         return tuple(sorted(codes, key=lambda c: (len(self._heads[c]), c)))
 
     def policy(self, jurisdiction: str, address: str | None, phone: tuple[str, ...] = ()) -> Policy:
@@ -561,14 +569,20 @@ class Rulebooks:
         key = (jurisdiction, address, phone)
         found = self._policies.get(key)
         if found is None:
-            found = self._policies[key] = self._merge(jurisdiction, address, phone)
+            # A policy is made of the rulebooks that apply and whether the loan's country is covered:
+            # merged once for every jurisdiction, address and phone region that bring the same ones.
+            codes = self.applicable(jurisdiction, address, phone)
+            country = _segments(jurisdiction)[0]
+            covered = any(_segments(c)[0] == country for c in self.applicable(jurisdiction, address))
+            found = self._merged.get((codes, covered))
+            if found is None:
+                found = self._merged[(codes, covered)] = self._merge(codes, covered)
+            self._policies[key] = found
         return found
 
-    def _merge(self, jurisdiction: str, address: str | None, phone: tuple[str, ...]) -> Policy:
-        codes = self.applicable(jurisdiction, address, phone)
+    def _merge(self, codes: tuple[str, ...], covered: bool) -> Policy:
         books: list[tuple[str, _RulebookBody]] = [(c, self._books[c]) for c in codes]
         books.append((LENDER, self.lender))
-        country = _segments(jurisdiction)[0]
         windows = tuple(w for code, _ in books if (w := self._window_sets[code]) is not None)
         parts = [self._parts[code] for code, _ in books]
         caps = tuple(cap for p in parts for cap in p.caps)
@@ -586,9 +600,7 @@ class Rulebooks:
             consent_required=frozenset(r.channel for _, b in books for r in b.consent),
             windows=windows,
             caps=caps,
-            loan_country_covered=any(
-                _segments(c)[0] == country for c in self.applicable(jurisdiction, address)
-            ),
+            loan_country_covered=covered,
             consent_rules=consent_rules,
             content_rules=content_rules,
             opt_out_rules=tuple(p.opt_out for p in parts if p.opt_out is not None),

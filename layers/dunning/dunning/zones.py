@@ -597,6 +597,11 @@ class WindowTable:
         self._local_times: dict[tuple[int, int], str] = {}
         self._blocking: dict[int, WindowBlock | None] = {}
         self._blocking_texts: dict[int, str] = {}
+        # Answers of ``allows`` for the last instants asked: a tick asks every loan at its instant, and
+        # at the few instants its steps fall due and its windows open.
+        self._allowed: dict[int, bool] = {}
+        # Answers of ``next_allowed`` (the default horizon) for the last instants asked, likewise.
+        self._next: dict[int, int | None] = {}
 
     def local_window(self, zone_name: str, day: date) -> tuple[int, int] | None:
         """The allowed instants of one local date in one zone."""
@@ -625,10 +630,36 @@ class WindowTable:
 
     def allows(self, us: int) -> bool:
         """Whether an instant is inside the windows in every zone."""
-        return any(start <= us < end for start, end in self.intervals(us // DAY))
+        allowed = self._allowed.get(us)
+        if allowed is None:
+            allowed = self.allows_at(us)
+            if len(self._allowed) >= 64:
+                self._allowed.clear()
+            self._allowed[us] = allowed
+        return allowed
+
+    def allows_at(self, us: int) -> bool:
+        """:meth:`allows`, without remembering the answer."""
+        # A loop, not ``any()`` over a generator (a sixth of the cost): asked for every loan of a tick.
+        for start, end in self.intervals(us // DAY):  # noqa: SIM110
+            if start <= us < end:
+                return True
+        return False
 
     def next_allowed(self, us: int, horizon_days: int = SEARCH_HORIZON_DAYS) -> int | None:
         """The earliest allowed instant at or after ``us``, or None if there is none within the horizon."""
+        if horizon_days != SEARCH_HORIZON_DAYS:
+            return self.next_allowed_at(us, horizon_days)
+        if us in self._next:
+            return self._next[us]
+        found = self.next_allowed_at(us, horizon_days)
+        if len(self._next) >= 64:
+            self._next.clear()
+        self._next[us] = found
+        return found
+
+    def next_allowed_at(self, us: int, horizon_days: int = SEARCH_HORIZON_DAYS) -> int | None:
+        """:meth:`next_allowed`, without remembering the answer."""
         first_day = us // DAY
         for utc_day in range(first_day, first_day + horizon_days):
             for start, end in self.intervals(utc_day):
@@ -642,7 +673,7 @@ class WindowTable:
         if us in self._blocking:
             return self._blocking[us]
         found = self._blocking_at(us)
-        if len(self._blocking) >= 16:
+        if len(self._blocking) >= 256:
             self._blocking.clear()
         self._blocking[us] = found
         return found

@@ -121,9 +121,13 @@ class RateLimitTimeout(Exception):
 class RateLimiter:
     """Per-identity send pacing shared by every concurrent sender: a token bucket per second.
 
-    ``acquire`` takes one token of the current epoch second with ``ADD n :1`` under ``n < :rate``; when
-    the bucket is full it sleeps to the next second and tries that one. So in every second, across all
-    senders, at most ``rate`` publishes start for the identity (fractional rates round down, at least 1).
+    ``acquire`` adds what it asks for to the count of the current epoch second (``ADD n :k``, no
+    condition) and reads the count back: the adds are applied one at a time, so each sees what was asked
+    before it, and it is granted what the second had left, ``min(k, rate - (n - k))``. So in every second,
+    across all senders, at most ``rate`` publishes start for the identity (fractional rates round down,
+    at least 1), and one write grants what there is: a conditional write refused because the bucket was
+    fuller than asked would cost a write unit all the same, and ask again. When nothing is left it sleeps
+    to the next second and asks that one.
     """
 
     dynamo: Dynamo
@@ -134,33 +138,26 @@ class RateLimiter:
     waited: float = field(default=0.0, init=False)
 
     def acquire(self, identity: str, rate_per_second: float, *, tokens: int = 1) -> tuple[int, int]:
-        """Take up to ``tokens`` tokens of one second for ``identity``: (epoch second, tokens taken).
-
-        Asks for all of them first, then for fewer (halving) when the bucket has less room, then waits
-        for the next second when it has none.
-        """
+        """Take up to ``tokens`` tokens of one second for ``identity``: (epoch second, tokens taken, >= 1)."""
         per_second = max(1, math.floor(rate_per_second))
         started = self.clock()
         want = max(1, min(tokens, per_second))
         while True:
             now = self.clock()
             second = int(now)
-            while True:
-                try:
-                    self.dynamo.update(
-                        self.table,
-                        {"pk": f"RATE#{identity}", "sk": f"{second:012d}"},
-                        update="ADD n :k SET expires_at = if_not_exists(expires_at, :exp)",
-                        values={":k": want, ":room": per_second - want, ":exp": second + RATE_ITEM_SECONDS},
-                        condition="attribute_not_exists(n) OR n <= :room",
-                    )
-                    return second, want
-                except ClientError as exc:
-                    if not is_conditional_failure(exc):
-                        raise
-                if want == 1:
-                    break
-                want = max(1, want // 2)
+            counted = self.dynamo.update(
+                self.table,
+                {"pk": f"RATE#{identity}", "sk": f"{second:012d}"},
+                update="ADD n :k SET expires_at = if_not_exists(expires_at, :exp)",
+                values={":k": want, ":exp": second + RATE_ITEM_SECONDS},
+                return_new=True,
+            )
+            if counted is None:
+                raise RuntimeError(f"the send-rate bucket of {identity} did not return its count")
+            asked_before = int(counted["n"]) - want
+            granted = min(want, per_second - asked_before)
+            if granted > 0:
+                return second, granted
             if now - started >= self.max_wait:
                 raise RateLimitTimeout(f"no send token for {identity} within {self.max_wait:.0f} s")
             pause = second + 1 - self.clock()

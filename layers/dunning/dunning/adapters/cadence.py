@@ -13,12 +13,13 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from dunning.adapters.dynamo import Dynamo, Item, Key, WriteOp, is_conditional_failure
-from dunning.adapters.state_keys import KEY_NAMES, cadence_key
+from dunning.adapters.state_keys import CADENCE, KEY_NAMES, cadence_key, loan_pk
 from dunning.items import iso_utc
 
 DUE_INDEX = "DueIndex"
@@ -26,11 +27,17 @@ DUE_INDEX = "DueIndex"
 
 def due_shard(loan_id: str, shard_count: int) -> str:
     """``DUE#nn`` from a stable hash of the loan id (crc32: the same in every process and release)."""
-    return f"DUE#{zlib.crc32(loan_id.encode('utf-8')) % shard_count:02d}"
+    return _shard_names(shard_count)[zlib.crc32(loan_id.encode("utf-8")) % shard_count]
 
 
 def shard_names(shard_count: int) -> list[str]:
-    return [f"DUE#{n:02d}" for n in range(shard_count)]
+    return list(_shard_names(shard_count))
+
+
+@cache
+def _shard_names(shard_count: int) -> tuple[str, ...]:
+    # Named once: every cadence item a planner writes names its shard.
+    return tuple(f"DUE#{n:02d}" for n in range(shard_count))
 
 
 def loan_id_of(cadence_or_index_item: Mapping[str, Any]) -> str:
@@ -90,7 +97,8 @@ class CadenceStore:
 
         ``phone_facts`` are stored only with the ``phone`` they describe."""
         item: Item = {
-            **cadence_key(loan_id),
+            "pk": loan_pk(loan_id),
+            "sk": CADENCE,
             "loan_id": loan_id,
             "borrower_id": borrower_id,
             "last_rule": rule_id,

@@ -30,7 +30,7 @@ from dunning.adapters.state_keys import (
     sms_block_attribute,
 )
 from dunning.items import iso_utc, parse_iso_utc
-from dunning.models import Channel, ContactState, SendRecord, is_model_id, trusted
+from dunning.models import Channel, ContactState, SendRecord, is_model_id, trusted_whole
 
 # Optimistic-lock retries: each retry re-reads, so more than a handful means a hot borrower and the
 # SQS retry (later, with fresh state) is the better answer.
@@ -88,6 +88,14 @@ def _channel(text: str) -> Channel:
     return _CHANNELS.get(text) or Channel(text)
 
 
+def _disputed_loans(contact: Mapping[str, Any]) -> frozenset[str]:
+    try:  # an item's attribute names are texts: no ``str`` of each (a contact item rarely holds one)
+        marked = [k for k in contact if k.startswith(DISPUTE_PREFIX)]
+    except (AttributeError, TypeError):
+        marked = [k for k in map(str, contact) if k.startswith(DISPUTE_PREFIX)]
+    return frozenset(k.removeprefix(DISPUTE_PREFIX) for k in marked) if marked else frozenset()
+
+
 def contact_state(
     borrower_id: str,
     contact: Mapping[str, Any] | None,
@@ -101,15 +109,23 @@ def contact_state(
     alphabet, which the models refuse as before."""
     contact = contact or {}
     sends = []
+    valid_id = None  # the last loan id found valid: a borrower's sends are mostly about one loan
     for s in contact.get("sends", []):
+        # Every field, in the model's order (``trusted_whole``).
         send: dict[str, Any] = {
             "at": parse_iso_utc(str(s["at"])),
             "channel": _channel(str(s["channel"])),
             "loan_id": str(s["loan_id"]),
             "step": str(s["step"]),
         }
-        sends.append(trusted(SendRecord, send) if is_model_id(send["loan_id"]) else SendRecord(**send))
+        loan_id = send["loan_id"]
+        if loan_id == valid_id or is_model_id(loan_id):
+            valid_id = loan_id
+            sends.append(trusted_whole(SendRecord, send))
+        else:
+            sends.append(SendRecord(**send))
     paused = contact.get("paused_until")
+    # Every field of ContactState, in its order (``trusted_whole``).
     values: dict[str, Any] = {
         "borrower_id": borrower_id,
         "version": int(contact.get("version", 0)),
@@ -118,11 +134,9 @@ def contact_state(
         "paused_until": parse_iso_utc(str(paused)) if paused else None,
         "sms_opted_out": sms_blocked(phone, contact, consent),
         "unusable": frozenset(map(str, contact.get("unusable", ()))),
-        "disputed_loans": frozenset(
-            k.removeprefix(DISPUTE_PREFIX) for k in map(str, contact) if k.startswith(DISPUTE_PREFIX)
-        ),
+        "disputed_loans": _disputed_loans(contact),
     }
-    return trusted(ContactState, values) if is_model_id(borrower_id) else ContactState(**values)
+    return trusted_whole(ContactState, values) if is_model_id(borrower_id) else ContactState(**values)
 
 
 def _sends_value(sends: Iterable[SendRecord]) -> list[dict[str, str]]:

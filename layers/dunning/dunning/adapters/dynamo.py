@@ -75,6 +75,9 @@ def _key_id(table: str, key: Mapping[str, Any]) -> tuple[str, tuple[tuple[str, s
     return table, tuple(sorted((k, repr(v)) for k, v in key.items()))
 
 
+_PK_SK = ("pk", "sk")  # the key names of every table of the project's own
+
+
 @dataclass(frozen=True)
 class WriteOp:
     """One item of a BatchWriteItem: a put of ``item`` or, when ``item`` is None, a delete of ``key``."""
@@ -85,7 +88,12 @@ class WriteOp:
 
     @classmethod
     def put(cls, table: str, item: Item, key_names: Sequence[str]) -> WriteOp:
-        return cls(table=table, key={k: item[k] for k in key_names}, item=item)
+        # What the dataclass's ``__init__`` sets, set at once: a planner makes one or two per loan.
+        pk_sk = key_names == _PK_SK
+        key = {"pk": item["pk"], "sk": item["sk"]} if pk_sk else {k: item[k] for k in key_names}
+        op = object.__new__(cls)
+        object.__setattr__(op, "__dict__", {"table": table, "key": key, "item": item})
+        return op
 
     @classmethod
     def delete(cls, table: str, key: Key) -> WriteOp:

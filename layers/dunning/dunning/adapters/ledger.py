@@ -27,11 +27,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from dunning.adapters.dynamo import Dynamo, Item, Key, WriteOp
 from dunning.items import iso_utc
-from dunning.models import Decision
+from dunning.models import Channel, Decision, DecisionKind
 
 KEY_NAMES = ("pk", "sk")
 BY_LOAN = "ByLoan"
@@ -81,6 +82,10 @@ def outcome_key(loan_id: str, step: str) -> Key:
 _EXPIRES: dict[tuple[datetime, int], int] = {}
 
 
+# Enum members' values without the enum's ``value`` property (a Python call) on every decision.
+_VALUES: dict[Enum, str] = {m: m.value for e in (DecisionKind, Channel) for m in e}
+
+
 def _clean(item: Mapping[str, Any]) -> Item:
     # DynamoDB rejects empty sets and there is no point storing None or "" attributes.
     return {k: v for k, v in item.items() if v is not None and v != ""}
@@ -109,26 +114,30 @@ class Ledger:
     def decision_op(self, decision: Decision, *, at: datetime | None = None) -> WriteOp:
         """A DEFER/STOP decision under the loan, keyed by instant and rule (a replayed tick rewrites it)."""
         when = at or decision.at
-        return self._put(
+        stamp = iso_utc(when)
+        # The item ``_put`` makes, built in one dict: every DEFER and STOP of a tick writes one.
+        item = _clean(
             {
                 "pk": f"LOAN#{decision.loan_id}",
-                "sk": f"{iso_utc(when)}#DECISION#{decision.rule_id}",
+                "sk": f"{stamp}#DECISION#{decision.rule_id}",
                 "type": "DECISION",
                 # No ``loan_id``: the item is in the loan's own partition, where explain reads it, so
                 # keeping it out of ByLoan saves an index write on every DEFER and STOP.
                 "borrower_id": decision.borrower_id,
-                "decision": decision.kind.value,
+                "decision": _VALUES[decision.kind],
                 "rule_id": decision.rule_id,
                 "reason": decision.reason,
                 "citation": decision.citation,
                 "step": decision.step,
-                "channel": decision.channel.value if decision.channel else None,
+                "channel": _VALUES[decision.channel] if decision.channel else None,
                 "not_before": iso_utc(decision.not_before) if decision.not_before else None,
                 # Which jurisdictions applied and why: [{code, source, rulebook}] (None when empty).
                 "jurisdictions": decision.jurisdictions_record() or None,
-            },
-            when,
+                "at": stamp,
+                "expires_at": self.expires_at(when),
+            }
         )
+        return WriteOp.put(self.table, item, KEY_NAMES)
 
     def invalid_id_op(self, kind: str, stand_in: str, reason: str, at: datetime) -> WriteOp:
         """A STOP ``data.invalid`` for a loan or borrower whose id cannot be a key part, under the id's

@@ -94,7 +94,17 @@ class Snapshot:
         if borrower_item is None:
             raise MissingItem("borrower", loan.borrower_id, "not found in the Borrowers table")
         borrower = borrower_from_item(borrower_item)
-        return Subject(loan, borrower, self.contact_state(borrower.borrower_id, borrower.phone))
+        phone = borrower.phone  # as ``contact_state`` above, without its frame
+        state = contact_state(
+            borrower.borrower_id,
+            self.contacts.get(borrower.borrower_id),
+            self.consents.get(phone) if phone else None,
+            phone,
+        )
+        # What the dataclass's ``__init__`` sets, set at once (``dynamo.WriteOp.put``): one per loan.
+        subject = object.__new__(Subject)
+        object.__setattr__(subject, "__dict__", {"loan": loan, "borrower": borrower, "state": state})
+        return subject
 
 
 def _phone_of(item: Item | None) -> str | None:
