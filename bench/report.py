@@ -1201,9 +1201,10 @@ HISTORY = [
     "| handlers import the runtime's boto3 before the product's modules (as the bare handler does) | | | "
     "the same modules with fewer page faults: receipts 9,917 -> 8,527 minor faults, ready CPU -9.6 ms "
     "(indexer -2.8 ms, inbound -3.9 ms, planner -8 ms, sender unchanged; interleaved runs); with the row "
-    "above, ready, CPU (`python -m bench --only coldstart --samples 15`, three runs, the last on the code "
-    "merged with main): indexer 1.57x -> 1.44-1.53x, receipts 1.64x -> 1.46-1.51x, inbound 1.77x -> "
-    "1.60-1.67x the bare handler |",
+    "above, ready, CPU (`python -m bench --only coldstart --samples 15`, four runs, the last two on the "
+    "code merged with main; the same code moves by up to 0.12x between runs on this shared machine): "
+    "indexer 1.57x -> 1.44-1.56x, receipts 1.64x -> 1.46-1.51x, inbound 1.77x -> 1.60-1.71x the bare "
+    "handler |",
     "",
     "The 400-loan book has few messages per tick, so the shards' fixed polls weigh more there than in the "
     "larger run above.",
