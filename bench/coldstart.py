@@ -325,6 +325,12 @@ def _sample(
 ) -> tuple[float, float]:
     """Wall and CPU milliseconds of import + first invocation in a fresh interpreter."""
     code = _READY.format(event=json.dumps(event), header=_TRACE_HEADER.format(sampled=sampled))
+    wall, cpu = _last_line(task_root, tree, endpoint, code).split()
+    return float(wall) * 1000, float(cpu) * 1000
+
+
+def _last_line(task_root: Path, tree: dict[str, Any], endpoint: str, code: str) -> str:
+    """Run ``code`` in a fresh interpreter laid out as Lambda's; the last line it printed."""
     done = subprocess.run(
         _command(task_root, tree, code),
         env=_environment(task_root, endpoint),
@@ -335,8 +341,7 @@ def _sample(
     )
     if done.returncode != 0:
         raise RuntimeError(f"{task_root}: {done.stderr.strip().splitlines()[-3:]}")
-    wall, cpu = done.stdout.strip().splitlines()[-1].split()
-    return float(wall) * 1000, float(cpu) * 1000
+    return done.stdout.strip().splitlines()[-1]
 
 
 # Printed after a function's ready: what it loaded, and the AWS clients it made (each costs the runtime's
@@ -360,17 +365,7 @@ def ready_footprint(
     """``modules`` (``list(sys.modules)``) and the AWS ``clients`` (service names) that a function has
     after its ready (unsampled trace), from a fresh interpreter."""
     code = _READY.format(event=json.dumps(event), header=_TRACE_HEADER.format(sampled=0)) + _FOOTPRINT
-    done = subprocess.run(
-        _command(task_root, tree, code),
-        env=_environment(task_root, endpoint),
-        cwd=str(task_root),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{task_root}: {done.stderr.strip().splitlines()[-3:]}")
-    found: dict[str, list[str]] = json.loads(done.stdout.strip().splitlines()[-1])
+    found: dict[str, list[str]] = json.loads(_last_line(task_root, tree, endpoint, code))
     return found
 
 
@@ -417,32 +412,13 @@ print((t1 - t) * 1000, (t2 - t1) * 1000)
 
 def _rulebooks_sample(tree: dict[str, Any], endpoint: str) -> tuple[float, float]:
     """CPU milliseconds of ``import dunning.rules`` and of ``load_rulebooks()``, on the layer."""
-    task_root = tree["handlers"]["bare"]
-    done = subprocess.run(
-        _command(task_root, tree, _RULEBOOKS),
-        env=_environment(task_root, endpoint),
-        cwd=str(task_root),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    imported, loaded = done.stdout.strip().splitlines()[-1].split()
+    imported, loaded = _last_line(tree["handlers"]["bare"], tree, endpoint, _RULEBOOKS).split()
     return float(imported), float(loaded)
 
 
 def _import_sample(task_root: Path, tree: dict[str, Any], endpoint: str, module: str) -> float:
     code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
-    done = subprocess.run(
-        _command(task_root, tree, code),
-        env=_environment(task_root, endpoint),
-        cwd=str(task_root),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return float(done.stdout.strip().splitlines()[-1]) * 1000
+    return float(_last_line(task_root, tree, endpoint, code)) * 1000
 
 
 def import_breakdown(task_root: Path, tree: dict[str, Any], endpoint: str, top: int = 15) -> dict[str, float]:

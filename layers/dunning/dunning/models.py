@@ -109,9 +109,14 @@ def trusted(model: type[M], values: dict[str, Any]) -> M:
     """
     data = (_DEFAULTS.get(model) or _defaults(model)).copy()
     data.update(values)
+    return _made(model, data, set(values))
+
+
+def _made(model: type[M], data: dict[str, Any], fields_set: set[str]) -> M:
+    """An instance of ``model`` whose ``__dict__`` is ``data`` itself, with ``fields_set`` as set."""
     instance: M = _new(model)
     _set_dict(instance, "__dict__", data)
-    _set_fields_set(instance, set(values))
+    _set_fields_set(instance, fields_set)
     _set_extra(instance, None)
     _set_private(instance, None)
     return instance
@@ -124,24 +129,14 @@ def trusted_whole(model: type[M], values: dict[str, Any]) -> M:
     merge, so it is the dict ``trusted`` would build. For the models the planner builds most often
     (a contact state, its sends).
     """
-    instance: M = _new(model)
-    _set_dict(instance, "__dict__", values)
-    _set_fields_set(instance, set(values))
-    _set_extra(instance, None)
-    _set_private(instance, None)
-    return instance
+    return _made(model, values, set(values))
 
 
 def trusted_given(model: type[M], values: dict[str, Any], given: frozenset[str]) -> M:
     """:func:`trusted_whole` for ``values`` that also hold the defaults of the fields not ``given``:
     the instance ``trusted`` builds from the ``given`` values alone (the default objects themselves
     for the others), with ``given`` as the fields set."""
-    instance: M = _new(model)
-    _set_dict(instance, "__dict__", values)
-    _set_fields_set(instance, set(given))
-    _set_extra(instance, None)
-    _set_private(instance, None)
-    return instance
+    return _made(model, values, set(given))
 
 
 class Dispute(Frozen):
